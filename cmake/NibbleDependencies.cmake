@@ -1,0 +1,17 @@
+# Third-party libraries, all from Debian packages (scripts/debian-packages.txt).
+find_package(Threads REQUIRED)
+find_package(nlohmann_json 3.10 REQUIRED)
+find_package(fmt REQUIRED)
+find_package(spdlog REQUIRED)
+find_package(CLI11 REQUIRED)
+
+find_package(prometheus-cpp REQUIRED)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
+pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
+pkg_check_modules(UTF8PROC REQUIRED IMPORTED_TARGET libutf8proc)
+pkg_check_modules(SYSTEMD IMPORTED_TARGET libsystemd)
+if(NIBBLE_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+endif()
+find_package(Python3 COMPONENTS Interpreter)

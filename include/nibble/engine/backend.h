@@ -1,0 +1,32 @@
+#pragma once
+// The engine's interface: one forward pass over a flattened Batch with a paged
+// KV cache the backend owns. The scheduler allocates block ids in
+// [0, num_kv_blocks()); the backend stores K/V for those blocks.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "nibble/engine/batch.h"
+#include "nibble/model/config.h"
+
+namespace nibble {
+
+struct KvCacheShape {
+  int num_blocks = 0;
+  int block_size = 16;  // tokens per block
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual std::string name() const = 0;  // "cpu", "cuda"
+  virtual const ModelConfig& config() const = 0;
+  virtual KvCacheShape kv_cache_shape() const = 0;
+
+  // Runs the model over batch: writes the new tokens' K/V into their blocks and
+  // fills logits with batch.logits_indices.size() rows of vocab_size fp32 values.
+  virtual void forward(const Batch& batch, std::vector<float>& logits) = 0;
+};
+
+}  // namespace nibble

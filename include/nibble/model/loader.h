@@ -1,0 +1,37 @@
+#pragma once
+// Loads a Hugging Face-style model folder: config.json (+ quantize_config.json,
+// generation_config.json) and model.safetensors or a sharded
+// model.safetensors.index.json, mapped into memory and validated against the
+// config. Every error names the file and the tensor at fault.
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "nibble/model/config.h"
+#include "nibble/model/weights.h"
+
+namespace nibble {
+
+struct LoadProgress {
+  size_t done = 0;   // tensors checked so far
+  size_t total = 0;  // tensors to check
+};
+
+struct LoadOptions {
+  // Called as tensors are validated; may be empty.
+  std::function<void(const LoadProgress&)> on_progress;
+};
+
+class LoadedModel {
+ public:
+  virtual ~LoadedModel() = default;
+  virtual const std::filesystem::path& dir() const = 0;
+  virtual const ModelConfig& config() const = 0;
+  virtual const GenerationConfig& generation_config() const = 0;
+  virtual const ModelWeights& weights() const = 0;  // views valid while this object lives
+};
+
+std::unique_ptr<LoadedModel> load_model(const std::filesystem::path& model_dir, const LoadOptions& options = {});
+
+}  // namespace nibble
