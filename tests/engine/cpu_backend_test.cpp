@@ -56,6 +56,8 @@ struct Variant {
   RandomModelSpec spec;
 };
 
+void PrintTo(const Variant& v, std::ostream* os) { *os << v.name; }
+
 std::vector<Variant> variants() {
   std::vector<Variant> v;
   RandomModelSpec llama;
