@@ -1,6 +1,7 @@
 #include "cpu_linear.h"
 
 #include "cpu_dense.h"
+#include "cpu_math.h"
 
 #include <algorithm>
 #include <cstring>
@@ -22,18 +23,6 @@ void check_tensor(const TensorView& t, DType dtype, std::vector<int64_t> shape, 
                                      ", expected " + std::string(dtype_name(dtype)));
   NIBBLE_CHECK(t.shape == shape,
                what + ": tensor " + t.name + " has shape " + shape_string(t.shape) + ", expected " + shape_string(shape));
-}
-
-// sum_k a[k] * b[k] in eight interleaved partial sums (vectorizable; the order
-// is fixed, so results do not depend on the batch).
-float dot(const float* __restrict a, const float* __restrict b, int n) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int k = 0;
-  for (; k + 8 <= n; k += 8)
-    for (int j = 0; j < 8; ++j) acc[j] += a[k + j] * b[k + j];
-  float sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-  for (; k < n; ++k) sum += a[k] * b[k];
-  return sum;
 }
 
 // y[r][0:cols) += sum_k x[r][k] * tile[k][0:cols) for R rows. Four input rows
