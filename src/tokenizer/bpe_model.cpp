@@ -67,7 +67,11 @@ BpeModel::BpeModel(const nlohmann::json& spec, const std::string& where) {
     for (int b = 0; b < 256; ++b) {
       char name[8];
       std::snprintf(name, sizeof(name), "<0x%02X>", b);
-      if (auto it = vocab_.find(std::string_view(name)); it != vocab_.end()) byte_fallback_ids_[b] = it->second;
+      if (auto it = vocab_.find(std::string_view(name)); it != vocab_.end()) {
+        byte_fallback_ids_[b] = it->second;
+        if (is_byte_token_.empty()) is_byte_token_.assign(id_to_token_.size(), false);
+        is_byte_token_[it->second] = true;
+      }
     }
   }
   load_merges(require_array(spec, "merges", where), where + ".merges");

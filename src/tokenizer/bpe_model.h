@@ -32,6 +32,9 @@ class BpeModel {
 
   std::optional<int32_t> token_to_id(std::string_view token) const;
   const std::string* id_to_token(int32_t id) const;  // null when the id is not in the vocab
+  bool is_byte_fallback(int32_t id) const {
+    return byte_fallback_ && id >= 0 && static_cast<size_t>(id) < is_byte_token_.size() && is_byte_token_[id];
+  }
   int32_t max_id() const { return static_cast<int32_t>(id_to_token_.size()) - 1; }
 
  private:
@@ -48,6 +51,7 @@ class BpeModel {
   Vocab vocab_;
   std::vector<std::string> id_to_token_;
   std::vector<bool> has_id_;
+  std::vector<bool> is_byte_token_;  // ids of the <0xNN> tokens
   std::unordered_map<uint64_t, MergeResult> merges_;
   std::optional<int32_t> unk_id_;
   bool fuse_unk_ = false;

@@ -28,6 +28,7 @@ class HfTokenizer final : public Tokenizer {
   std::optional<int32_t> token_to_id(std::string_view token) const override;
   std::optional<std::string> id_to_token(int32_t id) const override;
   bool is_special(int32_t id) const override;
+  bool is_byte_fallback(int32_t id) const override { return model_->is_byte_fallback(id); }
   std::optional<std::string> bos_token() const override { return config_.bos_token; }
   std::optional<std::string> eos_token() const override { return config_.eos_token; }
   std::optional<std::string> chat_template() const override { return config_.chat_template; }

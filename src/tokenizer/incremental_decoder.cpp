@@ -31,6 +31,7 @@ void IncrementalDecoder::set_prefix(std::span<const int32_t> prefix_ids) {
 
 std::string IncrementalDecoder::push(int32_t id) {
   ids_.push_back(id);
+  if (tokenizer_.is_byte_fallback(id)) return {};
   const std::span<const int32_t> all(ids_);
   const std::string prefix_text =
       tokenizer_.decode(all.subspan(prefix_offset_, read_offset_ - prefix_offset_), skip_special_);

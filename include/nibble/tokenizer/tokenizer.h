@@ -39,6 +39,13 @@ class Tokenizer {
   virtual std::optional<int32_t> token_to_id(std::string_view token) const = 0;
   virtual std::optional<std::string> id_to_token(int32_t id) const = 0;  // raw vocab string
   virtual bool is_special(int32_t id) const = 0;
+  // Whether the id is a SentencePiece byte-fallback token (<0xNN>) that the decoder turns
+  // into a raw byte. A later byte token can turn such a run into U+FFFD, so streaming
+  // holds text back while the last token is one of these.
+  virtual bool is_byte_fallback(int32_t id) const {
+    (void)id;
+    return false;
+  }
 
   // From tokenizer_config.json (empty / nullopt when absent).
   virtual std::optional<std::string> bos_token() const = 0;
