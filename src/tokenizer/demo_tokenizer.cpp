@@ -97,15 +97,19 @@ constexpr const char* kChatTemplate = R"({{- bos_token }}
     {%- set system_message = '' %}
     {%- set loop_messages = messages %}
 {%- endif %}
-{%- if tools is defined and tools %}
-    {%- set system_message = system_message + '\n\nYou can call these functions. To call one, answer with JSON of the form {"name": function name, "parameters": {argument name: value}}.\n' %}
-    {%- for tool in tools %}
-        {%- set system_message = system_message + '\n' + (tool | tojson) %}
-    {%- endfor %}
-    {%- set system_message = system_message | trim %}
-{%- endif %}
-{%- if system_message %}
-    {{- '<|start_header_id|>system<|end_header_id|>\n\n' + system_message + '<|eot_id|>' }}
+{%- set has_tools = tools is defined and tools %}
+{%- if system_message or has_tools %}
+    {{- '<|start_header_id|>system<|end_header_id|>\n\n' + system_message }}
+    {%- if has_tools %}
+        {%- if system_message %}
+            {{- '\n\n' }}
+        {%- endif %}
+        {{- 'You can call these functions. To call one, answer with JSON of the form {"name": function name, "parameters": {argument name: value}}.\n' }}
+        {%- for tool in tools %}
+            {{- '\n' + (tool | tojson) }}
+        {%- endfor %}
+    {%- endif %}
+    {{- '<|eot_id|>' }}
 {%- endif %}
 {%- for message in loop_messages %}
     {%- if message['role'] == 'tool' %}
@@ -119,10 +123,8 @@ constexpr const char* kChatTemplate = R"({{- bos_token }}
     {%- elif message['role'] == 'assistant' and message['tool_calls'] is defined and message['tool_calls'] %}
         {{- '<|start_header_id|>assistant<|end_header_id|>\n\n' }}
         {%- for tool_call in message['tool_calls'] %}
-            {%- if tool_call['function'] is defined %}
-                {%- set tool_call = tool_call['function'] %}
-            {%- endif %}
-            {{- '{"name": "' + tool_call['name'] + '", "parameters": ' + (tool_call['arguments'] | tojson) + '}' }}
+            {%- set call = tool_call['function'] if tool_call['function'] is defined else tool_call %}
+            {{- '{"name": "' + call['name'] + '", "parameters": ' + (call['arguments'] | tojson) + '}' }}
         {%- endfor %}
         {{- '<|eot_id|>' }}
     {%- else %}
