@@ -513,7 +513,7 @@ bool apply_test(Evaluator& ev, const std::string& name, const Value& v, CallArgs
   if (name == "string") return v.is_string();
   if (name == "mapping") return v.is_mapping();
   if (name == "iterable") return v.is_undefined() || v.is_string() || v.is_array() || v.is_mapping();
-  if (name == "sequence") return v.is_string() || v.is_array() || v.is_mapping();
+  if (name == "sequence") return v.is_undefined() || v.is_string() || v.is_array() || v.is_mapping();
   if (name == "number") return v.is_number();
   if (name == "integer") return v.kind == Kind::Int;
   if (name == "float") return v.kind == Kind::Float;

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "nibble/chat/chat_template.h"
+#include "nibble/chat/jinja.h"
 #include "nibble/core/error.h"
 
 namespace nibble {
@@ -95,6 +96,36 @@ TEST(ChatReference, MatchesJinja2ByteForByte) {
             << ref["jinja2_version"].get<std::string>() << " (" << raised << " where both must raise), " << failures
             << " failures\n";
   EXPECT_GT(compared, 0u);
+}
+
+// Feature snippets (snippets.jinja) rendered by Jinja2, replayed with the engine.
+TEST(ChatReference, FeatureSnippetsMatchJinja2) {
+  std::ifstream in(CHAT_REFERENCE_JSON);
+  if (!in) GTEST_SKIP() << "no " << CHAT_REFERENCE_JSON << " (the chat_reference_render fixture did not run)";
+  ojson ref = ojson::parse(in);
+  if (ref.contains("skipped")) GTEST_SKIP() << ref["skipped"].get<std::string>();
+  size_t count = 0;
+  for (const auto& s : ref["snippets"]) {
+    const std::string source = s["source"].get<std::string>();
+    std::string got, error;
+    try {
+      got = jinja::Template::parse(source).render(ref["snippet_variables"]);
+    } catch (const Error& e) {
+      error = e.what();
+    }
+    ++count;
+    if (s.contains("error")) {
+      EXPECT_FALSE(error.empty()) << "Jinja2 raised (" << s["error"].get<std::string>() << ") but nibble rendered\n"
+                                  << got << "\nfor snippet:\n" << source;
+    } else if (!error.empty()) {
+      ADD_FAILURE() << "nibble raised: " << error << "\nfor snippet:\n" << source;
+    } else if (got != s["output"].get<std::string>()) {
+      ADD_FAILURE() << "snippet output differs, " << first_difference(s["output"].get<std::string>(), got)
+                    << "\nfor snippet:\n" << source;
+    }
+  }
+  std::cout << "[chat] compared " << count << " feature snippets against Jinja2\n";
+  EXPECT_GT(count, 20u);
 }
 
 }  // namespace

@@ -5,7 +5,9 @@ their expected outputs (or the fact that Jinja2 raised) to a JSON file that
 chat_reference_test replays with nibble's engine.
 
 usage: render_reference.py OUT.json SHARED_DIR NODE_MODULES_DIR
-Writes {"skipped": reason} when jinja2 or every template source is missing.
+Also renders the feature snippets of snippets.jinja. Writes {"skipped": reason}
+when jinja2 is missing; templates missing from SHARED_DIR/NODE_MODULES_DIR are
+simply not compared.
 """
 import calendar
 import datetime
@@ -14,7 +16,13 @@ import json
 import os
 import sys
 
-CONVERSATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conversations.json")
+HERE = os.path.dirname(os.path.abspath(__file__))
+CONVERSATIONS = os.path.join(HERE, "conversations.json")
+SNIPPETS = os.path.join(HERE, "snippets.jinja")  # feature snippets separated by "\n#####\n"
+SNIPPET_VARIABLES = {"messages": [{"role": "system", "content": "Be nice."},
+                                  {"role": "user", "content": "Hi there"},
+                                  {"role": "assistant", "content": "Hello!"}],
+                     "tools": None, "bos_token": "<s>"}
 FIXED_DATE = datetime.datetime(2026, 1, 15, 10, 30, 0)
 
 
@@ -79,9 +87,15 @@ def main():
         write(out, {"skipped": "python3 jinja2 is not available: %s" % e})
         return
     templates = collect_templates(shared_dir, node_modules)
-    if not templates:
-        write(out, {"skipped": "no chat templates found under %s or %s" % (shared_dir, node_modules)})
-        return
+    snippets = []
+    with open(SNIPPETS, encoding="utf-8") as f:
+        for source in f.read().split("\n#####\n"):
+            snippet = {"source": source}
+            try:
+                snippet["output"] = env.from_string(source).render(**json.loads(json.dumps(SNIPPET_VARIABLES)))
+            except Exception as e:
+                snippet["error"] = "%s: %s" % (type(e).__name__, e)
+            snippets.append(snippet)
     with open(CONVERSATIONS, encoding="utf-8") as f:
         conversations = json.load(f)
     cases = []
@@ -110,6 +124,8 @@ def main():
         "now_epoch": calendar.timegm(FIXED_DATE.timetuple()),
         "templates": {t["name"]: t["source"] for t in templates},
         "cases": cases,
+        "snippet_variables": SNIPPET_VARIABLES,
+        "snippets": snippets,
     })
 
 
