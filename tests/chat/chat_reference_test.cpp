@@ -104,12 +104,14 @@ TEST(ChatReference, FeatureSnippetsMatchJinja2) {
   if (!in) GTEST_SKIP() << "no " << CHAT_REFERENCE_JSON << " (the chat_reference_render fixture did not run)";
   ojson ref = ojson::parse(in);
   if (ref.contains("skipped")) GTEST_SKIP() << ref["skipped"].get<std::string>();
+  jinja::RenderOptions options;
+  options.now = std::chrono::system_clock::from_time_t(ref["now_epoch"].get<std::time_t>());
   size_t count = 0;
   for (const auto& s : ref["snippets"]) {
     const std::string source = s["source"].get<std::string>();
     std::string got, error;
     try {
-      got = jinja::Template::parse(source).render(ref["snippet_variables"]);
+      got = jinja::Template::parse(source).render(ref["snippet_variables"], options);
     } catch (const Error& e) {
       error = e.what();
     }
