@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "jinja_parser.h"
+#include "jinja_strings.h"
 #include "nibble/core/error.h"
 
 namespace nibble::jinja {
@@ -211,7 +212,12 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b, const Ev
     if ((a.is_string() || a.is_array()) && b.is_int_like()) return repeat(a, b.as_int(), ev);
     if ((b.is_string() || b.is_array()) && a.is_int_like()) return repeat(b, a.as_int(), ev);
   }
-  if (op == "%" && a.is_string()) fail("printf-style string formatting is not supported");
+  if (op == "%" && a.is_string()) {
+    CallArgs args;
+    if (b.is_array() && b.array->is_tuple) args.positional = b.array->items;
+    else args.positional.push_back(b);
+    return Value::string(py_percent_format(a.s, args));
+  }
   unsupported(op, a, b);
 }
 

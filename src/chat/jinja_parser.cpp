@@ -129,6 +129,7 @@ class Parser {
     else if (k == "call") stmt = parse_call_block();
     else if (k == "filter") stmt = parse_filter_block();
     else if (k == "with") stmt = parse_with();
+    else if (k == "generation") stmt = parse_generation();
     else if (k == "break" || k == "continue") {
       if (loop_depth_ == 0) error(pos, "'" + k + "' outside of a loop");
       next();
@@ -310,6 +311,18 @@ class Parser {
     }
     expect_block_end();
     s->body = parse_body({"endwith"});
+    next();
+    expect_block_end();
+    return s;
+  }
+
+  // transformers' AssistantTracker extension: `{% generation %}` marks the
+  // assistant's tokens and renders its body unchanged.
+  StmtPtr parse_generation() {
+    auto s = std::make_unique<WithStmt>();
+    next();  // generation
+    expect_block_end();
+    s->body = parse_body({"endgeneration"});
     next();
     expect_block_end();
     return s;

@@ -57,6 +57,11 @@ std::string format_value(const Value& v, char conversion, const std::string& spe
     align = spec[0];
     k = 1;
   }
+  if (!align && k < spec.size() && spec[k] == '0' && v.is_number()) {
+    fill = '0';
+    align = '=';
+    ++k;
+  }
   size_t width = 0;
   while (k < spec.size() && spec[k] >= '0' && spec[k] <= '9') width = width * 10 + static_cast<size_t>(spec[k++] - '0');
   int precision = -1;
@@ -85,7 +90,10 @@ std::string format_value(const Value& v, char conversion, const std::string& spe
   if (len < width) {
     size_t pad = width - len;
     if (!align) align = v.is_number() ? '>' : '<';
-    if (align == '<') text += std::string(pad, fill);
+    if (align == '=') {
+      bool sign = !text.empty() && (text[0] == '-' || text[0] == '+');
+      text = (sign ? text.substr(0, 1) : "") + std::string(pad, fill) + (sign ? text.substr(1) : text);
+    } else if (align == '<') text += std::string(pad, fill);
     else if (align == '>') text = std::string(pad, fill) + text;
     else text = std::string(pad / 2, fill) + text + std::string(pad - pad / 2, fill);
   }
