@@ -202,6 +202,12 @@ void Scheduler::preempt(Sequence& seq) {
   ++counters_.preemptions;
 }
 
+int Scheduler::running_slots() const {
+  int slots = 0;
+  for (const Sequence* seq : running_) slots += slots_needed(*seq);
+  return slots;
+}
+
 int Scheduler::slots_needed(const Sequence& seq) const {
   const Request& req = *seq.request;
   return req.forked ? 1 : static_cast<int>(req.done.size());
@@ -246,8 +252,9 @@ bool Scheduler::try_schedule_running(Sequence& seq, int& budget, SchedulerStep& 
   return true;
 }
 
-bool Scheduler::try_admit_waiting(Sequence& seq, int& budget, SchedulerStep& step) {
-  if (static_cast<int>(running_.size()) + slots_needed(seq) > config_.max_num_seqs) return false;
+bool Scheduler::try_admit_waiting(Sequence& seq, int& budget, int& slots, SchedulerStep& step) {
+  const int needed_slots = slots_needed(seq);
+  if (slots + needed_slots > config_.max_num_seqs) return false;
   const int len = static_cast<int>(seq.tokens.size());
   hits_.clear();
   if (pool_.caching_enabled()) {
@@ -273,6 +280,7 @@ bool Scheduler::try_admit_waiting(Sequence& seq, int& budget, SchedulerStep& ste
   seq.num_computed = computed;
   seq.state = Sequence::State::Running;
   running_.push_back(&seq);
+  slots += needed_slots;
 
   Request& req = *seq.request;
   if (!req.admitted) {
@@ -298,8 +306,9 @@ SchedulerStep Scheduler::schedule() {
     if (!try_schedule_running(*running_[i], budget, step, preempted)) break;
   }
   if (!preempted) {
+    int slots = running_slots();
     while (!waiting_.empty() && budget > 0) {
-      if (!try_admit_waiting(*waiting_.front(), budget, step)) break;
+      if (!try_admit_waiting(*waiting_.front(), budget, slots, step)) break;
     }
   }
   return step;
@@ -439,7 +448,8 @@ void Scheduler::check_invariants() const {
     }
   }
   NIBBLE_CHECK(live == running_.size() + waiting_.size(), "scheduler: queues hold sequences that are not live");
-  NIBBLE_CHECK(static_cast<int>(running_.size()) <= config_.max_num_seqs, "scheduler: more running sequences than max_num_seqs");
+  NIBBLE_CHECK(running_slots() <= config_.max_num_seqs,
+               "scheduler: running sequences (with the samples reserved for unforked requests) exceed max_num_seqs");
   for (int32_t b = 0; b < pool_.num_blocks(); ++b) {
     NIBBLE_CHECK(owners[b] == pool_.refcount(b),
                  fmt::format("KV block {} has refcount {} but {} block tables hold it", b, pool_.refcount(b), owners[b]));

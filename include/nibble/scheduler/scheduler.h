@@ -102,9 +102,11 @@ class Scheduler {
   struct Sequence;
 
   Sequence* find_sequence(uint64_t seq_id) const;
+  // Running-set slots: an unforked request with n samples reserves n.
   int slots_needed(const Sequence& seq) const;
+  int running_slots() const;
   bool try_schedule_running(Sequence& seq, int& budget, SchedulerStep& step, bool& preempted);
-  bool try_admit_waiting(Sequence& seq, int& budget, SchedulerStep& step);
+  bool try_admit_waiting(Sequence& seq, int& budget, int& slots, SchedulerStep& step);
   void add_to_step(Sequence& seq, int num_new, SchedulerStep& step);
   const BlockHash& block_hash(Sequence& seq, int block_index);
   void cache_computed_blocks(Sequence& seq);
