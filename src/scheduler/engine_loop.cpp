@@ -145,7 +145,16 @@ class EngineLoopImpl final : public EngineLoop {
       }
       route(deliveries);
       if (exit_now) break;
-      if (scheduler_.has_unfinished()) step();
+      if (scheduler_.has_unfinished()) {
+        try {
+          step();
+        } catch (const std::exception& e) {
+          // A bug outside the backend: fail what is in flight rather than the process.
+          spdlog::error("engine loop: {}", e.what());
+          std::vector<Delivery> failed = scheduler_.abort_all(FinishReason::Error, fmt::format("engine error: {}", e.what()));
+          route(failed);
+        }
+      }
       std::lock_guard lock(shared_->mu);
       shared_->stats = scheduler_.stats();
       shared_->unadmitted = scheduler_.num_unadmitted();

@@ -57,6 +57,11 @@ Scheduler::Scheduler(const SchedulerConfig& config, KvCacheShape kv, int vocab_s
                fmt::format("scheduler: max_num_seqs must be positive, got {}", config.max_num_seqs));
   NIBBLE_CHECK(config.max_num_batched_tokens > 0,
                fmt::format("scheduler: max_num_batched_tokens must be positive, got {}", config.max_num_batched_tokens));
+  // Otherwise a full running set could not decode in one step and the
+  // sequences at its tail would wait for those ahead of them to finish.
+  NIBBLE_CHECK(config.max_num_batched_tokens >= config.max_num_seqs,
+               fmt::format("scheduler: max_num_batched_tokens ({}) must be at least max_num_seqs ({})",
+                           config.max_num_batched_tokens, config.max_num_seqs));
   limits_ = {max_model_len, vocab_size, kv.num_blocks, kv.block_size, config.max_num_seqs};
   counters_.kv_blocks_total = kv.num_blocks;
 }

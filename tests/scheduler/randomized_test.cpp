@@ -63,7 +63,7 @@ void run_workload(uint64_t seed, Coverage& coverage) {
   FakeBackend backend(kVocab, num_blocks, block_size, 4096, {0, 1});
   SchedulerConfig config;
   config.max_num_seqs = uni(2, 6);
-  config.max_num_batched_tokens = uni(3, 40);
+  config.max_num_batched_tokens = uni(config.max_num_seqs, 40);
   config.enable_prefix_caching = uni(0, 3) != 0;
   config.eos_token_ids = kEos;
   const int max_model_len = 4096;

@@ -4,6 +4,7 @@
 
 #include <numeric>
 
+#include "nibble/core/error.h"
 #include "test_support.h"
 
 namespace nibble::testing {
@@ -453,6 +454,17 @@ TEST(Scheduler, FailedStepFailsOnlyItsRequests) {
   ASSERT_TRUE(d.add(2, a).ok());
   d.run();
   expect_matches_alone(d, 2, a, 0);
+}
+
+TEST(Scheduler, RejectsInconsistentConfig) {
+  FakeBackend backend(kVocab, 16, 4);
+  auto config = small_config();
+  config.max_num_batched_tokens = 4;  // below max_num_seqs
+  EXPECT_THROW(Scheduler(config, backend.kv_cache_shape(), kVocab, 64), nibble::Error);
+  config = small_config();
+  config.max_num_seqs = 0;
+  EXPECT_THROW(Scheduler(config, backend.kv_cache_shape(), kVocab, 64), nibble::Error);
+  EXPECT_THROW(Scheduler(small_config(), backend.kv_cache_shape(), kVocab, 0), nibble::Error);
 }
 
 TEST(Scheduler, LogprobsComeWithTokens) {
