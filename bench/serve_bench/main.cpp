@@ -4,7 +4,7 @@
 // prompt-length mix and fixed output length, and reports requests/s,
 // output and total tokens/s, TTFT, ITL and TPOT percentiles and errors.
 //
-//   serve_bench --url http://127.0.0.1:8000 --concurrency 1,8,32,128 \
+//   serve_bench --url http://127.0.0.1:8000 --concurrency 1,8,32,128
 //               --prompt-tokens 128,512,1024 --max-tokens 128 --json out.json
 #include <cstdio>
 #include <fstream>
