@@ -34,6 +34,9 @@ StreamClient::StreamClient(const Target& target, std::string api_key, double tim
     : target_(target), api_key_(std::move(api_key)), timeout_s_(timeout_s) {
   client_ = std::make_unique<httplib::Client>(target_.host, target_.port);
   client_->set_keep_alive(true);
+  // Without TCP_NODELAY, the request body written after its headers waits
+  // for a delayed ACK (~40 ms on Linux) and inflates every TTFT.
+  client_->set_tcp_nodelay(true);
   client_->set_connection_timeout(10, 0);
   const auto whole = static_cast<time_t>(timeout_s_);
   const auto micros = static_cast<time_t>((timeout_s_ - static_cast<double>(whole)) * 1e6);

@@ -94,6 +94,7 @@ class FakeServer {
     };
     server_.Post("/v1/completions", stream(false));
     server_.Post("/v1/chat/completions", stream(true));
+    server_.set_tcp_nodelay(true);  // as real servers do for SSE
     port_ = server_.bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { server_.listen_after_bind(); });
     for (int i = 0; i < 500 && !server_.is_running(); ++i) std::this_thread::sleep_for(10ms);
@@ -252,4 +253,18 @@ TEST(EndToEnd, DurationModeStopsStartingRequests) {
   EXPECT_LT(level.duration_s, 5.0);
   // Each request takes >= 50 ms, so two clients fit at most ~14 in 0.35 s.
   EXPECT_LE(level.requests_ok, 16);
+}
+
+TEST(EndToEnd, KeepAliveRequestsAreNotHeldByDelayedAcks) {
+  // With Nagle's algorithm on, a request on a reused connection waits ~40 ms
+  // for the server's delayed ACK before its body leaves; TTFT would carry it.
+  FakeServer server;
+  server.first_delay = 0ms;
+  server.token_delay = 0ms;
+  Options o = options_for(server);
+  o.requests_per_client = 12;
+  const Workload workload(o, {});
+  const LevelResult level = run_level(o, workload, 0, 1);
+  EXPECT_EQ(level.requests_ok, 12);
+  EXPECT_LT(level.ttft_ms.p50, 30.0);
 }
