@@ -152,8 +152,8 @@ struct Row {
   std::string plan;
 };
 
-std::string plan_text(int64_t M, int64_t N, int64_t K, size_t ws, const GemvOverride& o) {
-  const GemvPlan p = plan_gemv(M, N, K, device_sm_count(), ws, o);
+std::string plan_text(int64_t M, int64_t N, int64_t K, int bits, size_t ws, const GemvOverride& o) {
+  const GemvPlan p = plan_gemv_on_device(M, N, K, bits, ws, o);
   return "t" + std::to_string(p.threads) + "/rows" + std::to_string(p.rows_per_split) + "/splits" +
          std::to_string(p.splits) + "/blocks" + std::to_string(p.mchunks * p.ntiles * p.splits);
 }
@@ -195,7 +195,7 @@ int main(int argc, char** argv) {
   for (auto& v : xh) v = nibble::float_to_fp16(xd(rng));
   auto* x = static_cast<__half*>(device_alloc(xh.size() * 2));
   check(cudaMemcpy(x, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice), "x");
-  auto* y = static_cast<__half*>(device_alloc(static_cast<size_t>(max_m) * 128256 * 2));
+  auto* y = static_cast<__half*>(device_alloc(static_cast<size_t>(2048) * 128256 * 2));
   auto* wfp16 = static_cast<__half*>(device_alloc(static_cast<size_t>(max_k) * max_n * 2));
 
   struct Shape { const char* name; int64_t K, N; };
@@ -204,7 +204,7 @@ int main(int argc, char** argv) {
   struct Variant { const char* name; int bits, group; bool act; bool all_m; };
   const Variant variants[] = {{"4bit-g128", 4, 128, false, true}, {"4bit-g128-act", 4, 128, true, false},
                               {"8bit-g128", 8, 128, false, false}};
-  const int64_t ms[] = {1, 4, 16, 64, 256};
+  const int64_t ms[] = {1, 4, 8, 16, 64, 256, 2048};
   const size_t rotate_bytes = size_t{400} << 20;  // well past the 50-60 MB L2
   std::vector<Row> rows;
 
@@ -232,20 +232,20 @@ int main(int argc, char** argv) {
                              io_bytes / (us * 1e-6) / 1e9 / copy_gbs, flops / (us * 1e-6) / 1e12, cublas_us,
                              flops / (cublas_us * 1e-6) / 1e12, plan});
         };
-        if (M <= 64) {
+        if (M <= 16) {
           std::vector<GemvOverride> overrides = {GemvOverride{}};
           if (M <= 4 && !quick && var.all_m)
-            for (int t : {32, 64, 128})
-              for (int b : {2, 4, 8, 16}) overrides.push_back(GemvOverride{t, 0, b});
+            for (int t : {64, 128})
+              for (int b : {4, 8, 12, 16}) overrides.push_back(GemvOverride{t, 0, b});
           for (const GemvOverride& o : overrides) {
             const double us = graph_us(stream, ncopies, [&](int i) {
               gptq_gemm_fused_with(copies.views[static_cast<size_t>(i)], x, M, y, nullptr, ws, stream, o);
             });
             const bool is_default = o.threads == 0;
-            add(is_default ? "fused" : "fused-sweep", us, plan_text(M, shape.N, shape.K, splitk_bytes, o));
+            add(is_default ? "fused" : "fused-sweep", us, plan_text(M, shape.N, shape.K, var.bits, splitk_bytes, o));
           }
         }
-        if (M >= 16) {
+        if (M >= 8) {
           int i = 0;
           const double us = median_us(stream, 4, 9, [&] {
             for (int j = 0; j < 4; ++j)

@@ -46,14 +46,20 @@ void check_args(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* 
 
 }  // namespace
 
-GemvPlan plan_gemv(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, const GemvOverride& override) {
+GemvPlan plan_gemv(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, const GemvOverride& override,
+                   int (*resident_blocks_per_sm)(int bits, int m_tile, int threads), int bits) {
   GemvPlan plan;
   plan.m_tile = static_cast<int>(std::min<int64_t>(M, detail::kMaxMTile));
   plan.mchunks = static_cast<int>(ceil_div(M, detail::kMaxMTile));
-  plan.threads = override.threads > 0 ? override.threads : (N >= 8192 ? 128 : N >= 2048 ? 64 : 32);
+  NIBBLE_CHECK(override.threads == 0 || override.threads == 32 || override.threads == 64 || override.threads == 128,
+               "gptq_gemm: fused kernel tiles are 32, 64 or 128 threads wide");
+  plan.threads = override.threads > 0 ? override.threads : 128;
   plan.ntiles = static_cast<int>(ceil_div(N, 4 * plan.threads));
   const int64_t base = static_cast<int64_t>(plan.ntiles) * plan.mchunks;
-  const int64_t target = static_cast<int64_t>(override.blocks_per_sm > 0 ? override.blocks_per_sm : 4) * sms;
+  // One full wave of resident blocks keeps the most loads in flight.
+  const int per_sm = override.blocks_per_sm > 0 ? override.blocks_per_sm
+                                                : std::min(8, resident_blocks_per_sm(bits, plan.m_tile, plan.threads));
+  const int64_t target = static_cast<int64_t>(per_sm) * sms;
   int64_t rows = round_up(K, detail::kChunkRows);
   if (override.rows_per_split > 0) {
     rows = round_up(override.rows_per_split, detail::kChunkRows);
@@ -77,6 +83,20 @@ GemvPlan plan_gemv(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes
   return plan;
 }
 
+namespace {
+int resident_blocks(int bits, int m_tile, int threads) {
+  // Shared memory is at most 16 KB a block and never the limit; registers are.
+  const size_t smem = detail::gemv_smem_bytes(m_tile, detail::kStageRows);
+  return bits == 4 ? detail::gemv_blocks_per_sm<4>(m_tile, threads, smem)
+                   : detail::gemv_blocks_per_sm<8>(m_tile, threads, smem);
+}
+}  // namespace
+
+GemvPlan plan_gemv_on_device(int64_t M, int64_t N, int64_t K, int bits, size_t splitk_bytes,
+                             const GemvOverride& override) {
+  return plan_gemv(M, N, K, device_sm_count(), splitk_bytes, override, resident_blocks, bits);
+}
+
 int device_sm_count() {
   int device = 0, sms = 0;
   check_cuda(cudaGetDevice(&device), "cudaGetDevice");
@@ -85,11 +105,17 @@ int device_sm_count() {
 }
 
 size_t gptq_splitk_workspace_bytes(int64_t max_m, int64_t max_n) {
-  // Splits stop at about 4 blocks per SM, so partials stay under twice that many
-  // blocks' worth of tiles (at most 8 rows of 512 columns, fp32).
-  const int64_t bound = 2 * 4 * int64_t{device_sm_count()} * detail::kMaxMTile * 512 * 4;
-  const int64_t whole = std::max<int64_t>(max_m, 1) * std::max<int64_t>(max_n, 4) * 4 * 64;
-  return detail::kCounterBytes + static_cast<size_t>(std::min(bound, whole));
+  // What the planner asks for with unlimited room, over every M and a range of N
+  // (the split count grows as N shrinks), with K large enough never to bound it.
+  const size_t unlimited = size_t{1} << 40;
+  int64_t most = 0;
+  for (int bits : {4, 8})
+    for (int64_t m = 1; m <= std::max<int64_t>(max_m, 1); ++m)
+      for (int64_t n = std::max<int64_t>(max_n, 4); n >= 4; n = n > 512 ? n / 2 : 0) {
+        const GemvPlan plan = plan_gemv_on_device(m, round_up(n, 4), 1 << 20, bits, unlimited, GemvOverride{});
+        if (plan.splits > 1) most = std::max(most, int64_t{plan.splits} * m * round_up(n, 4) * 4);
+      }
+  return detail::kCounterBytes + static_cast<size_t>(most);
 }
 
 GptqDeviceWeights gptq_device_view(const GptqPrepared& host, const uint32_t* qweight, const __half* scales,
@@ -112,7 +138,7 @@ void gptq_gemm_fused_with(const GptqDeviceWeights& w, const __half* x, int64_t M
                           const GptqWorkspace& ws, cudaStream_t stream, const GemvOverride& override) {
   check_args(w, x, M, y, bias);
   if (M == 0) return;
-  const GemvPlan plan = plan_gemv(M, w.N, w.K, device_sm_count(), ws.splitk ? ws.splitk_bytes : 0, override);
+  const GemvPlan plan = plan_gemv_on_device(M, w.N, w.K, w.bits, ws.splitk ? ws.splitk_bytes : 0, override);
   detail::GemvParams p{};
   p.qweight = w.qweight;
   p.scales = w.scales;

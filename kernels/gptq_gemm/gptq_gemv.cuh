@@ -47,6 +47,14 @@ struct GemvConfig {
 template <int BITS>
 void launch_gemv(const GemvParams& p, int m_tile, dim3 grid, int threads, cudaStream_t stream);
 
+// Blocks of `threads` threads that fit on one SM at once (registers, shared memory).
+template <int BITS>
+int gemv_blocks_per_sm(int m_tile, int threads, size_t smem);
+
+inline size_t gemv_smem_bytes(int m_tile, int rows_per_split) {
+  return static_cast<size_t>(m_tile) * (rows_per_split < kStageRows ? rows_per_split : kStageRows) * sizeof(__half);
+}
+
 __device__ __forceinline__ float4 add4(float4 a, float4 b) { return make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w); }
 
 __device__ __forceinline__ uint2 pack_half4(float a, float b, float c, float d) {
@@ -87,31 +95,40 @@ __global__ void __launch_bounds__(128) gptq_gemv_kernel(GemvParams p) {
 #pragma unroll
     for (int c = 0; c < 4; ++c) acc[m][c] = 0.f;
 
+  const bool active = n < p.N;
   const size_t stride = static_cast<size_t>(p.N) / 4;  // uint4 per word row
   const uint4* wq = reinterpret_cast<const uint4*>(p.qweight) + static_cast<size_t>(k_begin / PACK) * stride + n / 4;
+  // Loads the words of the 32-row chunk at r0 (zeros past the split's end).
+  auto load_chunk = [&](uint4 (&q)[WORDS], int r0) {
+#pragma unroll
+    for (int u = 0; u < WORDS; ++u)
+      q[u] = active && r0 + u * PACK < rows ? __ldg(wq + static_cast<size_t>(r0 / PACK + u) * stride)
+                                            : make_uint4(0, 0, 0, 0);
+  };
+  // The first chunk's weights are in flight while x is staged; then each
+  // iteration requests the next chunk before working on the current one.
+  uint4 q[WORDS], q_next[WORDS];
+  load_chunk(q, 0);
   int group = -1;
   __half2 s2[4], z2[4];
-  for (int stage = 0; stage < rows; stage += stage_rows) {
-    // x rows [stage, stage + stage_rows) of this split into shared memory, zero past the end.
-    if (stage > 0) __syncthreads();
-    for (int i = threadIdx.x; i < MT * stage_rows; i += blockDim.x) {
-      const int m = i / stage_rows, r = stage + i - m * stage_rows;
-      __half v = __float2half(0.f);
-      if (m0 + m < p.M && r < rows) {
-        const int k = p.perm ? p.perm[k_begin + r] : k_begin + r;
-        v = p.x[static_cast<size_t>(m0 + m) * p.K + k];
+  for (int r0 = 0; r0 < rows; r0 += kChunkRows) {
+    const int stage = r0 - r0 % stage_rows;
+    if (stage == r0) {
+      // x rows [stage, stage + stage_rows) of this split into shared memory, zero past the end.
+      if (r0 > 0) __syncthreads();
+      for (int i = threadIdx.x; i < MT * stage_rows; i += blockDim.x) {
+        const int m = i / stage_rows, r = stage + i - m * stage_rows;
+        __half v = __float2half(0.f);
+        if (m0 + m < p.M && r < rows) {
+          const int k = p.perm ? p.perm[k_begin + r] : k_begin + r;
+          v = p.x[static_cast<size_t>(m0 + m) * p.K + k];
+        }
+        xs[i] = v;
       }
-      xs[i] = v;
+      __syncthreads();
     }
-    __syncthreads();
-    if (n >= p.N) continue;
-    const int stage_end = min(rows, stage + stage_rows);
-    for (int r0 = stage; r0 < stage_end; r0 += kChunkRows) {
-      uint4 q[WORDS];
-#pragma unroll
-      for (int u = 0; u < WORDS; ++u)
-        q[u] = r0 + u * PACK < stage_end ? __ldg(wq + static_cast<size_t>(r0 / PACK + u) * stride) : make_uint4(0, 0, 0, 0);
-
+    load_chunk(q_next, r0 + kChunkRows);
+    if (active) {
       const int g = (k_begin + r0) / p.group_rows;
       if (g != group) {
         group = g;
@@ -167,6 +184,8 @@ __global__ void __launch_bounds__(128) gptq_gemv_kernel(GemvParams p) {
           acc[m][c] += f.x + f.y;
         }
     }
+#pragma unroll
+    for (int u = 0; u < WORDS; ++u) q[u] = q_next[u];
   }
 
   if (p.splits == 1) {
@@ -189,17 +208,18 @@ __global__ void __launch_bounds__(128) gptq_gemv_kernel(GemvParams p) {
         __stcg(reinterpret_cast<float4*>(part + static_cast<size_t>(m0 + m) * p.N + n),
                make_float4(acc[m][0], acc[m][1], acc[m][2], acc[m][3]));
   }
-  __threadfence();
+  // Publish the partials (barrier, then one release by thread 0: cumulative over
+  // the block's stores), count arrivals; the last block acquires and reduces.
   __syncthreads();
   if (threadIdx.x == 0) {
     unsigned* counter = p.counters + mchunk * gridDim.y + ntile;
-    const unsigned arrived = atomicAdd(counter, 1u);
+    unsigned arrived;
+    asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], 1;" : "=r"(arrived) : "l"(counter) : "memory");
     last_block = arrived == static_cast<unsigned>(p.splits - 1);
     if (last_block) *counter = 0u;  // leave the workspace as we found it
   }
   __syncthreads();
   if (!last_block || n >= p.N) return;
-  __threadfence();
   const float4 b = bias4(p.bias, n);
 #pragma unroll
   for (int m = 0; m < MT; ++m) {
@@ -215,7 +235,7 @@ __global__ void __launch_bounds__(128) gptq_gemv_kernel(GemvParams p) {
 
 template <int BITS>
 void launch_gemv(const GemvParams& p, int m_tile, dim3 grid, int threads, cudaStream_t stream) {
-  const size_t smem = static_cast<size_t>(m_tile) * (p.rows_per_split < kStageRows ? p.rows_per_split : kStageRows) * sizeof(__half);
+  const size_t smem = gemv_smem_bytes(m_tile, p.rows_per_split);
   switch (m_tile) {
     case 1: gptq_gemv_kernel<BITS, 1><<<grid, threads, smem, stream>>>(p); break;
     case 2: gptq_gemv_kernel<BITS, 2><<<grid, threads, smem, stream>>>(p); break;
@@ -228,9 +248,28 @@ void launch_gemv(const GemvParams& p, int m_tile, dim3 grid, int threads, cudaSt
   }
 }
 
+template <int BITS>
+int gemv_blocks_per_sm(int m_tile, int threads, size_t smem) {
+  int blocks = 0;
+  cudaError_t status = cudaErrorInvalidValue;
+  switch (m_tile) {
+    case 1: status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gptq_gemv_kernel<BITS, 1>, threads, smem); break;
+    case 2: status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gptq_gemv_kernel<BITS, 2>, threads, smem); break;
+    case 3: status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gptq_gemv_kernel<BITS, 3>, threads, smem); break;
+    case 4: status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gptq_gemv_kernel<BITS, 4>, threads, smem); break;
+    case 5: status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gptq_gemv_kernel<BITS, 5>, threads, smem); break;
+    case 6: status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gptq_gemv_kernel<BITS, 6>, threads, smem); break;
+    case 7: status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gptq_gemv_kernel<BITS, 7>, threads, smem); break;
+    default: status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gptq_gemv_kernel<BITS, 8>, threads, smem); break;
+  }
+  return status == cudaSuccess && blocks > 0 ? blocks : 1;
+}
+
 }  // namespace nibble::kernels::detail
 
 namespace nibble::kernels::detail {
 extern template void launch_gemv<4>(const GemvParams&, int, dim3, int, cudaStream_t);
 extern template void launch_gemv<8>(const GemvParams&, int, dim3, int, cudaStream_t);
+extern template int gemv_blocks_per_sm<4>(int, int, size_t);
+extern template int gemv_blocks_per_sm<8>(int, int, size_t);
 }  // namespace nibble::kernels::detail

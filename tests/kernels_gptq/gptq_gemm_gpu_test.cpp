@@ -182,7 +182,7 @@ TEST_F(GptqGemmGpu, SplitKAcrossWorkspaceSizes) {
     for (size_t splitk : {gptq_splitk_workspace_bytes(Mmax, spec.N), size_t{16384 + 4 * 1024 * 8 * 3}, size_t{0}}) {
       Workspace w(splitk, 0);
       for (int64_t M : {1, 4, 8}) {
-        const GemvPlan plan = plan_gemv(M, spec.N, spec.K, device_sm_count(), splitk, GemvOverride{});
+        const GemvPlan plan = plan_gemv_on_device(M, spec.N, spec.K, bits, splitk, GemvOverride{});
         std::vector<float> first;
         for (int repeat = 0; repeat < 2; ++repeat) {
           const auto y = run_on_device(layer, *xd, M, nullptr, w, Path::Fused);
