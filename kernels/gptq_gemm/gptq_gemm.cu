@@ -158,10 +158,11 @@ void gptq_gemm_fused_with(const GptqDeviceWeights& w, const __half* x, int64_t M
     p.partial = reinterpret_cast<float*>(static_cast<char*>(ws.splitk) + detail::kCounterBytes);
   }
   const dim3 grid(plan.mchunks, plan.ntiles, plan.splits);
+  const bool pdl = override.pdl != 0;
   if (w.bits == 4)
-    detail::launch_gemv<4>(p, plan.m_tile, grid, plan.threads, stream);
+    detail::launch_gemv<4>(p, plan.m_tile, grid, plan.threads, pdl, stream);
   else
-    detail::launch_gemv<8>(p, plan.m_tile, grid, plan.threads, stream);
+    detail::launch_gemv<8>(p, plan.m_tile, grid, plan.threads, pdl, stream);
   check_cuda(cudaGetLastError(), "fused kernel launch");
 }
 

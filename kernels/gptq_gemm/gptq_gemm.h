@@ -3,10 +3,13 @@
 // W a 4- or 8-bit GPTQ linear in the kernel layout of gptq_layout.h (converted once
 // at load by gptq_prepare() on the host, then copied to the device as is).
 //
-//   M <= small_m_max (decode, small batches): one fused dequantize-and-multiply
+//   M <= kGptqSmallMMax (decode, small batches): one fused dequantize-and-multiply
 //     kernel that streams every weight byte from DRAM once (16-byte coalesced
 //     loads, fp32 accumulation across rows), split over K when N alone cannot fill
 //     the GPU; the split partials are combined by the last block of each tile.
+//     It is launched with programmatic dependent launch: its first weight loads
+//     overlap the end of the kernel before it (when that kernel allows it with
+//     griddepcontrol.launch_dependents), and it lets the next kernel do the same.
 //   larger M (prefill): the weight is dequantized to an fp16 scratch, column
 //     chunk by column chunk, and multiplied by cuBLAS (fp32 accumulation).
 //
@@ -53,7 +56,7 @@ struct GptqWorkspace {
 };
 
 // Largest M served by the fused kernel; above it the dequantize + cuBLAS path runs.
-inline constexpr int64_t kGptqSmallMMax = 32;
+inline constexpr int64_t kGptqSmallMMax = 8;
 
 // Split-K workspace that lets every call with M <= max_m and N <= max_n split
 // as far as it wants to.

@@ -44,8 +44,9 @@ struct GemvConfig {
   int rows_per_split = 0;    // 0: whole K
 };
 
+// pdl: launch with programmatic stream serialization (see the kernel's prologue).
 template <int BITS>
-void launch_gemv(const GemvParams& p, int m_tile, dim3 grid, int threads, cudaStream_t stream);
+void launch_gemv(const GemvParams& p, int m_tile, dim3 grid, int threads, bool pdl, cudaStream_t stream);
 
 // Blocks of `threads` threads that fit on one SM at once (registers, shared memory).
 template <int BITS>
@@ -109,6 +110,14 @@ __global__ void __launch_bounds__(128) gptq_gemv_kernel(GemvParams p) {
   // iteration requests the next chunk before working on the current one.
   uint4 q[WORDS], q_next[WORDS];
   load_chunk(q, 0);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  // Programmatic dependent launch: the weights are constant, so their first loads
+  // may run while the kernel before us finishes; x, y and the workspace are only
+  // touched after the wait. Letting our own dependents launch now lets them do
+  // the same while our blocks drain. (Both are no-ops without the launch attribute.)
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
   int group = -1;
   __half2 s2[4], z2[4];
   for (int r0 = 0; r0 < rows; r0 += kChunkRows) {
@@ -233,18 +242,32 @@ __global__ void __launch_bounds__(128) gptq_gemv_kernel(GemvParams p) {
   }
 }
 
+template <int BITS, int MT>
+void launch_gemv_tile(const GemvParams& p, dim3 grid, int threads, bool pdl, cudaStream_t stream) {
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = dim3(threads);
+  config.dynamicSmemBytes = gemv_smem_bytes(MT, p.rows_per_split);
+  config.stream = stream;
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute.val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = &attribute;
+  config.numAttrs = pdl ? 1 : 0;
+  cudaLaunchKernelEx(&config, gptq_gemv_kernel<BITS, MT>, p);
+}
+
 template <int BITS>
-void launch_gemv(const GemvParams& p, int m_tile, dim3 grid, int threads, cudaStream_t stream) {
-  const size_t smem = gemv_smem_bytes(m_tile, p.rows_per_split);
+void launch_gemv(const GemvParams& p, int m_tile, dim3 grid, int threads, bool pdl, cudaStream_t stream) {
   switch (m_tile) {
-    case 1: gptq_gemv_kernel<BITS, 1><<<grid, threads, smem, stream>>>(p); break;
-    case 2: gptq_gemv_kernel<BITS, 2><<<grid, threads, smem, stream>>>(p); break;
-    case 3: gptq_gemv_kernel<BITS, 3><<<grid, threads, smem, stream>>>(p); break;
-    case 4: gptq_gemv_kernel<BITS, 4><<<grid, threads, smem, stream>>>(p); break;
-    case 5: gptq_gemv_kernel<BITS, 5><<<grid, threads, smem, stream>>>(p); break;
-    case 6: gptq_gemv_kernel<BITS, 6><<<grid, threads, smem, stream>>>(p); break;
-    case 7: gptq_gemv_kernel<BITS, 7><<<grid, threads, smem, stream>>>(p); break;
-    default: gptq_gemv_kernel<BITS, 8><<<grid, threads, smem, stream>>>(p); break;
+    case 1: launch_gemv_tile<BITS, 1>(p, grid, threads, pdl, stream); break;
+    case 2: launch_gemv_tile<BITS, 2>(p, grid, threads, pdl, stream); break;
+    case 3: launch_gemv_tile<BITS, 3>(p, grid, threads, pdl, stream); break;
+    case 4: launch_gemv_tile<BITS, 4>(p, grid, threads, pdl, stream); break;
+    case 5: launch_gemv_tile<BITS, 5>(p, grid, threads, pdl, stream); break;
+    case 6: launch_gemv_tile<BITS, 6>(p, grid, threads, pdl, stream); break;
+    case 7: launch_gemv_tile<BITS, 7>(p, grid, threads, pdl, stream); break;
+    default: launch_gemv_tile<BITS, 8>(p, grid, threads, pdl, stream); break;
   }
 }
 
@@ -268,8 +291,8 @@ int gemv_blocks_per_sm(int m_tile, int threads, size_t smem) {
 }  // namespace nibble::kernels::detail
 
 namespace nibble::kernels::detail {
-extern template void launch_gemv<4>(const GemvParams&, int, dim3, int, cudaStream_t);
-extern template void launch_gemv<8>(const GemvParams&, int, dim3, int, cudaStream_t);
+extern template void launch_gemv<4>(const GemvParams&, int, dim3, int, bool, cudaStream_t);
+extern template void launch_gemv<8>(const GemvParams&, int, dim3, int, bool, cudaStream_t);
 extern template int gemv_blocks_per_sm<4>(int, int, size_t);
 extern template int gemv_blocks_per_sm<8>(int, int, size_t);
 }  // namespace nibble::kernels::detail

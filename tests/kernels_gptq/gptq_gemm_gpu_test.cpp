@@ -242,6 +242,52 @@ TEST_F(GptqGemmGpu, DequantScratchInColumnChunksWithBias) {
   EXPECT_EQ(mismatches, 0u) << "of " << raw.size();
 }
 
+// Back-to-back fused products where each consumes the previous output, with no
+// host synchronisation in between: checks the ordering that programmatic
+// dependent launch must keep (x, y and the split-K workspace only after the wait).
+TEST_F(GptqGemmGpu, ChainedProductsKeepStreamOrder) {
+  std::mt19937 rng(11);
+  CheckpointSpec a_spec;
+  a_spec.K = 1024;
+  a_spec.N = 2048;
+  a_spec.group_size = 128;
+  a_spec.act_order = true;
+  CheckpointSpec b_spec = a_spec;
+  b_spec.K = 2048;
+  b_spec.N = 1024;
+  const Checkpoint a = make_checkpoint(a_spec, rng), b = make_checkpoint(b_spec, rng);
+  const DeviceLayer la(a.view()), lb(b.view());
+  const int64_t M = 2;
+  Workspace w(gptq_splitk_workspace_bytes(M, 2048), 0);
+  const auto x0 = random_halves(static_cast<size_t>(M * 1024), rng);
+  auto x = upload(x0);
+  DeviceBuffer mid(static_cast<size_t>(M) * 2048 * 2), out(static_cast<size_t>(M) * 1024 * 2);
+  cudaStream_t stream;
+  CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  for (int round = 0; round < 20; ++round) {
+    CUDA_OK(cudaMemsetAsync(mid.ptr, 0xff, mid.bytes, stream));
+    gptq_gemm(la.view, x->as<__half>(), M, mid.as<__half>(), nullptr, w.ws, stream);
+    gptq_gemm(lb.view, mid.as<__half>(), M, out.as<__half>(), nullptr, w.ws, stream);
+    // Rewrite mid with the same values: the next round poisons it again first.
+    gptq_gemm(la.view, x->as<__half>(), M, mid.as<__half>(), nullptr, w.ws, stream);
+  }
+  CUDA_OK(cudaStreamSynchronize(stream));
+  std::vector<uint16_t> mid_h(static_cast<size_t>(M * 2048)), out_h(static_cast<size_t>(M * 1024));
+  CUDA_OK(cudaMemcpy(mid_h.data(), mid.ptr, mid.bytes, cudaMemcpyDeviceToHost));
+  CUDA_OK(cudaMemcpy(out_h.data(), out.ptr, out.bytes, cudaMemcpyDeviceToHost));
+  CUDA_OK(cudaStreamDestroy(stream));
+  std::vector<float> ref(out_h.size());
+  gptq_gemm_ref(b.view(), mid_h.data(), M, nullptr, ref.data());
+  std::vector<double> ref_d(ref.begin(), ref.end());
+  std::vector<float> got(out_h.size());
+  for (size_t i = 0; i < got.size(); ++i) got[i] = fp16_to_float(out_h[i]);
+  ASSERT_EQ(count_nonfinite(got), 0u);
+  const double err = relative_error(got.data(), ref_d.data(), got.size());
+  EXPECT_LT(err, kTolerance);
+  std::printf("chained products: rel err %.3g over %zu elements\n", err, got.size());
+  EXPECT_TRUE(w.counters_zero());
+}
+
 TEST_F(GptqGemmGpu, RejectsBadArguments) {
   std::mt19937 rng(3);
   CheckpointSpec spec;
