@@ -66,18 +66,11 @@ GemvPlan plan_gemv(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes
   } else if (base < target) {
     rows = std::max<int64_t>(64, round_up(ceil_div(K, ceil_div(target, base)), detail::kChunkRows));
   }
-  // Split partials must fit the workspace, and counters its counter area.
-  const int64_t partial_per_split = M * N * static_cast<int64_t>(sizeof(float));
-  const int64_t room = splitk_bytes > static_cast<size_t>(detail::kCounterBytes)
-                           ? static_cast<int64_t>(splitk_bytes) - detail::kCounterBytes : 0;
-  const int64_t max_splits = base <= detail::kCounterBytes / 4 ? room / partial_per_split : 0;
+  // Splitting needs the fp32 accumulator [M, N] in the workspace and a counter per tile.
+  const bool can_split = base <= detail::kCounterBytes / 4 &&
+                         splitk_bytes >= detail::kCounterBytes + static_cast<size_t>(M * N) * sizeof(float);
   int64_t splits = ceil_div(K, rows);
-  if (splits > 1 && splits > max_splits) {
-    splits = std::max<int64_t>(1, max_splits);
-    rows = round_up(ceil_div(K, splits), detail::kChunkRows);
-    splits = ceil_div(K, rows);
-    if (splits > max_splits) splits = 1, rows = round_up(K, detail::kChunkRows);
-  }
+  if (!can_split) splits = 1, rows = round_up(K, detail::kChunkRows);
   plan.rows_per_split = static_cast<int>(rows);
   plan.splits = static_cast<int>(splits);
   return plan;
@@ -105,17 +98,7 @@ int device_sm_count() {
 }
 
 size_t gptq_splitk_workspace_bytes(int64_t max_m, int64_t max_n) {
-  // What the planner asks for with unlimited room, over every M and a range of N
-  // (the split count grows as N shrinks), with K large enough never to bound it.
-  const size_t unlimited = size_t{1} << 40;
-  int64_t most = 0;
-  for (int bits : {4, 8})
-    for (int64_t m = 1; m <= std::max<int64_t>(max_m, 1); ++m)
-      for (int64_t n = std::max<int64_t>(max_n, 4); n >= 4; n = n > 512 ? n / 2 : 0) {
-        const GemvPlan plan = plan_gemv_on_device(m, round_up(n, 4), 1 << 20, bits, unlimited, GemvOverride{});
-        if (plan.splits > 1) most = std::max(most, int64_t{plan.splits} * m * round_up(n, 4) * 4);
-      }
-  return detail::kCounterBytes + static_cast<size_t>(most);
+  return detail::kCounterBytes + static_cast<size_t>(std::max<int64_t>(max_m, 1) * round_up(std::max<int64_t>(max_n, 4), 4)) * sizeof(float);
 }
 
 GptqDeviceWeights gptq_device_view(const GptqPrepared& host, const uint32_t* qweight, const __half* scales,
@@ -158,7 +141,7 @@ void gptq_gemm_fused_with(const GptqDeviceWeights& w, const __half* x, int64_t M
     p.partial = reinterpret_cast<float*>(static_cast<char*>(ws.splitk) + detail::kCounterBytes);
   }
   const dim3 grid(plan.mchunks, plan.ntiles, plan.splits);
-  const bool pdl = override.pdl != 0;
+  const bool pdl = override.pdl == 1;
   if (w.bits == 4)
     detail::launch_gemv<4>(p, plan.m_tile, grid, plan.threads, pdl, stream);
   else

@@ -7,9 +7,10 @@
 // four, dequantized with the 0x6400 half trick ((1024 + q) + zeros = q - zero
 // exactly, then * scale: one rounding), multiplied by x held in shared memory
 // (gathered through perm for act-order). Products of 32 rows are summed in half2
-// and then added into fp32 accumulators. With split > 1 each block writes fp32
-// partials and the last block of a tile (a counter in the workspace) adds them
-// in split order, so the result does not depend on block timing.
+// and then added into fp32 accumulators. With split > 1 each block adds its fp32
+// sums into an fp32 accumulator with vector atomics and the last block of a tile
+// (a counter in the workspace) writes fp16 y; the fp32 order of those additions
+// varies from run to run (results may differ in the last fp16 bit).
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -34,7 +35,7 @@ struct GemvParams {
   int group_rows;
   int rows_per_split;  // multiple of kChunkRows
   int splits;
-  float* partial;      // [splits, M, N] when splits > 1
+  float* partial;      // [M, N] fp32 accumulator when splits > 1 (zero between calls)
   unsigned* counters;  // [mchunks * ntiles] when splits > 1
 };
 
@@ -209,35 +210,40 @@ __global__ void __launch_bounds__(128) gptq_gemv_kernel(GemvParams p) {
     return;
   }
 
+  // Split-K: add this block's sums into the fp32 accumulator [M, N] (vector
+  // atomics at L2, fire-and-forget), make them visible, count arrivals; the last
+  // block of the tile converts the totals to fp16 and zeroes the accumulator again.
   if (n < p.N) {
-    float* part = p.partial + static_cast<size_t>(split) * p.M * p.N;
 #pragma unroll
     for (int m = 0; m < MT; ++m)
-      if (m0 + m < p.M)
-        __stcg(reinterpret_cast<float4*>(part + static_cast<size_t>(m0 + m) * p.N + n),
-               make_float4(acc[m][0], acc[m][1], acc[m][2], acc[m][3]));
+      if (m0 + m < p.M) {
+        float* dst = p.partial + static_cast<size_t>(m0 + m) * p.N + n;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+        atomicAdd(reinterpret_cast<float4*>(dst), make_float4(acc[m][0], acc[m][1], acc[m][2], acc[m][3]));
+#else
+#pragma unroll
+        for (int c = 0; c < 4; ++c) atomicAdd(dst + c, acc[m][c]);
+#endif
+      }
   }
-  // Publish the partials (barrier, then one release by thread 0: cumulative over
-  // the block's stores), count arrivals; the last block acquires and reduces.
+  __threadfence();
   __syncthreads();
   if (threadIdx.x == 0) {
     unsigned* counter = p.counters + mchunk * gridDim.y + ntile;
-    unsigned arrived;
-    asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], 1;" : "=r"(arrived) : "l"(counter) : "memory");
+    const unsigned arrived = atomicAdd(counter, 1u);
     last_block = arrived == static_cast<unsigned>(p.splits - 1);
     if (last_block) *counter = 0u;  // leave the workspace as we found it
   }
   __syncthreads();
   if (!last_block || n >= p.N) return;
+  __threadfence();
   const float4 b = bias4(p.bias, n);
 #pragma unroll
   for (int m = 0; m < MT; ++m) {
     if (m0 + m >= p.M) continue;
-    const float* col = p.partial + static_cast<size_t>(m0 + m) * p.N + n;
-    const size_t split_stride = static_cast<size_t>(p.M) * p.N;
-    float4 sum = b;
-#pragma unroll 8
-    for (int s = 0; s < p.splits; ++s) sum = add4(sum, __ldcg(reinterpret_cast<const float4*>(col + s * split_stride)));
+    float4* total = reinterpret_cast<float4*>(p.partial + static_cast<size_t>(m0 + m) * p.N + n);
+    const float4 sum = add4(__ldcg(total), b);
+    __stcg(total, make_float4(0.f, 0.f, 0.f, 0.f));
     *reinterpret_cast<uint2*>(p.y + static_cast<size_t>(m0 + m) * p.N + n) = pack_half4(sum.x, sum.y, sum.z, sum.w);
   }
 }

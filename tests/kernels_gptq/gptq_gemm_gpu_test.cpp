@@ -77,10 +77,10 @@ struct Workspace {
     ws = GptqWorkspace{splitk->ptr, splitk_bytes, dequant->ptr, dequant_bytes, handle};
   }
   ~Workspace() { cublasDestroy(handle); }
-  // The counters at the start of the split-K workspace must be zero between calls.
+  // The split-K workspace (counters and fp32 accumulator) must be zero between calls.
   bool counters_zero() const {
     if (!splitk->ptr) return true;
-    std::vector<unsigned char> bytes(16384);
+    std::vector<unsigned char> bytes(splitk->bytes);
     cudaMemcpy(bytes.data(), splitk->ptr, bytes.size(), cudaMemcpyDeviceToHost);
     for (unsigned char b : bytes)
       if (b) return false;
@@ -159,8 +159,9 @@ TEST_F(GptqGemmGpu, EveryCombinationEveryMBothPaths) {
   std::printf("every combination: %zu elements compared, worst relative error %.3g\n", compared, worst);
 }
 
-// Llama-like shapes where the fused kernel splits K deeply, with the default,
-// a tight and no split-K workspace (the last also stages x more than once).
+// Llama-like shapes where the fused kernel splits K deeply, with the default
+// workspace, one that fits M <= 4 only, and none (no split: x is staged in
+// shared memory more than once).
 TEST_F(GptqGemmGpu, SplitKAcrossWorkspaceSizes) {
   std::mt19937 rng(77);
   for (int bits : {4, 8}) {
@@ -179,7 +180,7 @@ TEST_F(GptqGemmGpu, SplitKAcrossWorkspaceSizes) {
     gptq_gemm_ref(c.view(), x.data(), Mmax, nullptr, ref.data());
     std::vector<double> ref_d(ref.begin(), ref.end());
     auto xd = upload(x);
-    for (size_t splitk : {gptq_splitk_workspace_bytes(Mmax, spec.N), size_t{16384 + 4 * 1024 * 8 * 3}, size_t{0}}) {
+    for (size_t splitk : {gptq_splitk_workspace_bytes(Mmax, spec.N), size_t{16384 + 4 * 1024 * 4}, size_t{0}}) {
       Workspace w(splitk, 0);
       for (int64_t M : {1, 4, 8}) {
         const GemvPlan plan = plan_gemv_on_device(M, spec.N, spec.K, bits, splitk, GemvOverride{});
@@ -195,7 +196,8 @@ TEST_F(GptqGemmGpu, SplitKAcrossWorkspaceSizes) {
                         spec.name().c_str(), static_cast<long long>(M), plan.splits, plan.rows_per_split,
                         plan.threads, err, y.size());
           } else {
-            EXPECT_EQ(0, std::memcmp(first.data(), y.data(), y.size() * sizeof(float)))
+            // Split-K adds partials with fp32 atomics: the order may vary, the sum barely.
+            EXPECT_LT(relative_error(y.data(), std::vector<double>(first.begin(), first.end()).data(), y.size()), 1e-3)
                 << "results differ between identical runs";
           }
         }
