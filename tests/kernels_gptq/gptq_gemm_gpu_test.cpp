@@ -290,6 +290,40 @@ TEST_F(GptqGemmGpu, ChainedProductsKeepStreamOrder) {
   EXPECT_TRUE(w.counters_zero());
 }
 
+// Activations far outside [-1, 1] (Llama's down_proj inputs reach the thousands):
+// the fused kernel's half2 partial sums must neither overflow nor lose accuracy.
+TEST_F(GptqGemmGpu, LargeActivationsStayAccurate) {
+  std::mt19937 rng(2024);
+  for (int bits : {4, 8}) {
+    CheckpointSpec spec;
+    spec.K = 1024;
+    spec.N = 512;
+    spec.bits = bits;
+    spec.sym = false;
+    spec.group_size = 64;
+    const Checkpoint c = make_checkpoint(spec, rng);
+    const DeviceLayer layer(c.view());
+    const int64_t M = 5;
+    const float amp = bits == 4 ? 1.f : 1.f / 16;  // 8-bit weights are larger: keep y within fp16
+    auto x = random_halves(static_cast<size_t>(M * spec.K), rng, -1000.f * amp, 1000.f * amp);
+    for (size_t i = 0; i < x.size(); i += 97) x[i] = float_to_fp16((i % 2 ? 30000.f : -20000.f) * amp);
+    for (size_t i = 5; i < x.size(); i += 13) x[i] = float_to_fp16(1e-3f);
+    std::vector<float> ref(static_cast<size_t>(M * spec.N));
+    gptq_gemm_ref(c.view(), x.data(), M, nullptr, ref.data());
+    std::vector<double> ref_d(ref.begin(), ref.end());
+    auto xd = upload(x);
+    Workspace w(gptq_splitk_workspace_bytes(M, spec.N), 0);
+    const auto y = run_on_device(layer, *xd, M, nullptr, w, Path::Fused);
+    size_t overflow_in_ref = 0;
+    for (float v : ref) overflow_in_ref += std::fabs(v) > 65504.f;
+    ASSERT_EQ(overflow_in_ref, 0u) << "test data must keep y inside the fp16 range";
+    ASSERT_EQ(count_nonfinite(y), 0u) << spec.name();
+    const double err = relative_error(y.data(), ref_d.data(), y.size());
+    EXPECT_LT(err, kTolerance) << spec.name();
+    std::printf("%s with large |x|: rel err %.3g over %zu elements\n", spec.name().c_str(), err, y.size());
+  }
+}
+
 TEST_F(GptqGemmGpu, RejectsBadArguments) {
   std::mt19937 rng(3);
   CheckpointSpec spec;
