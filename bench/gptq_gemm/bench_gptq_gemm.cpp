@@ -234,10 +234,6 @@ int main(int argc, char** argv) {
         };
         if (M <= 16) {
           std::vector<GemvOverride> overrides = {GemvOverride{}, GemvOverride{0, 0, 0, 1}};
-          if (M <= 2 && var.bits == 4) {
-            overrides.push_back(GemvOverride{0, 0, 0, 0, 2});
-            overrides.push_back(GemvOverride{0, 0, 8, 0, 2});
-          }
           if (M <= 4 && !quick && var.all_m)
             for (int t : {64, 128})
               for (int b : {4, 8, 12, 16}) overrides.push_back(GemvOverride{t, 0, b});
@@ -245,8 +241,7 @@ int main(int argc, char** argv) {
             const double us = graph_us(stream, ncopies, [&](int i) {
               gptq_gemm_fused_with(copies.views[static_cast<size_t>(i)], x, M, y, nullptr, ws, stream, o);
             });
-            const char* path = o.step == 2 ? (o.blocks_per_sm ? "fused-step2-b8" : "fused-step2")
-                               : o.threads != 0 ? "fused-sweep" : o.pdl == 1 ? "fused-pdl" : "fused";
+            const char* path = o.threads != 0 ? "fused-sweep" : o.pdl == 1 ? "fused-pdl" : "fused";
             add(path, us, plan_text(M, shape.N, shape.K, var.bits, splitk_bytes, o));
           }
         }

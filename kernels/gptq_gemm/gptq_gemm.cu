@@ -47,12 +47,9 @@ void check_args(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* 
 }  // namespace
 
 GemvPlan plan_gemv(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, const GemvOverride& override,
-                   int (*resident_blocks_per_sm)(int bits, int m_tile, int step, int threads), int bits) {
+                   int (*resident_blocks_per_sm)(int bits, int m_tile, int threads), int bits) {
   GemvPlan plan;
   plan.m_tile = static_cast<int>(std::min<int64_t>(M, detail::kMaxMTile));
-  NIBBLE_CHECK(override.step >= 0 && override.step <= 2, "gptq_gemm: load step must be 1 or 2");
-  const int wanted_step = override.step > 0 ? override.step : kDefaultStep;
-  plan.step = wanted_step == 2 && detail::gemv_has_step2(bits, plan.m_tile) ? 2 : 1;
   plan.mchunks = static_cast<int>(ceil_div(M, detail::kMaxMTile));
   NIBBLE_CHECK(override.threads == 0 || override.threads == 32 || override.threads == 64 || override.threads == 128,
                "gptq_gemm: fused kernel tiles are 32, 64 or 128 threads wide");
@@ -61,32 +58,30 @@ GemvPlan plan_gemv(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes
   const int64_t base = static_cast<int64_t>(plan.ntiles) * plan.mchunks;
   // One full wave of resident blocks keeps the most loads in flight.
   const int per_sm = override.blocks_per_sm > 0 ? override.blocks_per_sm
-                                                : std::min(8, resident_blocks_per_sm(bits, plan.m_tile, plan.step, plan.threads));
+                                                : std::min(8, resident_blocks_per_sm(bits, plan.m_tile, plan.threads));
   const int64_t target = static_cast<int64_t>(per_sm) * sms;
-  // Rows per split: whole 64-row steps, so that steps never straddle a split or an x stage.
-  constexpr int64_t kSplitRows = 2 * detail::kChunkRows;
-  int64_t rows = round_up(K, kSplitRows);
+  int64_t rows = round_up(K, detail::kChunkRows);
   if (override.rows_per_split > 0) {
-    rows = round_up(override.rows_per_split, kSplitRows);
+    rows = round_up(override.rows_per_split, detail::kChunkRows);
   } else if (base < target) {
-    rows = round_up(ceil_div(K, ceil_div(target, base)), kSplitRows);
+    rows = std::max<int64_t>(64, round_up(ceil_div(K, ceil_div(target, base)), detail::kChunkRows));
   }
   // Splitting needs the fp32 accumulator [M, N] in the workspace and a counter per tile.
   const bool can_split = base <= detail::kCounterBytes / 4 &&
                          splitk_bytes >= detail::kCounterBytes + static_cast<size_t>(M * N) * sizeof(float);
   int64_t splits = ceil_div(K, rows);
-  if (!can_split) splits = 1, rows = round_up(K, kSplitRows);
+  if (!can_split) splits = 1, rows = round_up(K, detail::kChunkRows);
   plan.rows_per_split = static_cast<int>(rows);
   plan.splits = static_cast<int>(splits);
   return plan;
 }
 
 namespace {
-int resident_blocks(int bits, int m_tile, int step, int threads) {
-  // Shared memory is at most 17 KB a block and never the limit; registers are.
+int resident_blocks(int bits, int m_tile, int threads) {
+  // Shared memory is at most 16 KB a block and never the limit; registers are.
   const size_t smem = detail::gemv_smem_bytes(m_tile, detail::kStageRows);
-  return bits == 4 ? detail::gemv_blocks_per_sm<4>(m_tile, step, threads, smem)
-                   : detail::gemv_blocks_per_sm<8>(m_tile, step, threads, smem);
+  return bits == 4 ? detail::gemv_blocks_per_sm<4>(m_tile, threads, smem)
+                   : detail::gemv_blocks_per_sm<8>(m_tile, threads, smem);
 }
 }  // namespace
 
@@ -148,9 +143,9 @@ void gptq_gemm_fused_with(const GptqDeviceWeights& w, const __half* x, int64_t M
   const dim3 grid(plan.mchunks, plan.ntiles, plan.splits);
   const bool pdl = override.pdl == 1;
   if (w.bits == 4)
-    detail::launch_gemv<4>(p, plan.m_tile, plan.step, grid, plan.threads, pdl, stream);
+    detail::launch_gemv<4>(p, plan.m_tile, grid, plan.threads, pdl, stream);
   else
-    detail::launch_gemv<8>(p, plan.m_tile, plan.step, grid, plan.threads, pdl, stream);
+    detail::launch_gemv<8>(p, plan.m_tile, grid, plan.threads, pdl, stream);
   check_cuda(cudaGetLastError(), "fused kernel launch");
 }
 

@@ -12,9 +12,8 @@ struct GemvPlan {
   int mchunks = 1;         // blocks along M
   int threads = 128;       // per block, 4 columns each
   int ntiles = 1;          // blocks along N
-  int rows_per_split = 0;  // input rows per block along K (multiple of 64)
+  int rows_per_split = 0;  // input rows per block along K (multiple of 32)
   int splits = 1;          // blocks along K
-  int step = 1;            // 32-row chunks loaded per step (2: 4-bit, m_tile <= 2 only)
 };
 
 // Zero fields mean "choose": tile width in threads (32, 64 or 128), rows per
@@ -23,16 +22,12 @@ struct GemvOverride {
   int threads = 0;
   int rows_per_split = 0;
   int blocks_per_sm = 0;
-  int pdl = 0;   // 1: programmatic dependent launch (measured no gain; off by default)
-  int step = 0;  // 1 or 2 chunks per load step; 0: default (kDefaultStep where available)
+  int pdl = 0;  // 1: programmatic dependent launch (measured no gain; off by default)
 };
 
-// Default load step of the 4-bit M <= 2 kernels.
-inline constexpr int kDefaultStep = 1;
-
-// resident_blocks_per_sm(bits, m_tile, step, threads) says how many blocks fit on an SM.
+// resident_blocks_per_sm(m_tile, threads) says how many blocks fit on an SM.
 GemvPlan plan_gemv(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, const GemvOverride& override,
-                   int (*resident_blocks_per_sm)(int bits, int m_tile, int step, int threads), int bits);
+                   int (*resident_blocks_per_sm)(int bits, int m_tile, int threads), int bits);
 
 // The plan gptq_gemm_fused uses on the current device.
 GemvPlan plan_gemv_on_device(int64_t M, int64_t N, int64_t K, int bits, size_t splitk_bytes,

@@ -34,23 +34,20 @@ struct GemvParams {
   const __half* bias;
   int M, K, N;
   int group_rows;
-  int rows_per_split;  // multiple of 2 * kChunkRows
+  int rows_per_split;  // multiple of kChunkRows
   int splits;
   float* partial;      // [M, N] fp32 accumulator when splits > 1 (zero between calls)
   unsigned* counters;  // [mchunks * ntiles] when splits > 1
 };
 
 // pdl: launch with programmatic stream serialization (see the kernel's prologue;
-// measured no gain, so gptq_gemm leaves it off). step: 1, or 2 where
-// gemv_has_step2(BITS, m_tile) (rows_per_split must then be a multiple of 64).
+// measured no gain, so gptq_gemm leaves it off).
 template <int BITS>
-void launch_gemv(const GemvParams& p, int m_tile, int step, dim3 grid, int threads, bool pdl, cudaStream_t stream);
-
-constexpr bool gemv_has_step2(int bits, int m_tile) { return bits == 4 && m_tile <= 2; }
+void launch_gemv(const GemvParams& p, int m_tile, dim3 grid, int threads, bool pdl, cudaStream_t stream);
 
 // Blocks of `threads` threads that fit on one SM at once (registers, shared memory).
 template <int BITS>
-int gemv_blocks_per_sm(int m_tile, int step, int threads, size_t smem);
+int gemv_blocks_per_sm(int m_tile, int threads, size_t smem);
 
 // x staged in shared memory (fp16) and one fp32 scale per 32-row chunk.
 inline size_t gemv_smem_bytes(int m_tile, int rows_per_split) {
@@ -78,19 +75,14 @@ __device__ __forceinline__ uint32_t word_of(const uint4& q, int c) {
 
 // Blocks per SM the register allocation must allow (without spilling): enough
 // warps to keep loads in flight, as measured in bench/NOTES.md.
-constexpr int gemv_min_blocks(int bits, int m_tile, int step) {
-  if (step > 1) return m_tile == 1 ? 5 : 4;
+constexpr int gemv_min_blocks(int bits, int m_tile) {
   return bits == 4 ? (m_tile == 1 ? 8 : m_tile <= 2 ? 6 : m_tile <= 4 ? 4 : 3) : (m_tile == 1 ? 5 : m_tile <= 4 ? 4 : 3);
 }
 
-// STEP: 32-row chunks loaded per step (2 = twice the bytes in flight per thread,
-// half the round trips, fewer resident blocks; 4-bit with M <= 2 only).
-template <int BITS, int MT, int STEP>
-__global__ void __launch_bounds__(128, gemv_min_blocks(BITS, MT, STEP)) gptq_gemv_kernel(GemvParams p) {
+template <int BITS, int MT>
+__global__ void __launch_bounds__(128, gemv_min_blocks(BITS, MT)) gptq_gemv_kernel(GemvParams p) {
   constexpr int PACK = 32 / BITS;
-  constexpr int WORDS = kChunkRows / PACK;       // words per 32-row chunk
-  constexpr int STEP_WORDS = WORDS * STEP;
-  constexpr int STEP_ROWS = kChunkRows * STEP;
+  constexpr int WORDS = kChunkRows / PACK;
   extern __shared__ __align__(16) unsigned char smem[];
   const int stage_rows = min(p.rows_per_split, kStageRows);
   __half* xs = reinterpret_cast<__half*>(smem);                              // [MT][stage_rows], scaled
@@ -113,17 +105,17 @@ __global__ void __launch_bounds__(128, gemv_min_blocks(BITS, MT, STEP)) gptq_gem
   const bool active = n < p.N;
   const size_t stride = static_cast<size_t>(p.N) / 4;  // uint4 per word row
   const uint4* wq = reinterpret_cast<const uint4*>(p.qweight) + static_cast<size_t>(k_begin / PACK) * stride + n / 4;
-  // Loads the words of the step at r0 (zeros past the split's end).
-  auto load_step = [&](uint4 (&q)[STEP_WORDS], int r0) {
+  // Loads the words of the 32-row chunk at r0 (zeros past the split's end).
+  auto load_chunk = [&](uint4 (&q)[WORDS], int r0) {
 #pragma unroll
-    for (int u = 0; u < STEP_WORDS; ++u)
+    for (int u = 0; u < WORDS; ++u)
       q[u] = active && r0 + u * PACK < rows ? __ldg(wq + static_cast<size_t>(r0 / PACK + u) * stride)
                                             : make_uint4(0, 0, 0, 0);
   };
   // The first chunk's weights are in flight while x is staged; then each
   // iteration requests the next chunk before working on the current one.
-  uint4 q[STEP_WORDS], q_next[STEP_WORDS];
-  load_step(q, 0);
+  uint4 q[WORDS], q_next[WORDS];
+  load_chunk(q, 0);
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   // Programmatic dependent launch: the weights are constant, so their first loads
   // may run while the kernel before us finishes; x, y and the workspace are only
@@ -135,8 +127,8 @@ __global__ void __launch_bounds__(128, gemv_min_blocks(BITS, MT, STEP)) gptq_gem
   int group = -1;
   float scale[4];
   __half2 zero_lo[4], zero_hi[4];  // -(1024 + zero) and -(64 + zero), for 1024 + q and (1024 + 16 q) / 16
-  for (int r0 = 0; r0 < rows; r0 += STEP_ROWS) {
-    const int stage = r0 - r0 % stage_rows;  // stage_rows is a multiple of STEP_ROWS
+  for (int r0 = 0; r0 < rows; r0 += kChunkRows) {
+    const int stage = r0 - r0 % stage_rows;
     if (stage == r0) {
       // x rows [stage, stage + stage_rows) of this split into shared memory, zero past the end.
       if (r0 > 0) __syncthreads();
@@ -159,12 +151,9 @@ __global__ void __launch_bounds__(128, gemv_min_blocks(BITS, MT, STEP)) gptq_gem
       }
       __syncthreads();
     }
-    load_step(q_next, r0 + STEP_ROWS);
-#pragma unroll
-    for (int sc = 0; sc < STEP; ++sc) {
-      const int rc = r0 + sc * kChunkRows;  // this chunk's first row
-      if (!active || rc >= rows) break;
-      const int g = (k_begin + rc) / p.group_rows;
+    load_chunk(q_next, r0 + kChunkRows);
+    if (active) {
+      const int g = (k_begin + r0) / p.group_rows;
       if (g != group) {
         group = g;
         const uint2 sraw = __ldg(reinterpret_cast<const uint2*>(p.scales + static_cast<size_t>(g) * p.N + n));
@@ -188,7 +177,7 @@ __global__ void __launch_bounds__(128, gemv_min_blocks(BITS, MT, STEP)) gptq_gem
         __half2 xv[MT][PACK / 2];
 #pragma unroll
         for (int m = 0; m < MT; ++m) {
-          const __half* xr = xs + m * stage_rows + (rc - stage) + u * PACK;
+          const __half* xr = xs + m * stage_rows + (r0 - stage) + u * PACK;
           if constexpr (PACK == 8) {
             const uint4 raw = *reinterpret_cast<const uint4*>(xr);
             xv[m][0] = *reinterpret_cast<const __half2*>(&raw.x);
@@ -203,7 +192,7 @@ __global__ void __launch_bounds__(128, gemv_min_blocks(BITS, MT, STEP)) gptq_gem
         }
 #pragma unroll
         for (int c = 0; c < 4; ++c) {
-          const uint32_t w = word_of(q[sc * WORDS + u], c);
+          const uint32_t w = word_of(q[u], c);
           __half2 d[PACK / 2];  // q - zero, exact, rows (2j, 2j + 1)
           if constexpr (BITS == 4) {
             // Rows 0,1 and 4,5 sit in nibble 0 of each half (1024 + q); rows 2,3 and
@@ -232,7 +221,7 @@ __global__ void __launch_bounds__(128, gemv_min_blocks(BITS, MT, STEP)) gptq_gem
       // Undo the chunk's power-of-two x scaling and apply the group scale in fp32.
 #pragma unroll
       for (int m = 0; m < MT; ++m) {
-        const float chunk_scale = xscale[m * (stage_rows / kChunkRows) + (rc - stage) / kChunkRows];
+        const float chunk_scale = xscale[m * (stage_rows / kChunkRows) + (r0 - stage) / kChunkRows];
 #pragma unroll
         for (int c = 0; c < 4; ++c) {
           const float2 f = __half22float2(acc2[m][c]);
@@ -241,7 +230,7 @@ __global__ void __launch_bounds__(128, gemv_min_blocks(BITS, MT, STEP)) gptq_gem
       }
     }
 #pragma unroll
-    for (int u = 0; u < STEP_WORDS; ++u) q[u] = q_next[u];
+    for (int u = 0; u < WORDS; ++u) q[u] = q_next[u];
   }
 
   if (p.splits == 1) {
@@ -294,7 +283,7 @@ __global__ void __launch_bounds__(128, gemv_min_blocks(BITS, MT, STEP)) gptq_gem
   }
 }
 
-template <int BITS, int MT, int STEP>
+template <int BITS, int MT>
 void launch_gemv_tile(const GemvParams& p, dim3 grid, int threads, bool pdl, cudaStream_t stream) {
   cudaLaunchConfig_t config{};
   config.gridDim = grid;
@@ -306,58 +295,45 @@ void launch_gemv_tile(const GemvParams& p, dim3 grid, int threads, bool pdl, cud
   attribute.val.programmaticStreamSerializationAllowed = 1;
   config.attrs = &attribute;
   config.numAttrs = pdl ? 1 : 0;
-  cudaLaunchKernelEx(&config, gptq_gemv_kernel<BITS, MT, STEP>, p);
+  cudaLaunchKernelEx(&config, gptq_gemv_kernel<BITS, MT>, p);
 }
 
 template <int BITS>
-void launch_gemv(const GemvParams& p, int m_tile, int step, dim3 grid, int threads, bool pdl, cudaStream_t stream) {
-  if constexpr (BITS == 4) {
-    if (step == 2 && m_tile == 1) return launch_gemv_tile<BITS, 1, 2>(p, grid, threads, pdl, stream);
-    if (step == 2 && m_tile == 2) return launch_gemv_tile<BITS, 2, 2>(p, grid, threads, pdl, stream);
-  }
+void launch_gemv(const GemvParams& p, int m_tile, dim3 grid, int threads, bool pdl, cudaStream_t stream) {
   switch (m_tile) {
-    case 1: launch_gemv_tile<BITS, 1, 1>(p, grid, threads, pdl, stream); break;
-    case 2: launch_gemv_tile<BITS, 2, 1>(p, grid, threads, pdl, stream); break;
-    case 3: launch_gemv_tile<BITS, 3, 1>(p, grid, threads, pdl, stream); break;
-    case 4: launch_gemv_tile<BITS, 4, 1>(p, grid, threads, pdl, stream); break;
-    case 5: launch_gemv_tile<BITS, 5, 1>(p, grid, threads, pdl, stream); break;
-    case 6: launch_gemv_tile<BITS, 6, 1>(p, grid, threads, pdl, stream); break;
-    case 7: launch_gemv_tile<BITS, 7, 1>(p, grid, threads, pdl, stream); break;
-    default: launch_gemv_tile<BITS, 8, 1>(p, grid, threads, pdl, stream); break;
+    case 1: launch_gemv_tile<BITS, 1>(p, grid, threads, pdl, stream); break;
+    case 2: launch_gemv_tile<BITS, 2>(p, grid, threads, pdl, stream); break;
+    case 3: launch_gemv_tile<BITS, 3>(p, grid, threads, pdl, stream); break;
+    case 4: launch_gemv_tile<BITS, 4>(p, grid, threads, pdl, stream); break;
+    case 5: launch_gemv_tile<BITS, 5>(p, grid, threads, pdl, stream); break;
+    case 6: launch_gemv_tile<BITS, 6>(p, grid, threads, pdl, stream); break;
+    case 7: launch_gemv_tile<BITS, 7>(p, grid, threads, pdl, stream); break;
+    default: launch_gemv_tile<BITS, 8>(p, grid, threads, pdl, stream); break;
   }
 }
 
-template <int BITS, int MT, int STEP>
-int occupancy_of(int threads, size_t smem) {
+template <int BITS>
+int gemv_blocks_per_sm(int m_tile, int threads, size_t smem) {
   int blocks = 0;
-  const cudaError_t status =
-      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gptq_gemv_kernel<BITS, MT, STEP>, threads, smem);
-  return status == cudaSuccess && blocks > 0 ? blocks : 1;
-}
-
-template <int BITS>
-int gemv_blocks_per_sm(int m_tile, int step, int threads, size_t smem) {
-  if constexpr (BITS == 4) {
-    if (step == 2 && m_tile == 1) return occupancy_of<BITS, 1, 2>(threads, smem);
-    if (step == 2 && m_tile == 2) return occupancy_of<BITS, 2, 2>(threads, smem);
-  }
+  cudaError_t status = cudaErrorInvalidValue;
   switch (m_tile) {
-    case 1: return occupancy_of<BITS, 1, 1>(threads, smem);
-    case 2: return occupancy_of<BITS, 2, 1>(threads, smem);
-    case 3: return occupancy_of<BITS, 3, 1>(threads, smem);
-    case 4: return occupancy_of<BITS, 4, 1>(threads, smem);
-    case 5: return occupancy_of<BITS, 5, 1>(threads, smem);
-    case 6: return occupancy_of<BITS, 6, 1>(threads, smem);
-    case 7: return occupancy_of<BITS, 7, 1>(threads, smem);
-    default: return occupancy_of<BITS, 8, 1>(threads, smem);
+    case 1: status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gptq_gemv_kernel<BITS, 1>, threads, smem); break;
+    case 2: status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gptq_gemv_kernel<BITS, 2>, threads, smem); break;
+    case 3: status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gptq_gemv_kernel<BITS, 3>, threads, smem); break;
+    case 4: status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gptq_gemv_kernel<BITS, 4>, threads, smem); break;
+    case 5: status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gptq_gemv_kernel<BITS, 5>, threads, smem); break;
+    case 6: status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gptq_gemv_kernel<BITS, 6>, threads, smem); break;
+    case 7: status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gptq_gemv_kernel<BITS, 7>, threads, smem); break;
+    default: status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gptq_gemv_kernel<BITS, 8>, threads, smem); break;
   }
+  return status == cudaSuccess && blocks > 0 ? blocks : 1;
 }
 
 }  // namespace nibble::kernels::detail
 
 namespace nibble::kernels::detail {
-extern template void launch_gemv<4>(const GemvParams&, int, int, dim3, int, bool, cudaStream_t);
-extern template void launch_gemv<8>(const GemvParams&, int, int, dim3, int, bool, cudaStream_t);
-extern template int gemv_blocks_per_sm<4>(int, int, int, size_t);
-extern template int gemv_blocks_per_sm<8>(int, int, int, size_t);
+extern template void launch_gemv<4>(const GemvParams&, int, dim3, int, bool, cudaStream_t);
+extern template void launch_gemv<8>(const GemvParams&, int, dim3, int, bool, cudaStream_t);
+extern template int gemv_blocks_per_sm<4>(int, int, size_t);
+extern template int gemv_blocks_per_sm<8>(int, int, size_t);
 }  // namespace nibble::kernels::detail

@@ -88,7 +88,7 @@ struct Workspace {
   }
 };
 
-enum class Path { Dispatch, Fused, FusedStep2, Cublas };
+enum class Path { Dispatch, Fused, Cublas };
 
 // Runs one product on the device with a NaN-poisoned output; returns y as floats.
 std::vector<float> run_on_device(const DeviceLayer& layer, const DeviceBuffer& x, int64_t M, const __half* bias,
@@ -99,12 +99,6 @@ std::vector<float> run_on_device(const DeviceLayer& layer, const DeviceBuffer& x
   switch (path) {
     case Path::Dispatch: gptq_gemm(layer.view, x.as<__half>(), M, y.as<__half>(), bias, w.ws, nullptr); break;
     case Path::Fused: gptq_gemm_fused(layer.view, x.as<__half>(), M, y.as<__half>(), bias, w.ws, nullptr); break;
-    case Path::FusedStep2: {
-      GemvOverride two_chunk_steps;
-      two_chunk_steps.step = 2;
-      gptq_gemm_fused_with(layer.view, x.as<__half>(), M, y.as<__half>(), bias, w.ws, nullptr, two_chunk_steps);
-      break;
-    }
     case Path::Cublas:
       gptq_gemm_dequant_cublas(layer.view, x.as<__half>(), M, y.as<__half>(), bias, w.ws, nullptr);
       break;
@@ -151,8 +145,7 @@ TEST_F(GptqGemmGpu, EveryCombinationEveryMBothPaths) {
     auto xd = upload(x);
     auto bd = upload(bias);
     for (int64_t M : kMs) {
-      for (Path path : {Path::Dispatch, Path::Fused, Path::FusedStep2, Path::Cublas}) {
-        if (path == Path::FusedStep2 && M > 2) continue;
+      for (Path path : {Path::Dispatch, Path::Fused, Path::Cublas}) {
         const auto y = run_on_device(layer, *xd, M, use_bias ? bd->as<__half>() : nullptr, w, path);
         ASSERT_EQ(count_nonfinite(y), 0u) << spec.name() << " M=" << M << " path " << static_cast<int>(path);
         const double err = relative_error(y.data(), ref_d.data(), y.size());
@@ -189,7 +182,7 @@ TEST_F(GptqGemmGpu, SplitKAcrossWorkspaceSizes) {
     auto xd = upload(x);
     for (size_t splitk : {gptq_splitk_workspace_bytes(Mmax, spec.N), size_t{16384 + 4 * 1024 * 4}, size_t{0}}) {
       Workspace w(splitk, 0);
-      for (int64_t M : {1, 2, 4, 8}) {
+      for (int64_t M : {1, 4, 8}) {
         const GemvPlan plan = plan_gemv_on_device(M, spec.N, spec.K, bits, splitk, GemvOverride{});
         std::vector<float> first;
         for (int repeat = 0; repeat < 2; ++repeat) {
@@ -207,10 +200,6 @@ TEST_F(GptqGemmGpu, SplitKAcrossWorkspaceSizes) {
             EXPECT_LT(relative_error(y.data(), std::vector<double>(first.begin(), first.end()).data(), y.size()), 1e-3)
                 << "results differ between identical runs";
           }
-        }
-        if (M <= 2) {  // the two-chunk load step (4-bit only; 8-bit falls back to one)
-          const auto y = run_on_device(layer, *xd, M, nullptr, w, Path::FusedStep2);
-          EXPECT_LT(relative_error(y.data(), ref_d.data(), y.size()), kTolerance) << spec.name() << " step 2";
         }
         ASSERT_TRUE(w.counters_zero());
       }
