@@ -117,6 +117,41 @@ size_t count_nonfinite(const std::vector<float>& v) {
   return bad;
 }
 
+// The launch planner is host logic: checked without a device.
+int eight_blocks(int, int, int) { return 8; }
+
+TEST(GptqGemvPlan, CoversKAndFillsTheGpu) {
+  const size_t roomy = gptq_splitk_workspace_bytes(8, 14336);
+  for (int64_t M : {1, 3, 8, 20})
+    for (int64_t N : {256, 1024, 4096, 14336})
+      for (int64_t K : {608, 4096, 14336}) {
+        const GemvPlan p = plan_gemv(M, N, K, 132, roomy, GemvOverride{}, eight_blocks, 4);
+        const std::string what = "M=" + std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K);
+        EXPECT_EQ(p.m_tile, std::min<int64_t>(M, 8)) << what;
+        EXPECT_EQ(p.mchunks * 8 >= M, true) << what;
+        EXPECT_GE(int64_t{p.ntiles} * p.threads * 4, N) << what;
+        EXPECT_EQ(p.rows_per_split % 32, 0) << what;
+        EXPECT_GE(int64_t{p.rows_per_split} * p.splits, K) << what;
+        EXPECT_LT(int64_t{p.rows_per_split} * (p.splits - 1), K) << what << ": an empty split";
+        const int64_t blocks = int64_t{p.mchunks} * p.ntiles * p.splits;
+        if (M <= 8 && p.splits > 1) EXPECT_LE(blocks, 2 * 8 * 132) << what;
+      }
+  // 4096x14336 at M = 1: one wave of 8 blocks per SM, as measured best (bench/NOTES.md).
+  const GemvPlan gate = plan_gemv(1, 14336, 4096, 132, roomy, GemvOverride{}, eight_blocks, 4);
+  EXPECT_EQ(gate.splits, 32);
+  EXPECT_EQ(gate.rows_per_split, 128);
+}
+
+TEST(GptqGemvPlan, NoSplitWithoutRoomForTheAccumulator) {
+  const GemvPlan none = plan_gemv(1, 4096, 14336, 132, 0, GemvOverride{}, eight_blocks, 4);
+  EXPECT_EQ(none.splits, 1);
+  EXPECT_GE(none.rows_per_split, 14336);
+  const size_t for_m4 = gptq_splitk_workspace_bytes(4, 4096);
+  EXPECT_GT(plan_gemv(4, 4096, 14336, 132, for_m4, GemvOverride{}, eight_blocks, 4).splits, 1);
+  EXPECT_EQ(plan_gemv(8, 4096, 14336, 132, for_m4, GemvOverride{}, eight_blocks, 4).splits, 1);
+  EXPECT_THROW(plan_gemv(1, 4096, 4096, 132, 0, GemvOverride{96, 0, 0, 0}, eight_blocks, 4), nibble::Error);
+}
+
 constexpr double kTolerance = 2e-3;
 const int64_t kMs[] = {1, 2, 3, 7, 8, 16, 31, 32, 33, 100, 257};
 
