@@ -233,6 +233,43 @@ TEST(EngineLoop, RefusesTooLongInvalidAndQueueFull) {
   loop->shutdown(1s);
 }
 
+TEST(EngineLoop, GreedyStepsUseTheBackendArgmaxHook) {
+  FakeBackend backend(kVocab, 64, 4);
+  std::atomic<int> hook_calls{0};
+  EngineLoopOptions options;
+  options.sampling_threads = 2;
+  options.forward_greedy = [&](const Batch& batch) {
+    ++hook_calls;
+    std::vector<float> logits;
+    backend.forward(batch, logits);
+    std::vector<int32_t> tokens;
+    for (size_t r = 0; r < batch.logits_indices.size(); ++r) {
+      auto row = std::span(logits).subspan(r * kVocab, kVocab);
+      tokens.push_back(static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin()));
+    }
+    return tokens;
+  };
+  auto loop = EngineLoop::start(backend, loop_config(), options);
+  GenerationRequest g = make_request(1, 6, 8);
+  g.sampling.temperature = 0;
+  g.stop.ignore_eos = true;
+  SubmitResult s = loop->submit(g);
+  ASSERT_EQ(s.status, SubmitStatus::Ok);
+  Result got = collect(*s.handle, 1);
+  EXPECT_EQ(got.tokens[0], generate_alone(g, 0, 0, kEos, kVocab, 4096).tokens);
+  EXPECT_EQ(hook_calls.load(), 8);
+  EXPECT_EQ(backend.steps.load(), 8);  // every step went through the hook
+
+  GenerationRequest sampled = make_request(2, 6, 5);
+  sampled.stop.ignore_eos = true;
+  s = loop->submit(sampled);
+  ASSERT_EQ(s.status, SubmitStatus::Ok);
+  got = collect(*s.handle, 1);
+  EXPECT_EQ(got.tokens[0], generate_alone(sampled, 0, *sampled.sampling.seed, kEos, kVocab, 4096).tokens);
+  EXPECT_EQ(hook_calls.load(), 8);  // sampled steps need the logits
+  loop->shutdown(1s);
+}
+
 TEST(EngineLoop, RejectsMaxModelLenBeyondTheModel) {
   FakeBackend backend(kVocab, 300, 4, 128);
   auto config = loop_config();
