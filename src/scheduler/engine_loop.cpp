@@ -24,15 +24,27 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-int resolve_max_model_len(const SchedulerConfig& config, const ModelConfig& model) {
+// The configured length, or the model's; never more than the KV pool holds,
+// so that a request sized to max_model_len always fits.
+int resolve_max_model_len(const SchedulerConfig& config, const ModelConfig& model, const KvCacheShape& kv) {
   const int model_max = model.max_position_embeddings;
+  const long long capacity = static_cast<long long>(kv.num_blocks) * kv.block_size;
   if (config.max_model_len <= 0) {
     NIBBLE_CHECK(model_max > 0, "max_model_len is not set and the model's config.json has no max_position_embeddings");
+    if (model_max > capacity) {
+      spdlog::info("max_model_len set to {} tokens, what the KV cache holds ({} blocks of {}); the model allows {}",
+                   capacity, kv.num_blocks, kv.block_size, model_max);
+      return static_cast<int>(capacity);
+    }
     return model_max;
   }
   NIBBLE_CHECK(model_max <= 0 || config.max_model_len <= model_max,
                fmt::format("max_model_len {} exceeds the model's max_position_embeddings {}", config.max_model_len,
                            model_max));
+  NIBBLE_CHECK(config.max_model_len <= capacity,
+               fmt::format("max_model_len {} does not fit in the KV cache, which holds {} tokens ({} blocks of {}); "
+                           "lower max_model_len or give the KV cache more memory",
+                           config.max_model_len, capacity, kv.num_blocks, kv.block_size));
   return config.max_model_len;
 }
 
@@ -73,7 +85,7 @@ class EngineLoopImpl final : public EngineLoop {
       : backend_(backend),
         options_(std::move(options)),
         config_(with_model_eos(config, backend.config())),
-        max_model_len_(resolve_max_model_len(config, backend.config())),
+        max_model_len_(resolve_max_model_len(config, backend.config(), backend.kv_cache_shape())),
         scheduler_(config_, backend.kv_cache_shape(), backend.config().vocab_size, max_model_len_,
                    std::random_device{}() ^ (static_cast<uint64_t>(std::random_device{}()) << 32)),
         shared_(std::make_shared<LoopShared>()) {

@@ -277,6 +277,23 @@ TEST(EngineLoop, RejectsMaxModelLenBeyondTheModel) {
   EXPECT_THROW(EngineLoop::start(backend, config), nibble::Error);
 }
 
+TEST(EngineLoop, MaxModelLenFitsTheKvCache) {
+  FakeBackend backend(kVocab, 10, 4, /*max_position_embeddings=*/128);
+  auto loop = EngineLoop::start(backend, loop_config());
+  EXPECT_EQ(loop->max_model_len(), 40);  // 10 blocks of 4: capped, not the model's 128
+  loop->shutdown(0ms);
+  auto config = loop_config();
+  config.max_model_len = 64;  // asked for explicitly: an error, not a silent cap
+  try {
+    EngineLoop::start(backend, config);
+    ADD_FAILURE() << "expected an error";
+  } catch (const nibble::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("KV cache"), std::string::npos) << e.what();
+  }
+  config.max_model_len = 32;
+  EXPECT_EQ(EngineLoop::start(backend, config)->max_model_len(), 32);
+}
+
 TEST(EngineLoop, UsesModelEosWhenConfigHasNone) {
   FakeBackend backend(kVocab, 64, 4, 4096, {7});
   auto config = loop_config();
