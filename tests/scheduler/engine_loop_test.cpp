@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <ctime>
+#include <random>
 #include <functional>
 #include <thread>
 
@@ -104,6 +105,61 @@ TEST(EngineLoop, ConcurrentSubmittersGetTheirOwnOutputs) {
   EXPECT_EQ(st.kv_blocks_total, 24);
   EXPECT_GT(st.prompt_tokens, 0u);
   EXPECT_GT(st.generation_tokens, 0u);
+  loop->shutdown(1s);
+}
+
+TEST(EngineLoop, RandomCancelsFromManyThreadsLeaveNothingBehind) {
+  FakeBackend backend(kVocab, 20, 4);
+  auto loop = EngineLoop::start(backend, loop_config());
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(t);
+      for (int i = 0; i < 15; ++i) {
+        GenerationRequest r = make_request(1000 + t * 100 + i, 2 + static_cast<int>(rng() % 20), 1 + static_cast<int>(rng() % 25));
+        r.n = 1 + static_cast<int>(rng() % 2);
+        const int cancel_after = static_cast<int>(rng() % 8) - 2;  // < 0: never; 0: right after submit
+        SubmitResult s = loop->submit(r);
+        ASSERT_EQ(s.status, SubmitStatus::Ok) << s.message;
+        if (cancel_after == 0) s.handle->cancel();
+        std::vector<std::vector<int32_t>> tokens(r.n);
+        std::vector<int> finishes(r.n, 0);
+        std::vector<FinishReason> reasons(r.n);
+        int deliveries = 0;
+        const auto deadline = std::chrono::steady_clock::now() + 10s;
+        for (;;) {
+          auto out = s.handle->next(20ms);
+          if (!out) {
+            if (s.handle->finished() || std::chrono::steady_clock::now() > deadline) break;
+            continue;
+          }
+          tokens[out->index].insert(tokens[out->index].end(), out->new_tokens.begin(), out->new_tokens.end());
+          if (out->finish) {
+            ++finishes[out->index];
+            reasons[out->index] = *out->finish;
+          }
+          if (++deliveries == cancel_after) s.handle->cancel();
+        }
+        for (int k = 0; k < r.n; ++k) {
+          ASSERT_EQ(finishes[k], 1) << "thread " << t << " request " << i << " sample " << k;
+          Expected e = generate_alone(r, k, *r.sampling.seed, kEos, kVocab, 4096);
+          if (reasons[k] == FinishReason::Abort) {
+            ASSERT_GE(cancel_after, 0);
+            ASSERT_LE(tokens[k].size(), e.tokens.size());
+            EXPECT_TRUE(std::equal(tokens[k].begin(), tokens[k].end(), e.tokens.begin()));
+          } else {
+            EXPECT_EQ(tokens[k], e.tokens);
+            EXPECT_EQ(reasons[k], e.finish);
+          }
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_TRUE(wait_until([&] {
+    EngineStats st = loop->stats();
+    return st.kv_blocks_used == 0 && st.running == 0 && st.waiting == 0;
+  }));
   loop->shutdown(1s);
 }
 
