@@ -76,13 +76,17 @@ int kv_blocks_for(const CpuBackendOptions& o, const ModelConfig& c) {
   return (tokens + o.block_size - 1) / o.block_size;
 }
 
+size_t thread_count(const CpuBackendOptions& o) {
+  NIBBLE_CHECK(o.threads >= 0, "cpu backend: threads must not be negative, got " + std::to_string(o.threads));
+  return static_cast<size_t>(o.threads);  // 0: ThreadPool takes every core
+}
+
 class CpuBackend final : public Backend {
  public:
   CpuBackend(const LoadedModel& model, const CpuBackendOptions& options)
       : config_(model.config()),
         weights_(model.weights()),
-        pool_(options.threads < 0 ? throw Error("cpu backend: threads must not be negative")
-                                  : static_cast<size_t>(options.threads)),
+        pool_(thread_count(options)),
         kv_(config_.num_hidden_layers, kv_blocks_for(options, config_), options.block_size, config_.num_key_value_heads,
             config_.head_dim) {
     check_config(config_);
