@@ -213,6 +213,49 @@ TEST(CpuBackend, KvPoolSizeFromOptions) {
   EXPECT_THROW(make_cpu_backend(*model, {.threads = -1}), Error);
 }
 
+TEST(CpuBackend, RejectsImpossibleKvPool) {
+  RandomModelSpec spec;
+  auto model = make_random_model(spec);
+  EXPECT_THROW(make_cpu_backend(*model, {.kv_cache_blocks = 2000000000, .block_size = 1 << 20}), Error);
+}
+
+TEST(CpuBackend, EmptyBatchesAndNoLogitRows) {
+  RandomModelSpec spec;
+  auto model = make_random_model(spec);
+  auto backend = make_cpu_backend(*model, {.kv_cache_blocks = 4});
+  std::vector<float> logits(5, 1.0f);
+  Batch empty;
+  empty.query_start = {0};
+  empty.kv_indptr = {0};
+  backend->forward(empty, logits);
+  EXPECT_TRUE(logits.empty());
+
+  // A prefill chunk that samples nothing still fills the KV cache: the next
+  // step's logits match a one-shot run.
+  auto one_shot = make_cpu_backend(*model, {.kv_cache_blocks = 4});
+  SequenceDriver reference(*one_shot, {0, 1});
+  const auto tokens = random_tokens(20, spec.vocab_size, 4);
+  reference.add(tokens);
+  reference.step({{0, 20}});
+  Batch chunk;
+  chunk.token_ids.assign(tokens.begin(), tokens.begin() + 19);
+  for (int p = 0; p < 19; ++p) chunk.positions.push_back(p);
+  chunk.query_start = {0, 19};
+  chunk.seq_lens = {19};
+  set_block_tables(chunk, {{2, 3}}, 16);
+  backend->forward(chunk, logits);
+  EXPECT_TRUE(logits.empty());
+  Batch last;
+  last.token_ids = {tokens[19]};
+  last.positions = {19};
+  last.query_start = {0, 1};
+  last.seq_lens = {20};
+  set_block_tables(last, {{2, 3}}, 16);
+  last.logits_indices = {0};
+  backend->forward(last, logits);
+  EXPECT_EQ(max_relative_error(logits, reference.logits(0, 19)), 0.0);
+}
+
 TEST(CpuBackend, RejectsInconsistentWeights) {
   RandomModelSpec spec;
   auto model = make_random_model(spec);
