@@ -35,6 +35,7 @@ class BpeModel {
   bool is_byte_fallback(int32_t id) const {
     return byte_fallback_ && id >= 0 && static_cast<size_t>(id) < is_byte_token_.size() && is_byte_token_[id];
   }
+  size_t vocab_len() const { return vocab_.size(); }
   int32_t max_id() const { return static_cast<int32_t>(id_to_token_.size()) - 1; }
 
  private:
