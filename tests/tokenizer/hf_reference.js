@@ -191,20 +191,16 @@ async function main() {
     const tok = Tokenizer.fromFile(file);
     const rand = mulberry32(0x5eed + name.length * 7919);
     const corpus = makeCorpus(rand, specials, size);
-    const cases = [];
-    for (const text of corpus) {
-      const withIds = (await tok.encode(text, null, { addSpecialTokens: true })).getIds();
-      const withoutIds = (await tok.encode(text, null, { addSpecialTokens: false })).getIds();
-      cases.push({
-        text,
-        with_special: withIds,
-        without_special: withoutIds,
-        decode: await tok.decode(withIds, false),
-        decode_skip: await tok.decode(withIds, true),
-      });
-    }
+    // Batched calls: one round trip to the native library per list.
+    const withIds = (await tok.encodeBatch(corpus, { addSpecialTokens: true })).map((e) => e.getIds());
+    const withoutIds = (await tok.encodeBatch(corpus, { addSpecialTokens: false })).map((e) => e.getIds());
+    const decoded = await tok.decodeBatch(withIds, false);
+    const decodedSkip = await tok.decodeBatch(withIds, true);
+    const cases = corpus.map((text, i) => ({
+      text, with_special: withIds[i], without_special: withoutIds[i], decode: decoded[i], decode_skip: decodedSkip[i],
+    }));
     const vocabSize = tok.getVocabSize(true);
-    const decodes = [];
+    const idLists = [];
     for (let k = 0; k < RANDOM_ID_SEQUENCES; k++) {
       const n = 1 + Math.floor(rand() * 12);
       const ids = [];
@@ -212,8 +208,11 @@ async function main() {
         // Mix low ids (bytes, specials) with the whole range.
         ids.push(rand() < 0.3 ? Math.floor(rand() * 300) : Math.floor(rand() * vocabSize));
       }
-      decodes.push({ ids, decode: await tok.decode(ids, false), decode_skip: await tok.decode(ids, true) });
+      idLists.push(ids);
     }
+    const idDecodes = await tok.decodeBatch(idLists, false);
+    const idDecodesSkip = await tok.decodeBatch(idLists, true);
+    const decodes = idLists.map((ids, k) => ({ ids, decode: idDecodes[k], decode_skip: idDecodesSkip[k] }));
     const out = path.join(outDir, `${name}.json`);
     fs.writeFileSync(out, JSON.stringify({ name, tokenizer: file, cases, random_decodes: decodes }));
     console.log(`${name}: ${cases.length} strings, ${decodes.length} id sequences -> ${out}`);
