@@ -7,7 +7,8 @@
 
 namespace nibble::tokenizer_detail {
 
-HfTokenizer::HfTokenizer(const nlohmann::json& spec, TokenizerConfig config, const std::string& name)
+HfTokenizer::HfTokenizer(const nlohmann::json& spec, BpeTables tables, TokenizerConfig config,
+                         const std::string& name)
     : config_(std::move(config)) {
   if (!spec.is_object()) throw Error(name + ": expected a JSON object at the top level");
   const auto& model = require_field(spec, "model", name);
@@ -17,7 +18,7 @@ HfTokenizer::HfTokenizer(const nlohmann::json& spec, TokenizerConfig config, con
   }
   normalizer_ = make_normalizer(spec.value("normalizer", nlohmann::json()), name + ".normalizer");
   pre_tokenizer_ = make_pre_tokenizer(spec.value("pre_tokenizer", nlohmann::json()), name + ".pre_tokenizer");
-  model_ = std::make_unique<BpeModel>(model, name + ".model");
+  model_ = std::make_unique<BpeModel>(model, std::move(tables), name + ".model");
   post_processor_ = make_post_processor(spec.value("post_processor", nlohmann::json()), name + ".post_processor");
   decoder_ = make_decoder(spec.value("decoder", nlohmann::json()), name + ".decoder");
   added_ = AddedVocabulary(
