@@ -32,15 +32,18 @@ HfTokenizer::HfTokenizer(const nlohmann::json& spec, BpeTables tables, Tokenizer
 
 void HfTokenizer::apply_config_post_processor(const std::string& name) {
   if (!class_rewrites_post_processor(config_.tokenizer_class)) return;
-  if (!config_.add_bos_token && !config_.add_eos_token) return;
+  // These classes call update_post_processor() in __init__ with add_bos_token defaulting
+  // to true and add_eos_token to false.
   const bool add_bos = config_.add_bos_token.value_or(true);
   const bool add_eos = config_.add_eos_token.value_or(false);
+  const bool explicit_flags = config_.add_bos_token || config_.add_eos_token;
   auto resolve = [&](const std::optional<std::string>& token, const char* what) -> std::optional<int32_t> {
     if (!token) throw Error(name + ": tokenizer_config.json sets add_" + what + "_token but has no " + what + "_token");
     auto id = token_to_id(*token);
     if (!id) throw Error(name + ": " + what + "_token \"" + *token + "\" is not in the vocabulary");
     return id;
   };
+  if (!explicit_flags && (!config_.bos_token || !token_to_id(*config_.bos_token))) return;
   std::optional<int32_t> bos, eos;
   if (add_bos) bos = resolve(config_.bos_token, "bos");
   if (add_eos) eos = resolve(config_.eos_token, "eos");

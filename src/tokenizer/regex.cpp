@@ -98,19 +98,22 @@ Regex::~Regex() {
 std::vector<Span> Regex::find_all(std::string_view text) const {
   std::vector<Span> spans;
   pcre2_match_data* md = pcre2_match_data_create_from_pattern(impl_->code, nullptr);
+  // JIT matching starts on PCRE2's small default stack; a pattern that backtracks deeply
+  // on a long input gets a larger one on demand.
   pcre2_jit_stack* stack = nullptr;
   pcre2_match_context* ctx = nullptr;
-  if (impl_->jit) {
-    stack = pcre2_jit_stack_create(32 * 1024, 4 * 1024 * 1024, nullptr);
-    ctx = pcre2_match_context_create(nullptr);
-    pcre2_jit_stack_assign(ctx, nullptr, stack);
-  }
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   size_t pos = 0;
   int rc = 0;
   while (pos <= text.size()) {
     rc = impl_->jit ? pcre2_jit_match(impl_->code, subject, text.size(), pos, 0, md, ctx)
                     : pcre2_match(impl_->code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, md, nullptr);
+    if (rc == PCRE2_ERROR_JIT_STACKLIMIT && stack == nullptr) {
+      stack = pcre2_jit_stack_create(64 * 1024, 64 * 1024 * 1024, nullptr);
+      ctx = pcre2_match_context_create(nullptr);
+      pcre2_jit_stack_assign(ctx, nullptr, stack);
+      continue;
+    }
     if (rc < 0) break;
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
     const size_t begin = ov[0], end = ov[1];

@@ -68,6 +68,16 @@ TEST(Regex, WhitespaceAndWordFollowOniguruma) {
   EXPECT_THROW(td::Regex("(unclosed", "test.json.pre_tokenizer"), Error);
 }
 
+TEST(Regex, DeepBacktrackingOnLongInputs) {
+  // A capturing group repeated 200k times needs more than PCRE2's default JIT stack.
+  const td::Regex group("(a|b)*c", "test");
+  const std::string text = std::string(200000, 'a') + "c";
+  EXPECT_EQ(group.find_all(text), (std::vector<td::Span>{{0, text.size()}}));
+  const td::Regex spaces("\\s+(?!\\S)|\\s+", "test");
+  const std::string run = "x" + std::string(300000, ' ') + "y";
+  EXPECT_EQ(spaces.find_all(run), (std::vector<td::Span>{{1, 300000}, {300000, 300001}}));
+}
+
 TEST(SplitBehavior, MatchesHuggingFaceDocumentation) {
   // "the-final--countdown" split on "-", as in the tokenizers documentation.
   const std::string text = "the-final--countdown";
