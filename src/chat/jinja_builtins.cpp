@@ -804,6 +804,18 @@ Value make_globals(const nlohmann::ordered_json& variables) {
           for (const auto& [k, v] : args.keyword) d.object->set(k, v);
           return d;
         }));
+  e.set("joiner", Value::callable("joiner", [](CallArgs& args, Evaluator&) {
+          Value sep = args.get(0, "sep");
+          std::string text = sep.is_undefined() ? ", " : to_str(sep);
+          auto used = std::make_shared<bool>(false);
+          return Value::callable("joiner", [text, used](CallArgs&, Evaluator&) {
+            if (!*used) {
+              *used = true;
+              return Value::string("");
+            }
+            return Value::string(text);
+          });
+        }));
   e.set("raise_exception", Value::callable("raise_exception", [](CallArgs& args, Evaluator&) -> Value {
           fail(to_str(args.get(0, "message")));
         }));

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #include "jinja_parser.h"
 #include "jinja_strings.h"
@@ -463,6 +464,8 @@ void ForStmt::render(Evaluator& ev, std::string& out) const {
       items = std::move(kept);
     }
     const size_t n = items.size();
+    // loop.changed(...) compares with the arguments of its previous call.
+    auto last_changed = std::make_shared<std::optional<Value>>();
     for (size_t k = 0; k < n; ++k) {
       ev.count_iteration();
       ev.at(pos);
@@ -485,8 +488,11 @@ void ForStmt::render(Evaluator& ev, std::string& out) const {
               if (args.positional.empty()) fail("no items for cycling given");
               return args.positional[static_cast<size_t>(idx) % args.positional.size()];
             }));
-      e.set("changed", Value::callable("changed", [](CallArgs&, Evaluator&) -> Value {
-              fail("loop.changed is not supported");
+      e.set("changed", Value::callable("changed", [last_changed](CallArgs& args, Evaluator&) {
+              Value current = Value::list(args.positional);
+              if (*last_changed && values_equal(**last_changed, current)) return Value::boolean(false);
+              *last_changed = current;
+              return Value::boolean(true);
             }));
       ev.assign("loop", loop);
       ev.render_body(body, out);
