@@ -88,7 +88,7 @@ void CompletionLogprobs::append_prompt(const std::vector<int32_t>& prompt, const
     token_logprobs_.push_back(nullptr);
     top_logprobs_.push_back(nullptr);
     text_offset_.push_back(offset);
-    offset += text.size();
+    offset += codec.decode(std::span<const int32_t>(&token, 1), true).size();  // special tokens take no text
   }
 }
 
