@@ -8,6 +8,10 @@ import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export const kind = process.env.NIBBLE_SERVER_KIND ?? 'fake';
+// max_tokens for a request that must still be running a moment later: the
+// fake engine (with slow: true) makes 40 steps/s, the tiny demo model on a
+// CPU makes ~1000 tokens/s.
+export const longTokens = kind === 'fake' ? 400 : 2000;
 
 export function loadOpenAI() {
   try {

@@ -4,7 +4,7 @@ import http from 'node:http';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { TestServer, kind } from './harness.mjs';
+import { TestServer, kind, longTokens } from './harness.mjs';
 
 function streamedText(events) {
   return events.filter((e) => e !== '[DONE]' && e.choices?.length)
@@ -38,6 +38,7 @@ describe('serving', () => {
   test('a client that disconnects mid-stream frees its KV blocks', async () => {
     const server = await TestServer.start({ slow: true });
     try {
+      const generatedBefore = await server.metric('nibble_generation_tokens_total');
       await new Promise((resolve, reject) => {
         const req = http.request(server.url('/v1/completions'), {
           method: 'POST', headers: { 'content-type': 'application/json' },
@@ -53,12 +54,15 @@ describe('serving', () => {
           res.on('error', () => {});
         });
         req.on('error', () => {});
-        req.end(JSON.stringify({ prompt: 'long story', max_tokens: 400, ignore_eos: true, stream: true }));
+        req.end(JSON.stringify({ prompt: 'long story', max_tokens: longTokens, ignore_eos: true, stream: true }));
         setTimeout(() => reject(new Error('no chunks arrived')), 10000);
       });
       assert.ok((await server.metric('nibble_kv_cache_blocks_used')) >= 0);
       assert.equal(await server.waitMetric('nibble_kv_cache_blocks_used', 0, 8000), 0);
       assert.equal(await server.waitMetric('nibble_num_requests_running', 0, 2000), 0);
+      // Cancelled, not run to completion.
+      const generated = (await server.metric('nibble_generation_tokens_total')) - generatedBefore;
+      assert.ok(generated < longTokens, `${generated} tokens generated`);
       const after = await server.post('/v1/completions', { prompt: 'next', max_tokens: 2 });
       assert.equal(after.status, 200);
     } finally {
@@ -86,8 +90,8 @@ describe('serving', () => {
   });
 
   test('SIGTERM with streams longer than --drain-timeout: they end cleanly, exit code 0', async () => {
-    const server = await TestServer.start({ slow: true, drainTimeoutS: 1 });
-    const stream = server.stream('/v1/completions', { prompt: 'endless', max_tokens: 1000, ignore_eos: true });
+    const server = await TestServer.start({ slow: true, drainTimeoutS: 0.2 });
+    const stream = server.stream('/v1/completions', { prompt: 'endless', max_tokens: longTokens, ignore_eos: true });
     await server.waitMetric('nibble_num_requests_running', 1, 5000);
     server.proc.kill('SIGTERM');
     const r = await stream;
