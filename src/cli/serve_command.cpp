@@ -3,6 +3,7 @@
 // until SIGTERM/SIGINT, then drains.
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -79,8 +80,7 @@ class LoadProgressReporter {
 };
 
 void add_options(CLI::App& cmd, ServeOptions& o) {
-  cmd.add_option("--model", o.model, "Model folder (config.json, safetensors, tokenizer.json)")
-      ->required()
+  cmd.add_option("--model", o.model, "Model folder (config.json, safetensors, tokenizer.json); required")
       ->envname("NIBBLE_MODEL");
   cmd.add_option("--host", o.http.host, "Address to listen on")->envname("NIBBLE_HOST")->capture_default_str();
   cmd.add_option("--port", o.http.port, "Port to listen on (0 = any free port)")
@@ -214,9 +214,39 @@ void load_stack(const ServeOptions& o, LoadedStack& s) {
   m.render_chat = [chat](const ChatRenderInput& input) { return chat->render(input); };
 }
 
+// Fills the options not given on the command line or in the environment from
+// a TOML file (CLI11's parser; keys are option names, '-' or '_', top level or
+// under [serve]). Precedence: command line > environment > file > default.
+void apply_config_file(CLI::App& cmd, const std::string& path) {
+  std::vector<CLI::ConfigItem> items;
+  try {
+    items = CLI::ConfigTOML().from_file(path);
+  } catch (const CLI::Error& e) {
+    throw_error(fmt::format("--config {}: {}", path, e.what()));
+  }
+  for (const auto& item : items) {
+    if (item.name == "++" || item.name == "--") continue;  // section markers
+    NIBBLE_CHECK(item.parents.empty() || (item.parents.size() == 1 && item.parents[0] == "serve"),
+                 fmt::format("--config {}: unknown section in '{}'", path, item.fullname()));
+    std::string name = item.name;
+    std::replace(name.begin(), name.end(), '_', '-');
+    CLI::Option* option = cmd.get_option_no_throw("--" + name);
+    NIBBLE_CHECK(option != nullptr && name != "config",
+                 fmt::format("--config {}: unknown option '{}'", path, item.name));
+    if (option->count() > 0) continue;
+    try {
+      option->add_result(item.inputs);
+      option->run_callback();
+    } catch (const CLI::Error& e) {
+      throw_error(fmt::format("--config {}: '{}': {}", path, item.name, e.what()));
+    }
+  }
+}
+
 void serve(ServeOptions o) {
   server::block_shutdown_signals();
   setup_logging(o.log_level);
+  NIBBLE_CHECK(!o.model.empty(), "--model is required (on the command line, in --config or as NIBBLE_MODEL)");
   std::filesystem::path dir = o.model;
   NIBBLE_CHECK(std::filesystem::is_directory(dir), fmt::format("--model {}: no such folder", o.model));
   if (o.http.served_model_name.empty()) o.http.served_model_name = std::filesystem::absolute(dir).filename().string();
@@ -267,10 +297,15 @@ void serve(ServeOptions o) {
 
 void register_serve(CLI::App& app) {
   auto options = std::make_shared<ServeOptions>();
+  auto config_file = std::make_shared<std::string>();
   CLI::App* cmd = app.add_subcommand("serve", "Serve a model over an OpenAI-compatible HTTP API");
-  cmd->set_config("--config", "", "TOML config file with any of these options (key = value)");
+  cmd->add_option("--config", *config_file, "TOML file setting any of these options (e.g. max-num-seqs = 64)")
+      ->envname("NIBBLE_CONFIG");
   add_options(*cmd, *options);
-  cmd->callback([options] { serve(*options); });
+  cmd->callback([cmd, options, config_file] {
+    if (!config_file->empty()) apply_config_file(*cmd, *config_file);
+    serve(*options);
+  });
 }
 
 }  // namespace nibble::cli

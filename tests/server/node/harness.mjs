@@ -60,9 +60,10 @@ export class TestServer {
     const port = await freePort();
     const [bin, args] = commandFor(port, opts);
     if (!bin) throw new Error(`no server binary for kind ${kind}`);
-    const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const env = { ...process.env, ...(opts.env ?? {}) };
+    const proc = spawn(bin, [...args, ...(opts.args ?? [])], { stdio: ['ignore', 'pipe', 'pipe'], env });
     const server = new TestServer(proc, port);
-    server.apiKey = opts.apiKey;
+    server.apiKey = opts.apiKey ?? opts.clientApiKey;  // clientApiKey: the key reaches the server another way
     if (opts.waitReady !== false) await server.waitReady();
     return server;
   }

@@ -1,6 +1,9 @@
 // Serving behaviour: concurrency, client disconnects, graceful shutdown, loading.
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -120,6 +123,22 @@ describe('serving', () => {
       assert.equal((await server.get('/health')).status, 200);
     } finally {
       await server.stop();
+    }
+  });
+
+  test('options from a TOML --config file and NIBBLE_* environment variables', { skip: kind !== 'real' && 'serve command only' }, async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nibble-config-'));
+    const file = path.join(dir, 'serve.toml');
+    fs.writeFileSync(file, 'served-model-name = "from-toml"\nmax_num_seqs = 3\napi-key = "toml-key"\n');
+    // The environment beats the file; the command line beats both.
+    const server = await TestServer.start({ args: ['--config', file], env: { NIBBLE_API_KEY: 'env-key' }, clientApiKey: 'env-key' });
+    try {
+      assert.equal(server.modelName, 'from-toml');
+      assert.equal((await server.get('/v1/models', { authorization: 'Bearer toml-key' })).status, 401);
+      assert.equal((await server.get('/v1/models', { authorization: 'Bearer env-key' })).status, 200);
+    } finally {
+      await server.stop();
+      fs.rmSync(dir, { recursive: true });
     }
   });
 });
