@@ -21,6 +21,14 @@ uint64_t hash_prompt(const std::vector<int32_t>& prompt) {
   return h;
 }
 
+// A prompt containing this text makes the request fail mid-generation (tests of error paths).
+bool prompt_contains(const std::vector<int32_t>& prompt, const std::string& text) {
+  std::string bytes;
+  for (int32_t t : prompt)
+    if (t < 256) bytes += static_cast<char>(t);
+  return bytes.find(text) != std::string::npos;
+}
+
 class Channel : public RequestHandle {
  public:
   std::optional<RequestOutput> next(std::chrono::milliseconds timeout) override {
@@ -171,6 +179,13 @@ void FakeEngine::step_locked() {
       lp.top.emplace_back(token, lp.logprob);
       for (int k = 1; k < req.sampling.top_logprobs; ++k) lp.top.emplace_back('a' + k, lp.logprob - k);
       out.logprobs.push_back(lp);
+    }
+    if (seq->generated == 3 && prompt_contains(req.prompt, "FAIL")) {
+      out.new_tokens.clear();
+      out.logprobs.clear();
+      out.error = "simulated engine failure";
+      finish(*seq, std::move(out), FinishReason::Error);
+      continue;
     }
     bool is_stop_id = std::find(req.stop.stop_token_ids.begin(), req.stop.stop_token_ids.end(), token) !=
                       req.stop.stop_token_ids.end();

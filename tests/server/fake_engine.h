@@ -2,6 +2,7 @@
 // A fake EngineLoop for server tests: a real engine thread with a waiting
 // queue, a running batch, KV block accounting, cancellation and draining, that
 // "generates" byte tokens of words chosen by a seeded RNG (ByteTokenizer ids).
+// A prompt containing "FAIL" fails after two tokens (FinishReason::Error).
 // Same seed and prompt -> same tokens, whatever else runs.
 #include <chrono>
 #include <condition_variable>
