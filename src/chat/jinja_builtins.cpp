@@ -2,6 +2,7 @@
 // that chat templates call, with Python's semantics. Mutating list and dict
 // methods are refused as ImmutableSandboxedEnvironment refuses them.
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <ctime>
@@ -248,7 +249,9 @@ Value attribute_path(const Value& v, const std::string& path) {
     std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     bool numeric = !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
     if (cur.is_undefined()) return cur;
-    cur = numeric ? get_item(cur, Value::integer(std::stoll(part))) : get_item(cur, Value::string(part));
+    int64_t index = 0;
+    if (numeric && std::from_chars(part.data(), part.data() + part.size(), index).ec != std::errc()) numeric = false;
+    cur = numeric ? get_item(cur, Value::integer(index)) : get_item(cur, Value::string(part));
     if (dot == std::string::npos) return cur;
     start = dot + 1;
   }

@@ -33,6 +33,10 @@ std::string Evaluator::render() {
     throw Error(located(pos_, e.what()));
   } catch (const std::bad_alloc&) {
     throw Error(located(pos_, "out of memory while rendering"));
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Error(located(pos_, std::string("internal error: ") + e.what()));
   }
   return out;
 }

@@ -391,7 +391,7 @@ class Parser {
     SourcePos pos = peek().pos;
     ExprPtr left = parse_and();
     while (is_name("or")) {
-      next();
+      pos = next().pos;
       left = binary(pos, "or", std::move(left), parse_and());
     }
     return left;
@@ -400,7 +400,7 @@ class Parser {
     SourcePos pos = peek().pos;
     ExprPtr left = parse_not();
     while (is_name("and")) {
-      next();
+      pos = next().pos;
       left = binary(pos, "and", std::move(left), parse_not());
     }
     return left;
@@ -448,6 +448,7 @@ class Parser {
     SourcePos pos = peek().pos;
     ExprPtr left = parse_concat();
     while (is_op("+") || is_op("-")) {
+      pos = peek().pos;
       std::string op = next().text;
       left = binary(pos, op, std::move(left), parse_concat());
     }
@@ -457,7 +458,7 @@ class Parser {
     SourcePos pos = peek().pos;
     ExprPtr left = parse_math2();
     while (is_op("~")) {
-      next();
+      pos = next().pos;
       left = binary(pos, "~", std::move(left), parse_math2());
     }
     return left;
@@ -466,6 +467,7 @@ class Parser {
     SourcePos pos = peek().pos;
     ExprPtr left = parse_pow();
     while (is_op("*") || is_op("/") || is_op("//") || is_op("%")) {
+      pos = peek().pos;
       std::string op = next().text;
       left = binary(pos, op, std::move(left), parse_pow());
     }
@@ -475,7 +477,7 @@ class Parser {
     SourcePos pos = peek().pos;
     ExprPtr left = parse_unary(true);
     while (is_op("**")) {
-      next();
+      pos = next().pos;
       left = binary(pos, "**", std::move(left), parse_unary(true));
     }
     return left;

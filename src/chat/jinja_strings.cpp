@@ -1,6 +1,7 @@
 #include "jinja_strings.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 
 #include <utf8proc.h>
@@ -323,8 +324,9 @@ std::string py_format(const std::string& s, const CallArgs& args) {
       if (auto_index >= args.positional.size()) fail("Replacement index " + std::to_string(auto_index) + " out of range for positional args tuple");
       v = args.positional[auto_index++];
     } else if (std::all_of(field.begin(), field.end(), [](char d) { return d >= '0' && d <= '9'; })) {
-      size_t idx = std::stoul(field);
-      if (idx >= args.positional.size()) fail("Replacement index " + field + " out of range for positional args tuple");
+      size_t idx = 0;
+      auto res = std::from_chars(field.data(), field.data() + field.size(), idx);
+      if (res.ec != std::errc() || idx >= args.positional.size()) fail("Replacement index " + field + " out of range for positional args tuple");
       v = args.positional[idx];
     } else {
       bool found = false;

@@ -1,5 +1,7 @@
 #include "cpu_attention.h"
 
+#include "cpu_math.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -28,9 +30,7 @@ void cpu_paged_attention(const float* q, int q_heads, const CpuPagedKv& kv, int 
       float max_score = -std::numeric_limits<float>::infinity();
       for (int c = first; c < context; ++c) {
         const float* k = kv.key(layer, blocks[c / block_size], kv_head, c % block_size);
-        float dot = 0.0f;
-        for (int d = 0; d < head_dim; ++d) dot += qh[d] * k[d];
-        scores[c] = dot * scale;
+        scores[c] = dot(qh, k, head_dim) * scale;
         max_score = std::max(max_score, scores[c]);
       }
       float sum = 0.0f;
@@ -42,8 +42,7 @@ void cpu_paged_attention(const float* q, int q_heads, const CpuPagedKv& kv, int 
       std::fill(o, o + head_dim, 0.0f);
       for (int c = first; c < context; ++c) {
         const float* v = kv.value(layer, blocks[c / block_size], kv_head, c % block_size);
-        const float p = scores[c] / sum;
-        for (int d = 0; d < head_dim; ++d) o[d] += p * v[d];
+        axpy(scores[c] / sum, v, o, head_dim);
       }
     }
   });
