@@ -15,6 +15,10 @@ constexpr std::string_view kWhiteSpaceMembers =
     "\\x{9}-\\x{D}\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}"
     "\\x{202F}\\x{205F}\\x{3000}";
 
+// Oniguruma's \w is Unicode's Word class (Alphabetic, marks, decimal digits, connector
+// punctuation, joiners); PCRE2 10.42's UCP \w leaves out the marks.
+constexpr std::string_view kWordMembers = "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}";
+
 std::string pcre2_message(int code) {
   PCRE2_UCHAR buffer[256];
   pcre2_get_error_message(code, buffer, sizeof(buffer));
@@ -44,6 +48,14 @@ std::string Regex::translate(std::string_view pattern) {
         }
       } else if (n == 'S' && !in_class) {
         out.append("[^").append(kWhiteSpaceMembers).append("]");
+      } else if (n == 'w') {
+        if (in_class) {
+          out.append(kWordMembers);
+        } else {
+          out.append("[").append(kWordMembers).append("]");
+        }
+      } else if (n == 'W' && !in_class) {
+        out.append("[^").append(kWordMembers).append("]");
       } else {
         out.push_back(c);
         out.push_back(n);
