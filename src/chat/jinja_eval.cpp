@@ -500,6 +500,22 @@ void ForStmt::render(Evaluator& ev, std::string& out) const {
   });
 }
 
+namespace {
+
+bool contains_object(const Value& v, const ObjectData* target) {
+  if (v.is_object()) {
+    if (v.object.get() == target) return true;
+    for (const auto& [k, e] : v.object->entries)
+      if (contains_object(e, target)) return true;
+  } else if (v.is_array()) {
+    for (const auto& e : v.array->items)
+      if (contains_object(e, target)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 void SetStmt::render(Evaluator& ev, std::string& out) const {
   (void)out;
   Value v;
@@ -515,6 +531,8 @@ void SetStmt::render(Evaluator& ev, std::string& out) const {
   if (!target.attribute.empty()) {
     Value ns = ev.lookup(target.names[0]);
     if (!ns.is_object() || !ns.object->is_namespace) fail("cannot assign attribute on non-namespace object");
+    // A namespace stored inside itself would form a reference cycle.
+    if (contains_object(v, ns.object.get())) fail("cannot store a namespace inside itself");
     ns.object->set(target.attribute, std::move(v));
     return;
   }
@@ -629,7 +647,13 @@ Template Template::parse(std::string_view source) {
 
 std::string Template::render(const nlohmann::ordered_json& variables, const RenderOptions& options) const {
   if (!variables.is_object() && !variables.is_null()) throw Error("template variables must be a JSON object");
-  Evaluator ev(program_, options, make_globals(variables));
+  Value globals;
+  try {
+    globals = make_globals(variables);
+  } catch (const RenderError& e) {
+    throw Error(std::string("chat template variables: ") + e.what());
+  }
+  Evaluator ev(program_, options, std::move(globals));
   return ev.render();
 }
 
