@@ -104,6 +104,12 @@ TEST(LoadModel, TinyLlamaDemoModel) {
   EXPECT_EQ(w.lm_head.weight.dtype, DType::F16);
   EXPECT_EQ(w.lm_head.weight.shape, (std::vector<int64_t>{512, 64}));
 
+  // Every byte of the file's data is a weight the model reads.
+  const std::string bytes = testing::read_file(dir / "model.safetensors");
+  uint64_t header_len = 0;
+  std::memcpy(&header_len, bytes.data(), 8);
+  EXPECT_EQ(total_weight_bytes(c, w), bytes.size() - 8 - header_len);
+
   // Well-conditioned random weights: embeddings ~N(0,1), norms near 1.
   double sum = 0, sum_sq = 0;
   for (size_t i = 0; i < 512 * 64; ++i) {
