@@ -97,7 +97,17 @@ class TensorList {
     std::memcpy(bytes.data(), v.data(), bytes.size());
     add(name, dtype, std::move(shape), std::move(bytes));
   }
+  // Replaces any weights already in dir (a stale single file would shadow a
+  // new index, and stale shards would linger).
   void write(const std::filesystem::path& dir, int shards) const {
+    std::error_code ec;
+    std::vector<std::filesystem::path> stale;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+      const std::string name = entry.path().filename().string();
+      if (entry.path().extension() == ".safetensors" || name == "model.safetensors.index.json")
+        stale.push_back(entry.path());
+    }
+    for (const auto& p : stale) std::filesystem::remove(p, ec);
     const std::map<std::string, std::string> metadata{{"format", "pt"}};
     if (shards <= 1) {
       write_safetensors(dir / "model.safetensors", tensors_, metadata);
@@ -352,9 +362,11 @@ void write_dequantized_copy(const std::filesystem::path& src_dir, const std::fil
   auto config_json = detail::parse_json_object(detail::read_text_file(config_file), config_file);
   config_json.erase("quantization_config");
   write_text(dst_dir / "config.json", config_json.dump(2) + "\n");
-  for (const auto& entry : std::filesystem::directory_iterator(config_path)) {
+  std::filesystem::directory_iterator entries(config_path, ec);
+  if (ec) throw Error("cannot list " + config_path.string() + ": " + ec.message());
+  for (const auto& entry : entries) {
     const std::string name = entry.path().filename().string();
-    if (!entry.is_regular_file() || entry.path().extension() == ".safetensors" || name == "config.json" ||
+    if (!entry.is_regular_file(ec) || entry.path().extension() == ".safetensors" || name == "config.json" ||
         name == "quantize_config.json" || name == "model.safetensors.index.json")
       continue;
     std::filesystem::copy_file(entry.path(), dst_dir / name, std::filesystem::copy_options::overwrite_existing, ec);
