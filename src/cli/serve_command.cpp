@@ -1,12 +1,9 @@
 // `nibble serve`: wiring only. Listens first (/health answers 503 while the
 // model loads), loads the model, tokenizer, chat template and engine, serves
 // until SIGTERM/SIGINT, then drains.
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <thread>
@@ -15,11 +12,12 @@
 #include <spdlog/spdlog.h>
 
 #include "commands.h"
+#include "load_progress.h"
 #include "nibble/api/text_decoder.h"
 #include "nibble/chat/chat_template.h"
 #include "nibble/core/error.h"
 #include "nibble/core/logging.h"
-#include "nibble/engine/cpu_backend.h"
+#include "nibble/engine/backend_factory.h"
 #include "nibble/model/loader.h"
 #include "nibble/scheduler/engine_loop.h"
 #include "nibble/server/http_server.h"
@@ -39,6 +37,7 @@ struct ServeOptions {
   int max_waiting = 1024;
   int kv_cache_tokens = 0;
   int threads = 0;
+  double gpu_memory_utilization = 0.9;
   bool enable_prefix_caching = true;
   double drain_timeout_s = 30.0;
   int read_timeout_s = 60;
@@ -53,31 +52,6 @@ std::string describe_quantization(const QuantConfig& q) {
   return fmt::format("GPTQ {}-bit, group {}{}{}, {}", q.bits, q.group_size, q.desc_act ? ", act-order" : "",
                      q.sym ? ", sym" : ", asym", q.format == QuantConfig::Format::GptqV2 ? "gptq_v2" : "gptq");
 }
-
-// A progress bar on a terminal, a log line every ~2 s otherwise.
-class LoadProgressReporter {
- public:
-  LoadProgressReporter() : tty_(isatty(STDERR_FILENO) != 0) {}
-  void operator()(const LoadProgress& p) {
-    if (p.total == 0) return;
-    auto now = std::chrono::steady_clock::now();
-    bool done = p.done >= p.total;
-    if (tty_) {
-      int width = 30;
-      int filled = static_cast<int>(width * p.done / p.total);
-      std::fprintf(stderr, "\rloading [%s%s] %zu/%zu tensors%s", std::string(filled, '#').c_str(),
-                   std::string(width - filled, ' ').c_str(), p.done, p.total, done ? "\n" : "");
-      std::fflush(stderr);
-    } else if (done || now - last_ >= std::chrono::seconds(2)) {
-      spdlog::info("loading: {}/{} tensors checked", p.done, p.total);
-      last_ = now;
-    }
-  }
-
- private:
-  bool tty_;
-  std::chrono::steady_clock::time_point last_{};
-};
 
 void add_options(CLI::App& cmd, ServeOptions& o) {
   cmd.add_option("--model", o.model, "Model folder (config.json, safetensors, tokenizer.json); required")
@@ -111,9 +85,13 @@ void add_options(CLI::App& cmd, ServeOptions& o) {
   cmd.add_option("--kv-cache-tokens", o.kv_cache_tokens, "KV cache size in tokens (CPU pool; 0 = default)")
       ->envname("NIBBLE_KV_CACHE_TOKENS")
       ->check(CLI::NonNegativeNumber);
-  cmd.add_option("--device", o.device, "auto, cpu or cuda")
+  cmd.add_option("--device", o.device, "auto (CUDA when built with it and a GPU is present), cpu or cuda")
       ->envname("NIBBLE_DEVICE")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+      ->capture_default_str();
+  cmd.add_option("--gpu-memory-utilization", o.gpu_memory_utilization, "Fraction of GPU memory to use (cuda)")
+      ->envname("NIBBLE_GPU_MEMORY_UTILIZATION")
+      ->check(CLI::Range(0.05, 1.0))
       ->capture_default_str();
   cmd.add_option("--threads", o.threads, "CPU worker threads (0 = all cores)")
       ->envname("NIBBLE_THREADS")
@@ -149,15 +127,6 @@ void add_options(CLI::App& cmd, ServeOptions& o) {
       ->envname("NIBBLE_ENABLE_PREFIX_CACHING");
 }
 
-std::unique_ptr<Backend> make_backend(const ServeOptions& o, const LoadedModel& model) {
-  if (o.device == "cuda")
-    throw_error("--device cuda: this build has no CUDA backend yet; use --device cpu (or auto)");
-  CpuBackendOptions cpu;
-  cpu.kv_cache_tokens = o.kv_cache_tokens;
-  cpu.threads = o.threads;
-  return make_cpu_backend(model, cpu);
-}
-
 // Everything a served model consists of, kept alive together.
 struct LoadedStack {
   std::unique_ptr<LoadedModel> model;
@@ -171,9 +140,8 @@ struct LoadedStack {
 
 void load_stack(const ServeOptions& o, LoadedStack& s) {
   std::filesystem::path dir = o.model;
-  LoadProgressReporter progress;
   LoadOptions load_options;
-  load_options.on_progress = [&progress](const LoadProgress& p) { progress(p); };
+  load_options.on_progress = make_load_progress_reporter();
   s.model = load_model(dir, load_options);
   s.tokenizer = Tokenizer::from_model_dir(dir);
 
@@ -184,7 +152,14 @@ void load_stack(const ServeOptions& o, LoadedStack& s) {
     spdlog::warn("{} has no chat template: using a generic ChatML template", dir.string());
   s.chat_template = ChatTemplate::parse(template_source);
 
-  s.backend = make_backend(o, *s.model);
+  BackendOptions backend;
+  backend.device = o.device;
+  backend.threads = o.threads;
+  backend.kv_cache_tokens = o.kv_cache_tokens;
+  backend.gpu_memory_utilization = o.gpu_memory_utilization;
+  backend.max_num_seqs = o.max_num_seqs;
+  backend.max_num_batched_tokens = o.max_num_batched_tokens;
+  s.backend = make_backend(*s.model, backend);
   SchedulerConfig scheduler;
   scheduler.max_num_seqs = o.max_num_seqs;
   scheduler.max_num_batched_tokens = o.max_num_batched_tokens;

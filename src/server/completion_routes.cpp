@@ -32,12 +32,13 @@ struct PreparedRequest {
   std::vector<std::vector<int32_t>> prompts;
 };
 
-PreparedRequest prepare_chat(const ServerState& state, const ServingModel& model, const json& body) {
+PreparedRequest prepare_chat(const ServerState& state, const ServingModel& model, const json& body,
+                             const std::string& raw_body) {
   auto parsed = api::parse_chat_completion_request(body, {model.vocab_size, model.max_model_len});
   state.check_model_name(parsed.options.model);
   if (!model.render_chat) throw ApiError::invalid_request("This model has no chat template; use /v1/completions.");
   ChatRenderInput input;
-  input.messages = parsed.messages;
+  input.messages = ordered_messages(raw_body, parsed.messages);
   input.add_generation_prompt = parsed.add_generation_prompt;
   input.special_tokens = model.special_tokens;
   input.extra = parsed.chat_template_kwargs;
@@ -210,7 +211,7 @@ void handle_generation(ServerState& state, Endpoint endpoint, const httplib::Req
   auto arrival = GenerationJob::Clock::now();
   const ServingModel& model = state.ready_model();
   json body = api::parse_json_body(req.body);
-  auto prepared = std::make_shared<PreparedRequest>(endpoint == Endpoint::Chat ? prepare_chat(state, model, body)
+  auto prepared = std::make_shared<PreparedRequest>(endpoint == Endpoint::Chat ? prepare_chat(state, model, body, req.body)
                                                                                : prepare_completion(state, model, body));
   std::string request_id = request_id_of(res);
   auto job = std::make_shared<GenerationJob>(*model.engine, *model.codec, state.metrics, request_id,

@@ -30,6 +30,17 @@ void send_json(httplib::Response& res, int status, const nlohmann::json& body) {
 
 std::string request_id_of(const httplib::Response& res) { return res.get_header_value("X-Request-Id"); }
 
+nlohmann::ordered_json ordered_messages(const std::string& raw_body, const nlohmann::json& validated) {
+  nlohmann::ordered_json raw = nlohmann::ordered_json::parse(raw_body, nullptr, false);
+  if (raw.is_discarded() || !raw.contains("messages") || raw["messages"].size() != validated.size()) return validated;
+  nlohmann::ordered_json out = raw["messages"];
+  for (size_t i = 0; i < validated.size(); ++i) {
+    out[i]["role"] = validated[i]["role"];
+    out[i]["content"] = validated[i]["content"];
+  }
+  return out;
+}
+
 httplib::Server::Handler guarded(httplib::Server::Handler handler) {
   return [handler = std::move(handler)](const httplib::Request& req, httplib::Response& res) {
     try {

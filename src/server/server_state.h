@@ -44,6 +44,11 @@ void send_json(httplib::Response& res, int status, const nlohmann::json& body);
 // The request id the pre-routing step assigned (echoed in X-Request-Id).
 std::string request_id_of(const httplib::Response& res);
 
+// The validated messages in the client's key order (chat templates' `tojson`
+// output depends on it): the raw body's messages with role and content
+// replaced by their validated values.
+nlohmann::ordered_json ordered_messages(const std::string& raw_body, const nlohmann::json& validated);
+
 // The one boundary that turns exceptions into OpenAI error JSON.
 httplib::Server::Handler guarded(httplib::Server::Handler handler);
 

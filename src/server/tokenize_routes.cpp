@@ -30,7 +30,7 @@ void tokenize(const ServerState& state, const httplib::Request& req, httplib::Re
     auto parsed = api::parse_chat_completion_request(chat_body, {model.vocab_size, model.max_model_len});
     if (!model.render_chat) throw ApiError::invalid_request("This model has no chat template.");
     ChatRenderInput input;
-    input.messages = parsed.messages;
+    input.messages = ordered_messages(req.body, parsed.messages);
     input.add_generation_prompt = parsed.add_generation_prompt;
     input.special_tokens = model.special_tokens;
     input.extra = parsed.chat_template_kwargs;
