@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { TestServer, chatBody } from './harness.mjs';
+import { TestServer, chatBody, kind } from './harness.mjs';
 
 let server;
 before(async () => { server = await TestServer.start({ allowedOrigins: 'https://ui.example' }); });
@@ -57,6 +57,17 @@ describe('info endpoints', () => {
     }
     assert.match(r.text, /^# TYPE nibble_prompt_tokens_total counter$/m);
     assert.ok((await server.metric('nibble_generation_tokens_total')) >= 3);
+  });
+
+  test('a repeated prompt is served from the prefix cache: cached_tokens and hit rate', { skip: kind !== 'real' && 'the fake engine has no prefix cache' }, async () => {
+    const prompt = 'The quick brown fox jumps over the lazy dog and keeps running through the forest until night falls.';
+    const first = await server.post('/v1/completions', { prompt, max_tokens: 2 });
+    const second = await server.post('/v1/completions', { prompt, max_tokens: 2 });
+    assert.equal(first.status, 200);
+    assert.ok(second.json.usage.prompt_tokens_details.cached_tokens > 0, JSON.stringify(second.json.usage));
+    assert.ok(second.json.usage.prompt_tokens_details.cached_tokens < second.json.usage.prompt_tokens);
+    assert.ok((await server.metric('nibble_prefix_cache_hit_rate')) > 0);
+    assert.ok((await server.metric('nibble_prefix_cache_hits_total')) > 0);
   });
 
   test('POST /tokenize and /detokenize round-trip (vLLM shapes)', async () => {
