@@ -187,6 +187,17 @@ TEST(ModelConfig, ErrorsNameFileAndKey) {
     for (const auto& s : cases[i].expected) EXPECT_NE(message.find(s), std::string::npos) << message;
   }
   EXPECT_NE(parse_error(json::array()).find("config.json"), std::string::npos);
+  // A value nested deeper than any stack is described, not printed.
+  json deep = llama_json();
+  deep.erase("hidden_size");
+  std::string text = deep.dump();
+  text.insert(1, "\"hidden_size\": " + std::string(300000, '[') + std::string(300000, ']') + ", ");
+  try {
+    parse_model_config(text, "config.json");
+    FAIL() << "deeply nested hidden_size accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("hidden_size"), std::string::npos) << e.what();
+  }
   EXPECT_THROW(parse_model_config("{not json", "config.json"), Error);
 }
 

@@ -238,6 +238,14 @@ TEST(LoadModel, ShardedEqualsSingleFile) {
                        compare(*v);
                    }});
   EXPECT_EQ(compared, 1u + 2u * (2u + 7u * 4u) + 1u + 1u);
+
+  // Rewriting a folder replaces its weights: no stale file shadows the new ones.
+  o.shards = 1;
+  o.seed = 6;
+  write_demo_model_weights(sharded.path(), o);
+  EXPECT_FALSE(std::filesystem::exists(sharded / "model.safetensors.index.json"));
+  EXPECT_FALSE(std::filesystem::exists(sharded / "model-00001-of-00003.safetensors"));
+  EXPECT_NO_THROW(load_model(sharded.path()));
 }
 
 TEST(LoadModel, UnquantizedModelsInEveryFloatDtype) {
