@@ -1,11 +1,9 @@
 #include "cpu_linear.h"
 
+#include <algorithm>
+
 #include "cpu_dense.h"
 #include "cpu_math.h"
-
-#include <algorithm>
-#include <cstring>
-
 #include "nibble/core/error.h"
 #include "nibble/core/half.h"
 
@@ -35,7 +33,8 @@ void check_tensor(const TensorView& t, DType dtype, std::vector<int64_t> shape, 
 // are folded into each update of y; the order of the sums does not depend on R,
 // so a token's result does not depend on how many tokens share the step.
 template <int R>
-[[gnu::always_inline]] inline void multiply_rows(const float* x, int ldx, const float* tile, int ldt, int kt, float* y, int ldy, int cols) {
+[[gnu::always_inline]] inline void multiply_rows(const float* x, int ldx, const float* tile, int ldt, int kt, float* y,
+                                                 int ldy, int cols) {
   float* __restrict yr[R];
   const float* xr[R];
   for (int r = 0; r < R; ++r) {
