@@ -21,6 +21,9 @@ struct LoadProgress {
 struct LoadOptions {
   // Called as tensors are validated; may be empty.
   std::function<void(const LoadProgress&)> on_progress;
+  // Map the safetensors files (the default); false reads them into memory,
+  // which suits filesystems without mmap and lets memory checkers see reads.
+  bool use_mmap = true;
 };
 
 class LoadedModel {
@@ -31,6 +34,11 @@ class LoadedModel {
   virtual const GenerationConfig& generation_config() const = 0;
   virtual const ModelWeights& weights() const = 0;  // views valid while this object lives
 };
+
+// After load, every GPTQ linear has a g_idx view (a sequential one is made when
+// the checkpoint has none), and every view's data is aligned to its dtype size.
+// generation_config() falls back to config.json's bos/eos ids when
+// generation_config.json does not give them.
 
 std::unique_ptr<LoadedModel> load_model(const std::filesystem::path& model_dir, const LoadOptions& options = {});
 

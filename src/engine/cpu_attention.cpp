@@ -1,0 +1,51 @@
+#include "cpu_attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace nibble {
+
+void cpu_paged_attention(const float* q, int q_heads, const CpuPagedKv& kv, int layer, const Batch& batch,
+                         const std::vector<int>& token_seq, float* out, ThreadPool& pool) {
+  const int head_dim = kv.head_dim(), block_size = kv.block_size();
+  const int group = q_heads / kv.kv_heads();  // query heads per KV head
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  const int max_len = batch.num_seqs() ? *std::max_element(batch.seq_lens.begin(), batch.seq_lens.end()) : 0;
+  const size_t items = static_cast<size_t>(batch.num_tokens()) * q_heads;
+
+  pool.parallel_for(items, [&](size_t begin, size_t end) {
+    std::vector<float> scores(max_len);
+    for (size_t item = begin; item < end; ++item) {
+      const int t = static_cast<int>(item / q_heads), h = static_cast<int>(item % q_heads);
+      const int kv_head = h / group;
+      const int s = token_seq[t];
+      const int context = batch.positions[t] + 1;
+      const int32_t* blocks = batch.kv_indices.data() + batch.kv_indptr[s];
+      const float* qh = q + item * head_dim;
+
+      float max_score = -std::numeric_limits<float>::infinity();
+      for (int c = 0; c < context; ++c) {
+        const float* k = kv.key(layer, blocks[c / block_size], kv_head, c % block_size);
+        float dot = 0.0f;
+        for (int d = 0; d < head_dim; ++d) dot += qh[d] * k[d];
+        scores[c] = dot * scale;
+        max_score = std::max(max_score, scores[c]);
+      }
+      float sum = 0.0f;
+      for (int c = 0; c < context; ++c) {
+        scores[c] = std::exp(scores[c] - max_score);
+        sum += scores[c];
+      }
+      float* o = out + item * head_dim;
+      std::fill(o, o + head_dim, 0.0f);
+      for (int c = 0; c < context; ++c) {
+        const float* v = kv.value(layer, blocks[c / block_size], kv_head, c % block_size);
+        const float p = scores[c] / sum;
+        for (int d = 0; d < head_dim; ++d) o[d] += p * v[d];
+      }
+    }
+  });
+}
+
+}  // namespace nibble

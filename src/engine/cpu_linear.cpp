@@ -1,0 +1,161 @@
+#include "cpu_linear.h"
+
+#include "cpu_dense.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "nibble/core/error.h"
+#include "nibble/core/half.h"
+#include "nibble/model/gptq.h"
+
+namespace nibble {
+
+namespace {
+
+constexpr int kTileRows = 32;   // input rows dequantized at a time (a multiple of every pack factor)
+constexpr int kColBlock = 256;  // output columns per cache block of the multiply
+constexpr int kRowBlock = 4;    // tokens sharing each weight load
+
+void check_tensor(const TensorView& t, DType dtype, std::vector<int64_t> shape, const std::string& what) {
+  NIBBLE_CHECK(t.present(), what + ": tensor " + t.name + " is missing");
+  NIBBLE_CHECK(t.dtype == dtype, what + ": tensor " + t.name + " has dtype " + std::string(dtype_name(t.dtype)) +
+                                     ", expected " + std::string(dtype_name(dtype)));
+  NIBBLE_CHECK(t.shape == shape,
+               what + ": tensor " + t.name + " has shape " + shape_string(t.shape) + ", expected " + shape_string(shape));
+}
+
+template <typename Convert, typename Src>
+void transpose_rows(const Src* w, int k0, int k1, int in, int out, float* dst, Convert convert) {
+  for (int n = 0; n < out; ++n) {
+    const Src* row = w + static_cast<int64_t>(n) * in;
+    for (int k = k0; k < k1; ++k) dst[static_cast<int64_t>(k - k0) * out + n] = convert(row[k]);
+  }
+}
+
+// y[r][0:cols) += sum_k x[r][k] * tile[k][0:cols) for kRowBlock rows, or fewer.
+template <int R>
+void multiply_rows(const float* x, int ldx, const float* tile, int ldt, int kt, float* y, int ldy, int cols) {
+  float* __restrict yr[R];
+  const float* xr[R];
+  for (int r = 0; r < R; ++r) {
+    yr[r] = y + static_cast<int64_t>(r) * ldy;
+    xr[r] = x + static_cast<int64_t>(r) * ldx;
+  }
+  for (int k = 0; k < kt; ++k) {
+    const float* __restrict w = tile + static_cast<int64_t>(k) * ldt;
+    float a[R];
+    for (int r = 0; r < R; ++r) a[r] = xr[r][k];
+    for (int n = 0; n < cols; ++n) {
+      const float wn = w[n];
+      for (int r = 0; r < R; ++r) yr[r][n] += a[r] * wn;
+    }
+  }
+}
+
+// y[rows][out] += x[rows][k0:k0+kt) * tile[kt][out].
+void multiply_tile(const float* x, int in, int rows, const float* tile, int kt, int out, float* y) {
+  for (int c0 = 0; c0 < out; c0 += kColBlock) {
+    const int cols = std::min(kColBlock, out - c0);
+    int r = 0;
+    for (; r + kRowBlock <= rows; r += kRowBlock)
+      multiply_rows<kRowBlock>(x + static_cast<int64_t>(r) * in, in, tile + c0, out, kt,
+                               y + static_cast<int64_t>(r) * out + c0, out, cols);
+    for (; r < rows; ++r)
+      multiply_rows<1>(x + static_cast<int64_t>(r) * in, in, tile + c0, out, kt, y + static_cast<int64_t>(r) * out + c0,
+                       out, cols);
+  }
+}
+
+}  // namespace
+
+CpuLinear::CpuLinear(const LinearWeights& w, const std::string& what) : w_(w) {
+  const int64_t in = w.in_features, out = w.out_features;
+  NIBBLE_CHECK(in > 0 && out > 0, what + ": in_features and out_features must be positive");
+  if (w.quantized) {
+    const QuantConfig& q = w.quant;
+    NIBBLE_CHECK(q.bits == 4 || q.bits == 8, what + ": GPTQ bits must be 4 or 8, got " + std::to_string(q.bits));
+    const int pack = 32 / q.bits;
+    NIBBLE_CHECK(in % pack == 0 && out % pack == 0,
+                 what + ": GPTQ in/out features must be multiples of " + std::to_string(pack));
+    NIBBLE_CHECK(q.group_size == -1 || q.group_size > 0, what + ": bad GPTQ group_size " + std::to_string(q.group_size));
+    const int64_t groups = q.group_size == -1 ? 1 : (in + q.group_size - 1) / q.group_size;
+    check_tensor(w.qweight, DType::I32, {in / pack, out}, what);
+    check_tensor(w.scales, DType::F16, {groups, out}, what);
+    check_tensor(w.qzeros, DType::I32, {groups, out / pack}, what);
+    if (w.g_idx.present()) {
+      check_tensor(w.g_idx, DType::I32, {in}, what);
+      const auto* g = static_cast<const int32_t*>(w.g_idx.data);
+      for (int64_t k = 0; k < in; ++k)
+        NIBBLE_CHECK(g[k] >= 0 && g[k] < groups, what + ": " + w.g_idx.name + "[" + std::to_string(k) + "] = " +
+                                                     std::to_string(g[k]) + " is not a group index");
+    }
+    row_align_ = pack;
+  } else {
+    check_dense(w.weight, {out, in}, what);
+  }
+  if (w.bias.present()) bias_ = dense_vector(w.bias, out, what + " bias");
+}
+
+void CpuLinear::load_rows(int k0, int k1, float* out) const {
+  if (w_.quantized) {
+    gptq_dequantize_rows(w_, k0, k1, out);
+    return;
+  }
+  const int in = w_.in_features, n = w_.out_features;
+  switch (w_.weight.dtype) {
+    case DType::F32:
+      transpose_rows(static_cast<const float*>(w_.weight.data), k0, k1, in, n, out, [](float v) { return v; });
+      break;
+    case DType::F16:
+      transpose_rows(static_cast<const uint16_t*>(w_.weight.data), k0, k1, in, n, out, fp16_to_float);
+      break;
+    default:
+      transpose_rows(static_cast<const uint16_t*>(w_.weight.data), k0, k1, in, n, out, bf16_to_float);
+      break;
+  }
+}
+
+void CpuLinear::forward(const float* x, int rows, float* y, ThreadPool& pool) const {
+  const int in = w_.in_features, out = w_.out_features;
+  const int64_t y_size = static_cast<int64_t>(rows) * out;
+  if (rows == 0) return;
+  const int tile_rows = std::max(kTileRows / row_align_, 1) * row_align_;
+  const int tiles = (in + tile_rows - 1) / tile_rows;
+  const int parts = static_cast<int>(std::min<size_t>(pool.size(), tiles));
+  // Part p owns tiles [p * tiles / parts, (p + 1) * tiles / parts) and sums into
+  // its own accumulator (part 0 straight into y); the parts are added at the end.
+  std::vector<std::vector<float>> partial(parts - 1);
+  pool.parallel_for(parts, [&](size_t begin, size_t end) {
+    std::vector<float> tile(static_cast<size_t>(tile_rows) * out);
+    for (size_t p = begin; p < end; ++p) {
+      float* acc = y;
+      if (p > 0) {
+        partial[p - 1].assign(y_size, 0.0f);
+        acc = partial[p - 1].data();
+      } else {
+        std::fill(y, y + y_size, 0.0f);
+      }
+      const int t0 = static_cast<int>(p * tiles / parts), t1 = static_cast<int>((p + 1) * tiles / parts);
+      for (int t = t0; t < t1; ++t) {
+        const int k0 = t * tile_rows, k1 = std::min(in, k0 + tile_rows);
+        load_rows(k0, k1, tile.data());
+        multiply_tile(x + k0, in, rows, tile.data(), k1 - k0, out, acc);
+      }
+    }
+  });
+  // Sum the parts and add the bias, split over rows.
+  pool.parallel_for(rows, [&](size_t r0, size_t r1) {
+    for (size_t r = r0; r < r1; ++r) {
+      float* yr = y + r * out;
+      for (const auto& part : partial) {
+        const float* pr = part.data() + r * out;
+        for (int n = 0; n < out; ++n) yr[n] += pr[n];
+      }
+      if (!bias_.empty())
+        for (int n = 0; n < out; ++n) yr[n] += bias_[n];
+    }
+  });
+}
+
+}  // namespace nibble
