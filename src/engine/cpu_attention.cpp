@@ -1,5 +1,7 @@
 #include "cpu_attention.h"
 
+#include "cpu_math.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -7,7 +9,7 @@
 namespace nibble {
 
 void cpu_paged_attention(const float* q, int q_heads, const CpuPagedKv& kv, int layer, const Batch& batch,
-                         const std::vector<int>& token_seq, float* out, ThreadPool& pool) {
+                         const std::vector<int>& token_seq, int sliding_window, float* out, ThreadPool& pool) {
   const int head_dim = kv.head_dim(), block_size = kv.block_size();
   const int group = q_heads / kv.kv_heads();  // query heads per KV head
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
@@ -21,28 +23,26 @@ void cpu_paged_attention(const float* q, int q_heads, const CpuPagedKv& kv, int 
       const int kv_head = h / group;
       const int s = token_seq[t];
       const int context = batch.positions[t] + 1;
+      const int first = sliding_window > 0 ? std::max(0, context - sliding_window) : 0;
       const int32_t* blocks = batch.kv_indices.data() + batch.kv_indptr[s];
       const float* qh = q + item * head_dim;
 
       float max_score = -std::numeric_limits<float>::infinity();
-      for (int c = 0; c < context; ++c) {
+      for (int c = first; c < context; ++c) {
         const float* k = kv.key(layer, blocks[c / block_size], kv_head, c % block_size);
-        float dot = 0.0f;
-        for (int d = 0; d < head_dim; ++d) dot += qh[d] * k[d];
-        scores[c] = dot * scale;
+        scores[c] = dot(qh, k, head_dim) * scale;
         max_score = std::max(max_score, scores[c]);
       }
       float sum = 0.0f;
-      for (int c = 0; c < context; ++c) {
+      for (int c = first; c < context; ++c) {
         scores[c] = std::exp(scores[c] - max_score);
         sum += scores[c];
       }
       float* o = out + item * head_dim;
       std::fill(o, o + head_dim, 0.0f);
-      for (int c = 0; c < context; ++c) {
+      for (int c = first; c < context; ++c) {
         const float* v = kv.value(layer, blocks[c / block_size], kv_head, c % block_size);
-        const float p = scores[c] / sum;
-        for (int d = 0; d < head_dim; ++d) o[d] += p * v[d];
+        axpy(scores[c] / sum, v, o, head_dim);
       }
     }
   });

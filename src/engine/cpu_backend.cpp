@@ -188,7 +188,7 @@ void CpuBackend::forward(const Batch& batch, std::vector<float>& logits) {
         std::copy_n(v.data() + src, hd, kv_.value(l, block, head, slot));
       }
     }
-    cpu_paged_attention(q.data(), nq, kv_, l, batch, token_seq, attn.data(), pool_);
+    cpu_paged_attention(q.data(), nq, kv_, l, batch, token_seq, config_.sliding_window.value_or(0), attn.data(), pool_);
     layer.o_proj.forward(attn.data(), T, h.data(), pool_);
     for (size_t i = 0; i < x.size(); ++i) x[i] += h[i];
 

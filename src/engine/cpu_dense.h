@@ -10,6 +10,10 @@
 namespace nibble {
 
 bool is_float_dtype(DType t);
+
+// fp16 -> fp32 for every bit pattern, built once: a lookup is much cheaper than
+// the bit manipulation of fp16_to_float when converting whole weights.
+const std::vector<float>& fp16_table();
 std::string shape_string(const std::vector<int64_t>& shape);
 
 // Checks that t is present, F32/F16/BF16 and has exactly `shape`.

@@ -1,13 +1,13 @@
 #include "cpu_linear.h"
 
 #include "cpu_dense.h"
+#include "cpu_math.h"
 
 #include <algorithm>
 #include <cstring>
 
 #include "nibble/core/error.h"
 #include "nibble/core/half.h"
-#include "nibble/model/gptq.h"
 
 namespace nibble {
 
@@ -25,15 +25,9 @@ void check_tensor(const TensorView& t, DType dtype, std::vector<int64_t> shape, 
                what + ": tensor " + t.name + " has shape " + shape_string(t.shape) + ", expected " + shape_string(shape));
 }
 
-template <typename Convert, typename Src>
-void transpose_rows(const Src* w, int k0, int k1, int in, int out, float* dst, Convert convert) {
-  for (int n = 0; n < out; ++n) {
-    const Src* row = w + static_cast<int64_t>(n) * in;
-    for (int k = k0; k < k1; ++k) dst[static_cast<int64_t>(k - k0) * out + n] = convert(row[k]);
-  }
-}
-
-// y[r][0:cols) += sum_k x[r][k] * tile[k][0:cols) for kRowBlock rows, or fewer.
+// y[r][0:cols) += sum_k x[r][k] * tile[k][0:cols) for R rows. Four input rows
+// are folded into each update of y; the order of the sums does not depend on R,
+// so a token's result does not depend on how many tokens share the step.
 template <int R>
 void multiply_rows(const float* x, int ldx, const float* tile, int ldt, int kt, float* y, int ldy, int cols) {
   float* __restrict yr[R];
@@ -42,13 +36,24 @@ void multiply_rows(const float* x, int ldx, const float* tile, int ldt, int kt, 
     yr[r] = y + static_cast<int64_t>(r) * ldy;
     xr[r] = x + static_cast<int64_t>(r) * ldx;
   }
-  for (int k = 0; k < kt; ++k) {
+  int k = 0;
+  for (; k + 4 <= kt; k += 4) {
+    const float* __restrict w0 = tile + static_cast<int64_t>(k) * ldt;
+    const float* __restrict w1 = w0 + ldt;
+    const float* __restrict w2 = w1 + ldt;
+    const float* __restrict w3 = w2 + ldt;
+    for (int r = 0; r < R; ++r) {
+      const float a0 = xr[r][k], a1 = xr[r][k + 1], a2 = xr[r][k + 2], a3 = xr[r][k + 3];
+      float* __restrict yy = yr[r];
+      for (int n = 0; n < cols; ++n) yy[n] += a0 * w0[n] + a1 * w1[n] + a2 * w2[n] + a3 * w3[n];
+    }
+  }
+  for (; k < kt; ++k) {
     const float* __restrict w = tile + static_cast<int64_t>(k) * ldt;
-    float a[R];
-    for (int r = 0; r < R; ++r) a[r] = xr[r][k];
-    for (int n = 0; n < cols; ++n) {
-      const float wn = w[n];
-      for (int r = 0; r < R; ++r) yr[r][n] += a[r] * wn;
+    for (int r = 0; r < R; ++r) {
+      const float a = xr[r][k];
+      float* __restrict yy = yr[r];
+      for (int n = 0; n < cols; ++n) yy[n] += a * w[n];
     }
   }
 }
@@ -91,35 +96,70 @@ CpuLinear::CpuLinear(const LinearWeights& w, const std::string& what) : w_(w) {
                                                      std::to_string(g[k]) + " is not a group index");
     }
     row_align_ = pack;
+    gptq_.emplace(w);
   } else {
     check_dense(w.weight, {out, in}, what);
   }
   if (w.bias.present()) bias_ = dense_vector(w.bias, out, what + " bias");
 }
 
-void CpuLinear::load_rows(int k0, int k1, float* out) const {
-  if (w_.quantized) {
-    gptq_dequantize_rows(w_, k0, k1, out);
-    return;
-  }
-  const int in = w_.in_features, n = w_.out_features;
+void CpuLinear::dense_row(int n, float* buffer, const float*& row) const {
+  const int in = w_.in_features;
+  const size_t offset = static_cast<size_t>(n) * in;
   switch (w_.weight.dtype) {
     case DType::F32:
-      transpose_rows(static_cast<const float*>(w_.weight.data), k0, k1, in, n, out, [](float v) { return v; });
+      row = static_cast<const float*>(w_.weight.data) + offset;
+      return;
+    case DType::F16: {
+      const auto* src = static_cast<const uint16_t*>(w_.weight.data) + offset;
+      const float* table = fp16_table().data();
+      for (int k = 0; k < in; ++k) buffer[k] = table[src[k]];
       break;
-    case DType::F16:
-      transpose_rows(static_cast<const uint16_t*>(w_.weight.data), k0, k1, in, n, out, fp16_to_float);
+    }
+    default: {
+      const auto* src = static_cast<const uint16_t*>(w_.weight.data) + offset;
+      for (int k = 0; k < in; ++k) buffer[k] = bf16_to_float(src[k]);
       break;
-    default:
-      transpose_rows(static_cast<const uint16_t*>(w_.weight.data), k0, k1, in, n, out, bf16_to_float);
-      break;
+    }
   }
+  row = buffer;
 }
 
 void CpuLinear::forward(const float* x, int rows, float* y, ThreadPool& pool) const {
+  if (rows == 0) return;
+  if (gptq_)
+    forward_gptq(x, rows, y, pool);
+  else
+    forward_dense(x, rows, y, pool);
+}
+
+// Dense weights are stored [out][in]: each output column is a dot product with
+// one weight row, converted to fp32 once per step and used by every token.
+void CpuLinear::forward_dense(const float* x, int rows, float* y, ThreadPool& pool) const {
+  const int in = w_.in_features, out = w_.out_features;
+  pool.parallel_for(out, [&](size_t n0, size_t n1) {
+    std::vector<float> buffer(in);
+    for (size_t n = n0; n < n1; ++n) {
+      const float* w;
+      dense_row(static_cast<int>(n), buffer.data(), w);
+      const float b = bias_.empty() ? 0.0f : bias_[n];
+      for (int r = 0; r < rows; ++r) y[static_cast<size_t>(r) * out + n] = dot(x + static_cast<size_t>(r) * in, w, in) + b;
+    }
+  });
+}
+
+void CpuLinear::forward_gptq(const float* x, int rows, float* y, ThreadPool& pool) const {
   const int in = w_.in_features, out = w_.out_features;
   const int64_t y_size = static_cast<int64_t>(rows) * out;
-  if (rows == 0) return;
+  // With act-order the prepared weight's rows are permuted: gather x to match.
+  std::vector<float> gathered;
+  if (!gptq_->perm().empty()) {
+    const auto& perm = gptq_->perm();
+    gathered.resize(static_cast<size_t>(rows) * in);
+    for (int r = 0; r < rows; ++r)
+      for (int k = 0; k < in; ++k) gathered[static_cast<size_t>(r) * in + k] = x[static_cast<size_t>(r) * in + perm[k]];
+    x = gathered.data();
+  }
   const int tile_rows = std::max(kTileRows / row_align_, 1) * row_align_;
   const int tiles = (in + tile_rows - 1) / tile_rows;
   const int parts = static_cast<int>(std::min<size_t>(pool.size(), tiles));
@@ -139,7 +179,7 @@ void CpuLinear::forward(const float* x, int rows, float* y, ThreadPool& pool) co
       const int t0 = static_cast<int>(p * tiles / parts), t1 = static_cast<int>((p + 1) * tiles / parts);
       for (int t = t0; t < t1; ++t) {
         const int k0 = t * tile_rows, k1 = std::min(in, k0 + tile_rows);
-        load_rows(k0, k1, tile.data());
+        gptq_->dequantize_rows(k0, k1, tile.data());
         multiply_tile(x + k0, in, rows, tile.data(), k1 - k0, out, acc);
       }
     }

@@ -1,11 +1,17 @@
 #pragma once
-// y = x W^T + b on the CPU in fp32 for one linear layer, dense or GPTQ. The
-// weight is materialised in fp32 one tile of input rows at a time (GPTQ through
-// gptq_dequantize_rows), and each tile serves every token of the step, so a
+// y = x W^T + b on the CPU in fp32 for one linear layer, dense or GPTQ. Each
+// weight is converted to fp32 once per step and serves every token of it, so a
 // prefill dequantizes each weight once per step, not once per token.
+//  - GPTQ: dequantized one tile of input rows at a time; the tiles are split
+//    between the threads, each summing into its own accumulator, and the parts
+//    are added at the end.
+//  - dense ([out][in]): output columns are split between the threads; each
+//    weight row is converted and dotted with every token.
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "cpu_gptq.h"
 #include "nibble/core/thread_pool.h"
 #include "nibble/model/weights.h"
 
@@ -23,10 +29,13 @@ class CpuLinear {
   void forward(const float* x, int rows, float* y, ThreadPool& pool) const;
 
  private:
-  // out[(k - k0) * out_features + n] = W[n][k] for k in [k0, k1).
-  void load_rows(int k0, int k1, float* out) const;
+  void forward_gptq(const float* x, int rows, float* y, ThreadPool& pool) const;
+  void forward_dense(const float* x, int rows, float* y, ThreadPool& pool) const;
+  // Points row at weight row n in fp32: into the tensor for F32, else into buffer.
+  void dense_row(int n, float* buffer, const float*& row) const;
 
   LinearWeights w_;
+  std::optional<CpuGptqWeight> gptq_;
   std::vector<float> bias_;  // empty when absent
   int row_align_ = 1;        // tiles start at multiples of this (the GPTQ pack factor)
 };
