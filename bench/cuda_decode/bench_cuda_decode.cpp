@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "decode_breakdown.h"
 #include "nibble/engine/cuda_backend.h"
 #include "nibble/model/config.h"
 
@@ -172,6 +173,9 @@ int main(int argc, char** argv) {
     std::snprintf(name, sizeof name, "prefill %d tokens", prefill_tokens);
     std::printf("%-34s %10.3f %12.1f %10s  (%.0f TFLOP/s in the linears)\n", name, ms, prefill_tokens * 1e3 / ms, "-",
                 tflops);
+    backend.reset();  // free the model before the breakdown allocates its own copies
+    nibble::bench::print_decode_breakdown(config, 1, context, copy_gbs);
+    nibble::bench::print_decode_breakdown(config, 32, context, copy_gbs);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
