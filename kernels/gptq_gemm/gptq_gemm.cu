@@ -46,35 +46,48 @@ void check_args(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* 
 
 }  // namespace
 
-GemvPlan plan_gemv(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, const GemvOverride& override) {
+GemvPlan plan_gemv(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, const GemvOverride& override,
+                   int (*resident_blocks_per_sm)(int bits, int m_tile, int threads), int bits) {
   GemvPlan plan;
   plan.m_tile = static_cast<int>(std::min<int64_t>(M, detail::kMaxMTile));
   plan.mchunks = static_cast<int>(ceil_div(M, detail::kMaxMTile));
-  plan.threads = override.threads > 0 ? override.threads : (N >= 8192 ? 128 : N >= 2048 ? 64 : 32);
+  NIBBLE_CHECK(override.threads == 0 || override.threads == 32 || override.threads == 64 || override.threads == 128,
+               "gptq_gemm: fused kernel tiles are 32, 64 or 128 threads wide");
+  plan.threads = override.threads > 0 ? override.threads : 128;
   plan.ntiles = static_cast<int>(ceil_div(N, 4 * plan.threads));
   const int64_t base = static_cast<int64_t>(plan.ntiles) * plan.mchunks;
-  const int64_t target = static_cast<int64_t>(override.blocks_per_sm > 0 ? override.blocks_per_sm : 4) * sms;
+  // One full wave of resident blocks keeps the most loads in flight.
+  const int per_sm = override.blocks_per_sm > 0 ? override.blocks_per_sm
+                                                : std::min(8, resident_blocks_per_sm(bits, plan.m_tile, plan.threads));
+  const int64_t target = static_cast<int64_t>(per_sm) * sms;
   int64_t rows = round_up(K, detail::kChunkRows);
   if (override.rows_per_split > 0) {
     rows = round_up(override.rows_per_split, detail::kChunkRows);
   } else if (base < target) {
     rows = std::max<int64_t>(64, round_up(ceil_div(K, ceil_div(target, base)), detail::kChunkRows));
   }
-  // Split partials must fit the workspace, and counters its counter area.
-  const int64_t partial_per_split = M * N * static_cast<int64_t>(sizeof(float));
-  const int64_t room = splitk_bytes > static_cast<size_t>(detail::kCounterBytes)
-                           ? static_cast<int64_t>(splitk_bytes) - detail::kCounterBytes : 0;
-  const int64_t max_splits = base <= detail::kCounterBytes / 4 ? room / partial_per_split : 0;
+  // Splitting needs the fp32 accumulator [M, N] in the workspace and a counter per tile.
+  const bool can_split = base <= detail::kCounterBytes / 4 &&
+                         splitk_bytes >= detail::kCounterBytes + static_cast<size_t>(M * N) * sizeof(float);
   int64_t splits = ceil_div(K, rows);
-  if (splits > 1 && splits > max_splits) {
-    splits = std::max<int64_t>(1, max_splits);
-    rows = round_up(ceil_div(K, splits), detail::kChunkRows);
-    splits = ceil_div(K, rows);
-    if (splits > max_splits) splits = 1, rows = round_up(K, detail::kChunkRows);
-  }
+  if (!can_split) splits = 1, rows = round_up(K, detail::kChunkRows);
   plan.rows_per_split = static_cast<int>(rows);
   plan.splits = static_cast<int>(splits);
   return plan;
+}
+
+namespace {
+int resident_blocks(int bits, int m_tile, int threads) {
+  // Shared memory is at most 16 KB a block and never the limit; registers are.
+  const size_t smem = detail::gemv_smem_bytes(m_tile, detail::kStageRows);
+  return bits == 4 ? detail::gemv_blocks_per_sm<4>(m_tile, threads, smem)
+                   : detail::gemv_blocks_per_sm<8>(m_tile, threads, smem);
+}
+}  // namespace
+
+GemvPlan plan_gemv_on_device(int64_t M, int64_t N, int64_t K, int bits, size_t splitk_bytes,
+                             const GemvOverride& override) {
+  return plan_gemv(M, N, K, device_sm_count(), splitk_bytes, override, resident_blocks, bits);
 }
 
 int device_sm_count() {
@@ -85,11 +98,7 @@ int device_sm_count() {
 }
 
 size_t gptq_splitk_workspace_bytes(int64_t max_m, int64_t max_n) {
-  // Splits stop at about 4 blocks per SM, so partials stay under twice that many
-  // blocks' worth of tiles (at most 8 rows of 512 columns, fp32).
-  const int64_t bound = 2 * 4 * int64_t{device_sm_count()} * detail::kMaxMTile * 512 * 4;
-  const int64_t whole = std::max<int64_t>(max_m, 1) * std::max<int64_t>(max_n, 4) * 4 * 64;
-  return detail::kCounterBytes + static_cast<size_t>(std::min(bound, whole));
+  return detail::kCounterBytes + static_cast<size_t>(std::max<int64_t>(max_m, 1) * round_up(std::max<int64_t>(max_n, 4), 4)) * sizeof(float);
 }
 
 GptqDeviceWeights gptq_device_view(const GptqPrepared& host, const uint32_t* qweight, const __half* scales,
@@ -112,7 +121,7 @@ void gptq_gemm_fused_with(const GptqDeviceWeights& w, const __half* x, int64_t M
                           const GptqWorkspace& ws, cudaStream_t stream, const GemvOverride& override) {
   check_args(w, x, M, y, bias);
   if (M == 0) return;
-  const GemvPlan plan = plan_gemv(M, w.N, w.K, device_sm_count(), ws.splitk ? ws.splitk_bytes : 0, override);
+  const GemvPlan plan = plan_gemv_on_device(M, w.N, w.K, w.bits, ws.splitk ? ws.splitk_bytes : 0, override);
   detail::GemvParams p{};
   p.qweight = w.qweight;
   p.scales = w.scales;
@@ -132,10 +141,11 @@ void gptq_gemm_fused_with(const GptqDeviceWeights& w, const __half* x, int64_t M
     p.partial = reinterpret_cast<float*>(static_cast<char*>(ws.splitk) + detail::kCounterBytes);
   }
   const dim3 grid(plan.mchunks, plan.ntiles, plan.splits);
+  const bool pdl = override.pdl == 1;
   if (w.bits == 4)
-    detail::launch_gemv<4>(p, plan.m_tile, grid, plan.threads, stream);
+    detail::launch_gemv<4>(p, plan.m_tile, grid, plan.threads, pdl, stream);
   else
-    detail::launch_gemv<8>(p, plan.m_tile, grid, plan.threads, stream);
+    detail::launch_gemv<8>(p, plan.m_tile, grid, plan.threads, pdl, stream);
   check_cuda(cudaGetLastError(), "fused kernel launch");
 }
 

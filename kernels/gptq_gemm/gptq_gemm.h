@@ -3,10 +3,11 @@
 // W a 4- or 8-bit GPTQ linear in the kernel layout of gptq_layout.h (converted once
 // at load by gptq_prepare() on the host, then copied to the device as is).
 //
-//   M <= small_m_max (decode, small batches): one fused dequantize-and-multiply
+//   M <= kGptqSmallMMax (decode, small batches): one fused dequantize-and-multiply
 //     kernel that streams every weight byte from DRAM once (16-byte coalesced
 //     loads, fp32 accumulation across rows), split over K when N alone cannot fill
-//     the GPU; the split partials are combined by the last block of each tile.
+//     the GPU; split partials are added into an fp32 accumulator in the workspace
+//     and the last block of each tile writes y.
 //   larger M (prefill): the weight is dequantized to an fp16 scratch, column
 //     chunk by column chunk, and multiplied by cuBLAS (fp32 accumulation).
 //
@@ -39,9 +40,10 @@ struct GptqDeviceWeights {
 // Scratch the calls need; the caller owns the memory (one workspace per stream:
 // calls that share it must be ordered).
 struct GptqWorkspace {
-  // Split-K partial sums and tile counters. Must be zero-filled once after
+  // Split-K fp32 accumulator and tile counters. Must be zero-filled once after
   // allocation (cudaMemset); every call leaves it zero-filled again. Smaller
-  // than gptq_splitk_workspace_bytes() only limits how far K is split.
+  // than gptq_splitk_workspace_bytes() for a call's M and N means no split-K
+  // (correct, but slow when N alone cannot fill the GPU).
   void* splitk = nullptr;
   size_t splitk_bytes = 0;
   // fp16 dequantized-weight scratch of the large-M path; any size of at least
@@ -53,10 +55,10 @@ struct GptqWorkspace {
 };
 
 // Largest M served by the fused kernel; above it the dequantize + cuBLAS path runs.
-inline constexpr int64_t kGptqSmallMMax = 32;
+inline constexpr int64_t kGptqSmallMMax = 8;
 
-// Split-K workspace that lets every call with M <= max_m and N <= max_n split
-// as far as it wants to.
+// Split-K workspace for every call with M <= max_m and N <= max_n: 16 KB of
+// counters plus an fp32 [max_m, max_n] accumulator.
 size_t gptq_splitk_workspace_bytes(int64_t max_m, int64_t max_n);
 
 // The uploaded view of a prepared layer: pointers the caller copied the vectors to.

@@ -7,9 +7,10 @@
 // four, dequantized with the 0x6400 half trick ((1024 + q) + zeros = q - zero
 // exactly, then * scale: one rounding), multiplied by x held in shared memory
 // (gathered through perm for act-order). Products of 32 rows are summed in half2
-// and then added into fp32 accumulators. With split > 1 each block writes fp32
-// partials and the last block of a tile (a counter in the workspace) adds them
-// in split order, so the result does not depend on block timing.
+// and then added into fp32 accumulators. With split > 1 each block adds its fp32
+// sums into an fp32 accumulator with vector atomics and the last block of a tile
+// (a counter in the workspace) writes fp16 y; the fp32 order of those additions
+// varies from run to run (results may differ in the last fp16 bit).
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -34,7 +35,7 @@ struct GemvParams {
   int group_rows;
   int rows_per_split;  // multiple of kChunkRows
   int splits;
-  float* partial;      // [splits, M, N] when splits > 1
+  float* partial;      // [M, N] fp32 accumulator when splits > 1 (zero between calls)
   unsigned* counters;  // [mchunks * ntiles] when splits > 1
 };
 
@@ -44,8 +45,17 @@ struct GemvConfig {
   int rows_per_split = 0;    // 0: whole K
 };
 
+// pdl: launch with programmatic stream serialization (see the kernel's prologue).
 template <int BITS>
-void launch_gemv(const GemvParams& p, int m_tile, dim3 grid, int threads, cudaStream_t stream);
+void launch_gemv(const GemvParams& p, int m_tile, dim3 grid, int threads, bool pdl, cudaStream_t stream);
+
+// Blocks of `threads` threads that fit on one SM at once (registers, shared memory).
+template <int BITS>
+int gemv_blocks_per_sm(int m_tile, int threads, size_t smem);
+
+inline size_t gemv_smem_bytes(int m_tile, int rows_per_split) {
+  return static_cast<size_t>(m_tile) * (rows_per_split < kStageRows ? rows_per_split : kStageRows) * sizeof(__half);
+}
 
 __device__ __forceinline__ float4 add4(float4 a, float4 b) { return make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w); }
 
@@ -87,31 +97,48 @@ __global__ void __launch_bounds__(128) gptq_gemv_kernel(GemvParams p) {
 #pragma unroll
     for (int c = 0; c < 4; ++c) acc[m][c] = 0.f;
 
+  const bool active = n < p.N;
   const size_t stride = static_cast<size_t>(p.N) / 4;  // uint4 per word row
   const uint4* wq = reinterpret_cast<const uint4*>(p.qweight) + static_cast<size_t>(k_begin / PACK) * stride + n / 4;
+  // Loads the words of the 32-row chunk at r0 (zeros past the split's end).
+  auto load_chunk = [&](uint4 (&q)[WORDS], int r0) {
+#pragma unroll
+    for (int u = 0; u < WORDS; ++u)
+      q[u] = active && r0 + u * PACK < rows ? __ldg(wq + static_cast<size_t>(r0 / PACK + u) * stride)
+                                            : make_uint4(0, 0, 0, 0);
+  };
+  // The first chunk's weights are in flight while x is staged; then each
+  // iteration requests the next chunk before working on the current one.
+  uint4 q[WORDS], q_next[WORDS];
+  load_chunk(q, 0);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  // Programmatic dependent launch: the weights are constant, so their first loads
+  // may run while the kernel before us finishes; x, y and the workspace are only
+  // touched after the wait. Letting our own dependents launch now lets them do
+  // the same while our blocks drain. (Both are no-ops without the launch attribute.)
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
   int group = -1;
   __half2 s2[4], z2[4];
-  for (int stage = 0; stage < rows; stage += stage_rows) {
-    // x rows [stage, stage + stage_rows) of this split into shared memory, zero past the end.
-    if (stage > 0) __syncthreads();
-    for (int i = threadIdx.x; i < MT * stage_rows; i += blockDim.x) {
-      const int m = i / stage_rows, r = stage + i - m * stage_rows;
-      __half v = __float2half(0.f);
-      if (m0 + m < p.M && r < rows) {
-        const int k = p.perm ? p.perm[k_begin + r] : k_begin + r;
-        v = p.x[static_cast<size_t>(m0 + m) * p.K + k];
+  for (int r0 = 0; r0 < rows; r0 += kChunkRows) {
+    const int stage = r0 - r0 % stage_rows;
+    if (stage == r0) {
+      // x rows [stage, stage + stage_rows) of this split into shared memory, zero past the end.
+      if (r0 > 0) __syncthreads();
+      for (int i = threadIdx.x; i < MT * stage_rows; i += blockDim.x) {
+        const int m = i / stage_rows, r = stage + i - m * stage_rows;
+        __half v = __float2half(0.f);
+        if (m0 + m < p.M && r < rows) {
+          const int k = p.perm ? p.perm[k_begin + r] : k_begin + r;
+          v = p.x[static_cast<size_t>(m0 + m) * p.K + k];
+        }
+        xs[i] = v;
       }
-      xs[i] = v;
+      __syncthreads();
     }
-    __syncthreads();
-    if (n >= p.N) continue;
-    const int stage_end = min(rows, stage + stage_rows);
-    for (int r0 = stage; r0 < stage_end; r0 += kChunkRows) {
-      uint4 q[WORDS];
-#pragma unroll
-      for (int u = 0; u < WORDS; ++u)
-        q[u] = r0 + u * PACK < stage_end ? __ldg(wq + static_cast<size_t>(r0 / PACK + u) * stride) : make_uint4(0, 0, 0, 0);
-
+    load_chunk(q_next, r0 + kChunkRows);
+    if (active) {
       const int g = (k_begin + r0) / p.group_rows;
       if (g != group) {
         group = g;
@@ -167,6 +194,8 @@ __global__ void __launch_bounds__(128) gptq_gemv_kernel(GemvParams p) {
           acc[m][c] += f.x + f.y;
         }
     }
+#pragma unroll
+    for (int u = 0; u < WORDS; ++u) q[u] = q_next[u];
   }
 
   if (p.splits == 1) {
@@ -181,13 +210,21 @@ __global__ void __launch_bounds__(128) gptq_gemv_kernel(GemvParams p) {
     return;
   }
 
+  // Split-K: add this block's sums into the fp32 accumulator [M, N] (vector
+  // atomics at L2, fire-and-forget), make them visible, count arrivals; the last
+  // block of the tile converts the totals to fp16 and zeroes the accumulator again.
   if (n < p.N) {
-    float* part = p.partial + static_cast<size_t>(split) * p.M * p.N;
 #pragma unroll
     for (int m = 0; m < MT; ++m)
-      if (m0 + m < p.M)
-        __stcg(reinterpret_cast<float4*>(part + static_cast<size_t>(m0 + m) * p.N + n),
-               make_float4(acc[m][0], acc[m][1], acc[m][2], acc[m][3]));
+      if (m0 + m < p.M) {
+        float* dst = p.partial + static_cast<size_t>(m0 + m) * p.N + n;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+        atomicAdd(reinterpret_cast<float4*>(dst), make_float4(acc[m][0], acc[m][1], acc[m][2], acc[m][3]));
+#else
+#pragma unroll
+        for (int c = 0; c < 4; ++c) atomicAdd(dst + c, acc[m][c]);
+#endif
+      }
   }
   __threadfence();
   __syncthreads();
@@ -204,33 +241,64 @@ __global__ void __launch_bounds__(128) gptq_gemv_kernel(GemvParams p) {
 #pragma unroll
   for (int m = 0; m < MT; ++m) {
     if (m0 + m >= p.M) continue;
-    const float* col = p.partial + static_cast<size_t>(m0 + m) * p.N + n;
-    const size_t split_stride = static_cast<size_t>(p.M) * p.N;
-    float4 sum = b;
-#pragma unroll 8
-    for (int s = 0; s < p.splits; ++s) sum = add4(sum, __ldcg(reinterpret_cast<const float4*>(col + s * split_stride)));
+    float4* total = reinterpret_cast<float4*>(p.partial + static_cast<size_t>(m0 + m) * p.N + n);
+    const float4 sum = add4(__ldcg(total), b);
+    __stcg(total, make_float4(0.f, 0.f, 0.f, 0.f));
     *reinterpret_cast<uint2*>(p.y + static_cast<size_t>(m0 + m) * p.N + n) = pack_half4(sum.x, sum.y, sum.z, sum.w);
   }
 }
 
+template <int BITS, int MT>
+void launch_gemv_tile(const GemvParams& p, dim3 grid, int threads, bool pdl, cudaStream_t stream) {
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = dim3(threads);
+  config.dynamicSmemBytes = gemv_smem_bytes(MT, p.rows_per_split);
+  config.stream = stream;
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute.val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = &attribute;
+  config.numAttrs = pdl ? 1 : 0;
+  cudaLaunchKernelEx(&config, gptq_gemv_kernel<BITS, MT>, p);
+}
+
 template <int BITS>
-void launch_gemv(const GemvParams& p, int m_tile, dim3 grid, int threads, cudaStream_t stream) {
-  const size_t smem = static_cast<size_t>(m_tile) * (p.rows_per_split < kStageRows ? p.rows_per_split : kStageRows) * sizeof(__half);
+void launch_gemv(const GemvParams& p, int m_tile, dim3 grid, int threads, bool pdl, cudaStream_t stream) {
   switch (m_tile) {
-    case 1: gptq_gemv_kernel<BITS, 1><<<grid, threads, smem, stream>>>(p); break;
-    case 2: gptq_gemv_kernel<BITS, 2><<<grid, threads, smem, stream>>>(p); break;
-    case 3: gptq_gemv_kernel<BITS, 3><<<grid, threads, smem, stream>>>(p); break;
-    case 4: gptq_gemv_kernel<BITS, 4><<<grid, threads, smem, stream>>>(p); break;
-    case 5: gptq_gemv_kernel<BITS, 5><<<grid, threads, smem, stream>>>(p); break;
-    case 6: gptq_gemv_kernel<BITS, 6><<<grid, threads, smem, stream>>>(p); break;
-    case 7: gptq_gemv_kernel<BITS, 7><<<grid, threads, smem, stream>>>(p); break;
-    default: gptq_gemv_kernel<BITS, 8><<<grid, threads, smem, stream>>>(p); break;
+    case 1: launch_gemv_tile<BITS, 1>(p, grid, threads, pdl, stream); break;
+    case 2: launch_gemv_tile<BITS, 2>(p, grid, threads, pdl, stream); break;
+    case 3: launch_gemv_tile<BITS, 3>(p, grid, threads, pdl, stream); break;
+    case 4: launch_gemv_tile<BITS, 4>(p, grid, threads, pdl, stream); break;
+    case 5: launch_gemv_tile<BITS, 5>(p, grid, threads, pdl, stream); break;
+    case 6: launch_gemv_tile<BITS, 6>(p, grid, threads, pdl, stream); break;
+    case 7: launch_gemv_tile<BITS, 7>(p, grid, threads, pdl, stream); break;
+    default: launch_gemv_tile<BITS, 8>(p, grid, threads, pdl, stream); break;
   }
+}
+
+template <int BITS>
+int gemv_blocks_per_sm(int m_tile, int threads, size_t smem) {
+  int blocks = 0;
+  cudaError_t status = cudaErrorInvalidValue;
+  switch (m_tile) {
+    case 1: status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gptq_gemv_kernel<BITS, 1>, threads, smem); break;
+    case 2: status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gptq_gemv_kernel<BITS, 2>, threads, smem); break;
+    case 3: status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gptq_gemv_kernel<BITS, 3>, threads, smem); break;
+    case 4: status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gptq_gemv_kernel<BITS, 4>, threads, smem); break;
+    case 5: status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gptq_gemv_kernel<BITS, 5>, threads, smem); break;
+    case 6: status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gptq_gemv_kernel<BITS, 6>, threads, smem); break;
+    case 7: status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gptq_gemv_kernel<BITS, 7>, threads, smem); break;
+    default: status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gptq_gemv_kernel<BITS, 8>, threads, smem); break;
+  }
+  return status == cudaSuccess && blocks > 0 ? blocks : 1;
 }
 
 }  // namespace nibble::kernels::detail
 
 namespace nibble::kernels::detail {
-extern template void launch_gemv<4>(const GemvParams&, int, dim3, int, cudaStream_t);
-extern template void launch_gemv<8>(const GemvParams&, int, dim3, int, cudaStream_t);
+extern template void launch_gemv<4>(const GemvParams&, int, dim3, int, bool, cudaStream_t);
+extern template void launch_gemv<8>(const GemvParams&, int, dim3, int, bool, cudaStream_t);
+extern template int gemv_blocks_per_sm<4>(int, int, size_t);
+extern template int gemv_blocks_per_sm<8>(int, int, size_t);
 }  // namespace nibble::kernels::detail

@@ -2,5 +2,6 @@
 #include "gptq_gemm/gptq_gemv.cuh"
 
 namespace nibble::kernels::detail {
-template void launch_gemv<4>(const GemvParams&, int, dim3, int, cudaStream_t);
+template void launch_gemv<4>(const GemvParams&, int, dim3, int, bool, cudaStream_t);
+template int gemv_blocks_per_sm<4>(int, int, size_t);
 }
