@@ -174,8 +174,9 @@ int main(int argc, char** argv) {
     std::printf("%-34s %10.3f %12.1f %10s  (%.0f TFLOP/s in the linears)\n", name, ms, prefill_tokens * 1e3 / ms, "-",
                 tflops);
     backend.reset();  // free the model before the breakdown allocates its own copies
-    nibble::bench::print_decode_breakdown(config, 1, context, copy_gbs);
-    nibble::bench::print_decode_breakdown(config, 32, context, copy_gbs);
+    nibble::bench::print_step_breakdown(config, 1, 1, context, copy_gbs);
+    nibble::bench::print_step_breakdown(config, 32, 1, context, copy_gbs);
+    nibble::bench::print_step_breakdown(config, 1, prefill_tokens, 0, copy_gbs);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

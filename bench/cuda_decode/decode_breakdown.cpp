@@ -61,8 +61,9 @@ double time_ms(const std::function<void()>& fn, int reps = 10) {
 
 }  // namespace
 
-void print_decode_breakdown(const ModelConfig& c, int M, int context, double copy_gbs) {
+void print_step_breakdown(const ModelConfig& c, int batch, int new_tokens, int context, double copy_gbs) {
   Alloc alloc;
+  const int M = batch * new_tokens;  // rows of every matrix product
   const int L = c.num_hidden_layers, H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
   const int nq = c.num_attention_heads, nkv = c.num_key_value_heads;
   struct Shape {
@@ -85,8 +86,9 @@ void print_decode_breakdown(const ModelConfig& c, int M, int context, double cop
   __half* y = alloc.get<__half>(static_cast<size_t>(M) * I);
   kernels::fill_random_half(x, static_cast<size_t>(M) * I, 1, 1.0f, 0.0f, nullptr);
 
-  std::printf("\ndecode step breakdown, batch %d, context %d (%d layers; dummy data; CUDA events, median of 10)\n", M,
-              context, L);
+  std::printf("\nstep breakdown: %d sequences x %d new tokens after %d cached (%d layers; dummy data; CUDA events, "
+              "median of 10)\n",
+              batch, new_tokens, context, L);
   std::printf("%-22s %10s %10s %10s\n", "op (all layers)", "ms", "GB", "frac copy");
   double total = 0;
   auto row = [&](const std::string& name, double ms, double bytes) {
@@ -117,19 +119,23 @@ void print_decode_breakdown(const ModelConfig& c, int M, int context, double cop
       for (int l = 0; l < L; ++l) kernels::gptq_gemm(layers[l], x, M, y, nullptr, ws, nullptr);
     });
     const double bytes = static_cast<double>(L) * (s.K / 2.0 * s.N + 4.0 * groups * s.N);
+    const double tflops = 2.0 * L * M * static_cast<double>(s.K) * s.N / (ms * 1e-3) / 1e12;
     row(std::string("gptq ") + s.name, ms, bytes);
+    if (M > 32) std::printf("%-22s %10s %10.1f TFLOP/s\n", "", "", tflops);
   }
-  // Attention over a paged cache of `context` tokens per sequence.
-  const int bs = 16, blocks_per_seq = (context + 1 + bs - 1) / bs, blocks = M * blocks_per_seq;
+  // Attention over a paged cache: each sequence has `context` cached tokens and
+  // `new_tokens` new ones (their K/V already written).
+  const int bs = 16, len = context + new_tokens, blocks_per_seq = (len + bs - 1) / bs, blocks = batch * blocks_per_seq;
   const size_t cache_elems = static_cast<size_t>(blocks) * nkv * bs * D;
   __half* kc = alloc.get<__half>(cache_elems);
   __half* vc = alloc.get<__half>(cache_elems);
   kernels::fill_random_half(kc, cache_elems, 3, 1.0f, 0.0f, nullptr);
   kernels::fill_random_half(vc, cache_elems, 4, 1.0f, 0.0f, nullptr);
-  std::vector<int32_t> qs(M + 1), lens(M, context + 1), indptr(M + 1), indices(blocks), work_seq(M), work_qoff(M, 0);
-  for (int s = 0; s <= M; ++s) qs[s] = s, indptr[s] = s * blocks_per_seq;
+  std::vector<int32_t> qs(batch + 1), lens(batch, len), indptr(batch + 1), indices(blocks);
+  for (int s = 0; s <= batch; ++s) qs[s] = s * new_tokens, indptr[s] = s * blocks_per_seq;
   for (int i = 0; i < blocks; ++i) indices[i] = i;
-  for (int s = 0; s < M; ++s) work_seq[s] = s;
+  const int group = nq / nkv;
+  const auto work = kernels::plan_attention_work(qs, kernels::attention_tile_tokens(D, group));
   auto upload = [&](const std::vector<int32_t>& v) {
     int32_t* d = alloc.get<int32_t>(v.size());
     cudaMemcpy(d, v.data(), v.size() * 4, cudaMemcpyHostToDevice);
@@ -148,9 +154,9 @@ void print_decode_breakdown(const ModelConfig& c, int M, int context, double cop
   p.seq_lens = upload(lens);
   p.kv_indptr = upload(indptr);
   p.kv_indices = upload(indices);
-  p.work_seq = upload(work_seq);
-  p.work_qoff = upload(work_qoff);
-  p.num_work = M;
+  p.work_seq = upload(work.seq);
+  p.work_qoff = upload(work.qoff);
+  p.num_work = static_cast<int>(work.seq.size());
   p.num_tokens = M;
   p.num_heads = nq;
   p.num_kv_heads = nkv;
@@ -159,14 +165,23 @@ void print_decode_breakdown(const ModelConfig& c, int M, int context, double cop
   p.scale = 1.0f / std::sqrt(static_cast<float>(D));
   int sms = 0;
   cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
-  p.num_splits = kernels::attention_num_splits(M, nkv, c.max_position_embeddings, sms);
+  p.num_splits = new_tokens == 1 ? kernels::attention_num_splits(batch, nkv, c.max_position_embeddings, sms) : 1;
   p.split_out = alloc.get<float>(static_cast<size_t>(p.num_splits) * M * nq * D);
   p.split_lse = alloc.get<float>(static_cast<size_t>(p.num_splits) * M * nq * 2);
-  const double attn_ms = time_ms([&] {
-    for (int l = 0; l < L; ++l) kernels::paged_attention(p, nullptr);
-  });
-  row("attention (" + std::to_string(p.num_splits) + " splits)", attn_ms,
-      static_cast<double>(L) * 2.0 * M * (context + 1) * nkv * D * 2);
+  const double kv_bytes = static_cast<double>(L) * 2.0 * batch * len * nkv * D * 2;
+  const double attn_flops = 4.0 * L * batch * nq * D * (static_cast<double>(new_tokens) * context +
+                                                          0.5 * new_tokens * (new_tokens + 1.0));
+  for (bool decode_kernel : {false, true}) {
+    if (decode_kernel && new_tokens != 1) continue;
+    p.decode_only = decode_kernel;
+    const double attn_ms = time_ms([&] {
+      for (int l = 0; l < L; ++l) kernels::paged_attention(p, nullptr);
+    });
+    row(std::string(decode_kernel ? "attn decode kernel" : "attn general kernel") + " s" +
+            std::to_string(p.num_splits),
+        attn_ms, kv_bytes);
+    if (new_tokens > 1) std::printf("%-22s %10s %10.1f TFLOP/s\n", "", "", attn_flops / (attn_ms * 1e-3) / 1e12);
+  }
   // The small per-layer kernels.
   float* residual = alloc.get<float>(static_cast<size_t>(M) * H);
   __half* normed = alloc.get<__half>(static_cast<size_t>(M) * H);
@@ -174,7 +189,7 @@ void print_decode_breakdown(const ModelConfig& c, int M, int context, double cop
   kernels::fill_random_half(w, H, 8, 0.1f, 1.0f, nullptr);
   cudaMemset(residual, 0, static_cast<size_t>(M) * H * 4);
   std::vector<int32_t> pos(M, context), slots(M);
-  for (int s = 0; s < M; ++s) slots[s] = s * blocks_per_seq * bs + context;
+  for (int t = 0; t < M; ++t) slots[t] = (t / new_tokens) * blocks_per_seq * bs + context + t % new_tokens;
   int32_t* d_pos = upload(pos);
   int32_t* d_slots = upload(slots);
   float* inv_freq = alloc.get<float>(D / 2);
@@ -190,11 +205,12 @@ void print_decode_breakdown(const ModelConfig& c, int M, int context, double cop
   });
   row("norms+rope+kv+silu", small_ms, 0.0);
   // lm_head: fp16 [vocab, hidden] through cuBLAS.
+  const int rows = batch;  // logits only for each sequence's last token
   __half* head = alloc.get<__half>(static_cast<size_t>(c.vocab_size) * H);
   kernels::fill_random_half(head, static_cast<size_t>(c.vocab_size) * H, 10, 0.01f, 0.0f, nullptr);
-  float* logits = alloc.get<float>(static_cast<size_t>(M) * c.vocab_size);
+  float* logits = alloc.get<float>(static_cast<size_t>(rows) * c.vocab_size);
   cublasSetStream(cublas, nullptr);
-  const double head_ms = time_ms([&] { kernels::lm_head_logits(cublas, normed, head, logits, M, H, c.vocab_size); });
+  const double head_ms = time_ms([&] { kernels::lm_head_logits(cublas, normed, head, logits, rows, H, c.vocab_size); });
   row("lm_head (cuBLAS)", head_ms, static_cast<double>(c.vocab_size) * H * 2);
   std::printf("%-22s %10.3f\n", "sum", total);
   cublasDestroy(cublas);

@@ -1,6 +1,7 @@
 #include <cmath>
 
 #include "attention/attention.h"
+#include "attention/decode_attention.cuh"
 #include "common/device_utils.cuh"
 
 namespace nibble::kernels {
@@ -207,7 +208,9 @@ cudaError_t paged_attention(const PagedAttentionParams& p, cudaStream_t stream) 
     return cudaErrorInvalidValue;
   if (p.num_splits > 1 && (!p.split_out || !p.split_lse)) return cudaErrorInvalidValue;
   cudaError_t err;
-  if (p.head_dim <= 32)
+  if (p.decode_only && decode_attention_supported(p))
+    err = launch_decode_attention(p, stream);
+  else if (p.head_dim <= 32)
     err = launch<1, 16>(p, stream);
   else if (p.head_dim <= 64)
     err = launch<2, 16>(p, stream);

@@ -34,6 +34,10 @@ struct PagedAttentionParams {
   int head_dim = 0;  // multiple of 8, at most 256
   int block_size = 16;
   float scale = 1.0f;  // softmax scale, usually 1/sqrt(head_dim)
+  // Every sequence has at most one new token (a decode step): a kernel that
+  // spreads each block's keys over its warps runs instead, when head_dim is 32,
+  // 64 or 128 and a GQA group has at most 8 heads.
+  bool decode_only = false;
   // Flash-decoding: with num_splits > 1 each split writes a partial result into
   // split_out [num_splits, tokens, num_heads, head_dim] and split_lse
   // [num_splits, tokens, num_heads, 2] and a combine pass writes out.

@@ -20,7 +20,7 @@ struct AttentionCase {
   std::vector<SeqSpec> seqs;
 };
 
-void run_case(const AttentionCase& c, int forced_splits, std::mt19937_64& rng, uint64_t seed) {
+void run_case(const AttentionCase& c, int forced_splits, std::mt19937_64& rng, uint64_t seed, bool decode_only = false) {
   const int num_seqs = static_cast<int>(c.seqs.size());
   std::vector<int32_t> query_start(1, 0), seq_lens, kv_indptr(1, 0), kv_indices;
   int total_blocks = 0;
@@ -74,6 +74,7 @@ void run_case(const AttentionCase& c, int forced_splits, std::mt19937_64& rng, u
   p.block_size = c.block_size;
   p.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   p.num_splits = splits;
+  p.decode_only = decode_only;
   p.split_out = d_split_out.get();
   p.split_lse = d_split_lse.get();
   CUDA_OK(kernels::paged_attention(p, nullptr));
@@ -85,7 +86,8 @@ void run_case(const AttentionCase& c, int forced_splits, std::mt19937_64& rng, u
                                 c.num_kv_heads, c.head_dim, c.block_size, p.scale);
   auto cmp = compare_half(d_out.download(), want);
   report("attention h" + std::to_string(c.num_heads) + "/kv" + std::to_string(c.num_kv_heads) + " d" +
-             std::to_string(c.head_dim) + " bs" + std::to_string(c.block_size) + " splits " + std::to_string(splits),
+             std::to_string(c.head_dim) + " bs" + std::to_string(c.block_size) + " splits " + std::to_string(splits) +
+             (decode_only ? " decode" : ""),
          cmp);
   EXPECT_EQ(cmp.non_finite, 0u) << "seed " << seed;
   EXPECT_LT(cmp.rel_error, 2e-3) << "seed " << seed;
@@ -116,6 +118,17 @@ TEST_F(AttentionTest, MixedBatchMatchesReference) {
 TEST_F(AttentionTest, LongDecodeWithManySplitsMatchesReference) {
   const AttentionCase c{32, 8, 128, 16, {{4095, 1}, {2000, 1}, {17, 1}}};
   for (int splits : {1, 8, 32, 0}) run_case(c, splits, rng_, seed_);
+}
+
+// Decode steps (one new token per sequence) through the decode kernel, against
+// the same reference; head_dim 16 and 256 fall back to the general kernel.
+TEST_F(AttentionTest, DecodeStepsMatchReference) {
+  const std::vector<SeqSpec> decode = {{0, 1}, {1, 1}, {126, 1}, {127, 1}, {128, 1}, {300, 1}, {2100, 1}, {17, 1}};
+  for (const AttentionCase& c : {AttentionCase{32, 8, 128, 16, decode}, AttentionCase{8, 2, 64, 16, decode},
+                                 AttentionCase{16, 2, 32, 7, decode}, AttentionCase{64, 8, 128, 32, decode},
+                                 AttentionCase{4, 4, 128, 16, decode}, AttentionCase{4, 4, 16, 16, decode},
+                                 AttentionCase{8, 1, 256, 16, decode}, AttentionCase{12, 4, 64, 16, decode}})
+    for (int splits : {1, 3, 0}) run_case(c, splits, rng_, seed_, true);
 }
 
 }  // namespace

@@ -61,7 +61,7 @@ class CudaBackendImpl final : public CudaBackend {
   // device; returns the number of logits rows (the batch's, not the padding).
   int run_step(const Batch& batch);
   void upload(const cuda::StepPlan& plan);
-  void enqueue_forward(int tokens, int work, int splits, int logits_rows);
+  void enqueue_forward(int tokens, int work, int splits, int logits_rows, bool decode);
   void linear(const DeviceLinear& l, const __half* x, int rows, __half* y);
   int graph_bucket(int seqs) const;
   int decode_splits(int bucket) const;
@@ -205,7 +205,7 @@ void CudaBackendImpl::linear(const DeviceLinear& l, const __half* x, int rows, _
   if (l.bias) CUDA_CHECK(kernels::add_bias(y, l.bias, rows, l.out_features, stream_));
 }
 
-void CudaBackendImpl::enqueue_forward(int T, int W, int splits, int L) {
+void CudaBackendImpl::enqueue_forward(int T, int W, int splits, int L, bool decode) {
   const ModelConfig& c = model_.config;
   const int H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
   const int nq = c.num_attention_heads, nkv = c.num_key_value_heads;
@@ -230,6 +230,7 @@ void CudaBackendImpl::enqueue_forward(int T, int W, int splits, int L) {
   ap.block_size = block_size_;
   ap.scale = 1.0f / std::sqrt(static_cast<float>(D));
   ap.num_splits = splits;
+  ap.decode_only = decode;
   ap.split_out = ws_.split_out;
   ap.split_lse = ws_.split_lse;
 
@@ -295,7 +296,7 @@ cudaGraphExec_t CudaBackendImpl::graph_for(int bucket) {
   cudaGraph_t graph = nullptr;
   CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
   try {
-    enqueue_forward(bucket, bucket, decode_splits(bucket), bucket);
+    enqueue_forward(bucket, bucket, decode_splits(bucket), bucket, true);
   } catch (...) {
     cudaStreamEndCapture(stream_, &graph);
     if (graph) cudaGraphDestroy(graph);
@@ -324,14 +325,15 @@ int CudaBackendImpl::run_step(const Batch& batch) {
   const cuda::StepPlan plan = cuda::make_step_plan(batch, block_size_, tile_tokens_, 0);
   upload(plan);
   int splits = 1;
-  if (cuda::is_decode_step(batch)) {
+  const bool decode = cuda::is_decode_step(batch);
+  if (decode) {
     splits = decode_splits(plan.num_work);
   } else {
     const int max_keys = *std::max_element(batch.seq_lens.begin(), batch.seq_lens.end());
     splits = kernels::attention_num_splits(plan.num_work, model_.config.num_key_value_heads, max_keys, num_sms_);
     splits = std::max(1, std::min(splits, ws_.limits.split_capacity / std::max(plan.num_tokens, 1)));
   }
-  enqueue_forward(plan.num_tokens, plan.num_work, splits, L);
+  enqueue_forward(plan.num_tokens, plan.num_work, splits, L, decode);
   return L;
 }
 
