@@ -162,12 +162,21 @@ QuantConfig eight_bit_asym() {
   return q;
 }
 
+DemoSpec dense_demo(Architecture arch, DType dtype, const std::string& suffix) {
+  DemoSpec s = demo("tiny", arch, std::nullopt, suffix);
+  s.options.quantized = false;
+  s.options.dense_dtype = dtype;
+  return s;
+}
+
 INSTANTIATE_TEST_SUITE_P(
     DemoModels, CudaVsCpu,
     ::testing::Values(demo("tiny", Architecture::Llama), demo("tiny", Architecture::Mistral),
                       demo("tiny", Architecture::Qwen2), demo("small", Architecture::Llama),
                       demo("small", Architecture::Mistral), demo("small", Architecture::Qwen2),
-                      demo("tiny", Architecture::Llama, eight_bit_asym(), "-8bit-asym-actorder")),
+                      demo("tiny", Architecture::Llama, eight_bit_asym(), "-8bit-asym-actorder"),
+                      dense_demo(Architecture::Qwen2, DType::F16, "-dense-f16"),
+                      dense_demo(Architecture::Llama, DType::BF16, "-dense-bf16")),
     [](const auto& info) {
       std::string n = info.param.name;
       std::replace(n.begin(), n.end(), '-', '_');
@@ -301,6 +310,8 @@ TEST(CudaBackend, MalformedBatchIsAnError) {
   Batch bad_block = batch;
   bad_block.kv_indices[0] = kBlocks;
   EXPECT_THROW(gpu->forward(bad_block, logits), Error);
+  Batch too_long = driver.step({{driver.add(random_tokens(257, model.config().vocab_size, rng)), 257}});
+  EXPECT_THROW(gpu->forward(too_long, logits), Error);  // more than max_num_batched_tokens (256)
   EXPECT_NO_THROW(gpu->forward(batch, logits));
   EXPECT_EQ(logits.size(), static_cast<size_t>(model.config().vocab_size));
 }
