@@ -171,15 +171,19 @@ void print_step_breakdown(const ModelConfig& c, int batch, int new_tokens, int c
   const double kv_bytes = static_cast<double>(L) * 2.0 * batch * len * nkv * D * 2;
   const double attn_flops = 4.0 * L * batch * nq * D * (static_cast<double>(new_tokens) * context +
                                                           0.5 * new_tokens * (new_tokens + 1.0));
-  for (bool decode_kernel : {false, true}) {
-    if (decode_kernel && new_tokens != 1) continue;
-    p.decode_only = decode_kernel;
+  struct Variant {
+    const char* name;
+    bool tensor_cores, decode_only;
+  };
+  for (const Variant& v : {Variant{"attn cuda-core", false, false}, Variant{"attn tensor-core", true, false},
+                           Variant{"attn decode kernel", false, true}}) {
+    if (v.decode_only && new_tokens != 1) continue;
+    p.use_tensor_cores = v.tensor_cores;
+    p.decode_only = v.decode_only;
     const double attn_ms = time_ms([&] {
       for (int l = 0; l < L; ++l) kernels::paged_attention(p, nullptr);
     });
-    row(std::string(decode_kernel ? "attn decode kernel" : "attn general kernel") + " s" +
-            std::to_string(p.num_splits),
-        attn_ms, kv_bytes);
+    row(std::string(v.name) + " s" + std::to_string(p.num_splits), attn_ms, kv_bytes);
     if (new_tokens > 1) std::printf("%-22s %10s %10.1f TFLOP/s\n", "", "", attn_flops / (attn_ms * 1e-3) / 1e12);
   }
   // The small per-layer kernels.

@@ -2,6 +2,7 @@
 
 #include "attention/attention.h"
 #include "attention/decode_attention.cuh"
+#include "attention/prefill_attention_mma.cuh"
 #include "common/device_utils.cuh"
 
 namespace nibble::kernels {
@@ -210,6 +211,8 @@ cudaError_t paged_attention(const PagedAttentionParams& p, cudaStream_t stream) 
   cudaError_t err;
   if (p.decode_only && decode_attention_supported(p))
     err = launch_decode_attention(p, stream);
+  else if (!p.decode_only && mma_attention_supported(p))
+    err = launch_mma_attention(p, stream);
   else if (p.head_dim <= 32)
     err = launch<1, 16>(p, stream);
   else if (p.head_dim <= 64)

@@ -38,6 +38,9 @@ struct PagedAttentionParams {
   // spreads each block's keys over its warps runs instead, when head_dim is 32,
   // 64 or 128 and a GQA group has at most 8 heads.
   bool decode_only = false;
+  // Prefill and mixed steps use a tensor-core (mma.sync) kernel when head_dim is
+  // 64 or 128; false forces the CUDA-core kernel (benchmarks, tests).
+  bool use_tensor_cores = true;
   // Flash-decoding: with num_splits > 1 each split writes a partial result into
   // split_out [num_splits, tokens, num_heads, head_dim] and split_lse
   // [num_splits, tokens, num_heads, 2] and a combine pass writes out.
