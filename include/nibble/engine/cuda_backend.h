@@ -74,6 +74,8 @@ std::unique_ptr<CudaBackend> make_dummy_cuda_backend(const ModelConfig& config, 
 
 // True when a CUDA device can be used (the gpu tests skip otherwise).
 bool cuda_device_available();
+// The number of usable CUDA devices (0 when there is no driver or no GPU).
+int cuda_device_count();
 
 // Parses a byte count: "24GiB", "512MiB", "80GB", "1.5G", "1000000". Binary
 // suffixes (KiB, MiB, GiB, TiB, and K/M/G/T) are powers of 1024, KB/MB/GB/TB

@@ -359,10 +359,12 @@ std::vector<int32_t> CudaBackendImpl::forward_greedy(const Batch& batch) {
 
 }  // namespace
 
-bool cuda_device_available() {
+int cuda_device_count() {
   int count = 0;
-  return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
+  return cudaGetDeviceCount(&count) == cudaSuccess ? count : 0;
 }
+
+bool cuda_device_available() { return cuda_device_count() > 0; }
 
 std::unique_ptr<CudaBackend> make_cuda_backend(const LoadedModel& model, const CudaBackendOptions& options) {
   const ModelWeights& weights = model.weights();
