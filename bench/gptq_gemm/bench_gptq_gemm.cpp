@@ -154,8 +154,10 @@ struct Row {
 
 std::string plan_text(int64_t M, int64_t N, int64_t K, int bits, size_t ws, const GemvOverride& o) {
   const GemvPlan p = plan_gemv_on_device(M, N, K, bits, ws, o);
-  return "t" + std::to_string(p.threads) + "/rows" + std::to_string(p.rows_per_split) + "/splits" +
-         std::to_string(p.splits) + "/blocks" + std::to_string(p.mchunks * p.ntiles * p.splits);
+  char text[96];
+  std::snprintf(text, sizeof text, "t%d/rows%d/splits%d/blocks%d", p.threads, p.rows_per_split, p.splits,
+                p.mchunks * p.ntiles * p.splits);
+  return text;
 }
 
 }  // namespace

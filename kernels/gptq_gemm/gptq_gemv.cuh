@@ -4,13 +4,14 @@
 // Block (mchunk, ntile, split) computes rows [m0, m0 + MT) of y over the
 // 4 * blockDim.x columns of its tile from input rows [k_begin, k_begin + rows_per_split).
 // Each thread owns 4 adjacent columns: one 16-byte load brings `pack` rows of all
-// four, dequantized with the 0x6400 half trick ((1024 + q) + zeros = q - zero
-// exactly, then * scale: one rounding), multiplied by x held in shared memory
-// (gathered through perm for act-order). Products of 32 rows are summed in half2
-// and then added into fp32 accumulators. With split > 1 each block adds its fp32
-// sums into an fp32 accumulator with vector atomics and the last block of a tile
-// (a counter in the workspace) writes fp16 y; the fp32 order of those additions
-// varies from run to run (results may differ in the last fp16 bit).
+// four, turned into q - zero exactly with the 0x6400 half trick ((1024 + q) +
+// zeros), multiplied by x held in shared memory (gathered through perm for
+// act-order, each 32-row chunk scaled by a power of two into [1, 2)). The half2
+// sums of 32 rows are then scaled (group scale, chunk factor) into fp32
+// accumulators. With split > 1 each block adds its fp32 sums into an fp32
+// accumulator with vector atomics and the last block of a tile (a counter in the
+// workspace) writes fp16 y; the fp32 order of those additions varies from run to
+// run (results may differ in the last fp16 bit). Measurements: bench/NOTES.md.
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -18,10 +19,10 @@
 
 namespace nibble::kernels::detail {
 
-inline constexpr int kChunkRows = 32;       // rows summed in half2 before an fp32 add
-inline constexpr int kMaxMTile = 8;         // rows of x per block
+inline constexpr int kChunkRows = 32;        // rows summed in half2 before an fp32 add
+inline constexpr int kMaxMTile = 8;          // rows of x per block
 inline constexpr int kCounterBytes = 16384;  // split-K tile counters at the start of the workspace
-inline constexpr int kStageRows = 1024;     // rows of x staged in shared memory at a time
+inline constexpr int kStageRows = 1024;      // rows of x staged in shared memory at a time
 
 struct GemvParams {
   const uint32_t* qweight;
@@ -39,13 +40,8 @@ struct GemvParams {
   unsigned* counters;  // [mchunks * ntiles] when splits > 1
 };
 
-// Launch shape chosen for one call (gptq_gemm.cu picks it; the benchmark may override it).
-struct GemvConfig {
-  int threads = 128;         // 32, 64 or 128; 4 columns each
-  int rows_per_split = 0;    // 0: whole K
-};
-
-// pdl: launch with programmatic stream serialization (see the kernel's prologue).
+// pdl: launch with programmatic stream serialization (see the kernel's prologue;
+// measured no gain, so gptq_gemm leaves it off).
 template <int BITS>
 void launch_gemv(const GemvParams& p, int m_tile, dim3 grid, int threads, bool pdl, cudaStream_t stream);
 
@@ -53,8 +49,10 @@ void launch_gemv(const GemvParams& p, int m_tile, dim3 grid, int threads, bool p
 template <int BITS>
 int gemv_blocks_per_sm(int m_tile, int threads, size_t smem);
 
+// x staged in shared memory (fp16) and one fp32 scale per 32-row chunk.
 inline size_t gemv_smem_bytes(int m_tile, int rows_per_split) {
-  return static_cast<size_t>(m_tile) * (rows_per_split < kStageRows ? rows_per_split : kStageRows) * sizeof(__half);
+  const size_t rows = static_cast<size_t>(rows_per_split < kStageRows ? rows_per_split : kStageRows);
+  return static_cast<size_t>(m_tile) * (rows * sizeof(__half) + rows / kChunkRows * sizeof(float));
 }
 
 __device__ __forceinline__ float4 add4(float4 a, float4 b) { return make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w); }
@@ -75,12 +73,20 @@ __device__ __forceinline__ uint32_t word_of(const uint4& q, int c) {
   return c == 0 ? q.x : c == 1 ? q.y : c == 2 ? q.z : q.w;
 }
 
+// Blocks per SM the register allocation must allow (without spilling): enough
+// warps to keep loads in flight, as measured in bench/NOTES.md.
+constexpr int gemv_min_blocks(int bits, int m_tile) {
+  return bits == 4 ? (m_tile == 1 ? 8 : m_tile <= 2 ? 6 : m_tile <= 4 ? 4 : 3) : (m_tile == 1 ? 5 : m_tile <= 4 ? 4 : 3);
+}
+
 template <int BITS, int MT>
-__global__ void __launch_bounds__(128) gptq_gemv_kernel(GemvParams p) {
+__global__ void __launch_bounds__(128, gemv_min_blocks(BITS, MT)) gptq_gemv_kernel(GemvParams p) {
   constexpr int PACK = 32 / BITS;
   constexpr int WORDS = kChunkRows / PACK;
-  constexpr uint32_t MASK = BITS == 4 ? 0x000F000Fu : 0x00FF00FFu;
-  extern __shared__ __align__(16) __half xs[];  // [MT][stage_rows]
+  extern __shared__ __align__(16) unsigned char smem[];
+  const int stage_rows = min(p.rows_per_split, kStageRows);
+  __half* xs = reinterpret_cast<__half*>(smem);                              // [MT][stage_rows], scaled
+  float* xscale = reinterpret_cast<float*>(xs + MT * stage_rows);          // [MT][stage_rows / 32]
   __shared__ bool last_block;
 
   const int mchunk = blockIdx.x, ntile = blockIdx.y, split = blockIdx.z;
@@ -88,7 +94,6 @@ __global__ void __launch_bounds__(128) gptq_gemv_kernel(GemvParams p) {
   const int rps = p.rows_per_split;
   const int k_begin = split * rps;
   const int rows = min(rps, p.K - k_begin);
-  const int stage_rows = min(rps, kStageRows);
 
   const int n = (ntile * blockDim.x + threadIdx.x) * 4;
   float acc[MT][4];
@@ -120,20 +125,29 @@ __global__ void __launch_bounds__(128) gptq_gemv_kernel(GemvParams p) {
   asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
   int group = -1;
-  __half2 s2[4], z2[4];
+  float scale[4];
+  __half2 zero_lo[4], zero_hi[4];  // -(1024 + zero) and -(64 + zero), for 1024 + q and (1024 + 16 q) / 16
   for (int r0 = 0; r0 < rows; r0 += kChunkRows) {
     const int stage = r0 - r0 % stage_rows;
     if (stage == r0) {
       // x rows [stage, stage + stage_rows) of this split into shared memory, zero past the end.
       if (r0 > 0) __syncthreads();
+      // Each warp stages one 32-row chunk of one row of x (stage_rows and the
+      // block are multiples of 32) and scales it by a power of two so that its
+      // largest |x| lies in [1, 2): the half2 sums of x * (q - zero) below then
+      // cannot overflow, whatever the activations' range. The factor is undone
+      // in fp32 (exactly) when the chunk's sums are added into the accumulators.
       for (int i = threadIdx.x; i < MT * stage_rows; i += blockDim.x) {
         const int m = i / stage_rows, r = stage + i - m * stage_rows;
-        __half v = __float2half(0.f);
+        float v = 0.f;
         if (m0 + m < p.M && r < rows) {
           const int k = p.perm ? p.perm[k_begin + r] : k_begin + r;
-          v = p.x[static_cast<size_t>(m0 + m) * p.K + k];
+          v = __half2float(p.x[static_cast<size_t>(m0 + m) * p.K + k]);
         }
-        xs[i] = v;
+        const unsigned largest = __reduce_max_sync(0xffffffffu, __float_as_uint(fabsf(v)));
+        const int e = largest ? static_cast<int>((largest >> 23) & 0xff) - 127 : 0;  // floor(log2(max |x|))
+        xs[i] = __float2half_rn(v * __int_as_float((127 - e) << 23));
+        if ((threadIdx.x & 31) == 0) xscale[i / kChunkRows] = __int_as_float((127 + e) << 23);
       }
       __syncthreads();
     }
@@ -146,8 +160,10 @@ __global__ void __launch_bounds__(128) gptq_gemv_kernel(GemvParams p) {
         const uint2 zraw = __ldg(reinterpret_cast<const uint2*>(p.zeros + static_cast<size_t>(g) * p.N + n));
         const __half2 s01 = *reinterpret_cast<const __half2*>(&sraw.x), s23 = *reinterpret_cast<const __half2*>(&sraw.y);
         const __half2 z01 = *reinterpret_cast<const __half2*>(&zraw.x), z23 = *reinterpret_cast<const __half2*>(&zraw.y);
-        s2[0] = __low2half2(s01), s2[1] = __high2half2(s01), s2[2] = __low2half2(s23), s2[3] = __high2half2(s23);
-        z2[0] = __low2half2(z01), z2[1] = __high2half2(z01), z2[2] = __low2half2(z23), z2[3] = __high2half2(z23);
+        scale[0] = __low2float(s01), scale[1] = __high2float(s01), scale[2] = __low2float(s23), scale[3] = __high2float(s23);
+        zero_lo[0] = __low2half2(z01), zero_lo[1] = __high2half2(z01), zero_lo[2] = __low2half2(z23), zero_lo[3] = __high2half2(z23);
+#pragma unroll
+        for (int c = 0; c < 4; ++c) zero_hi[c] = __hadd2(zero_lo[c], __float2half2_rn(960.f));
       }
 
       __half2 acc2[MT][4];
@@ -177,22 +193,41 @@ __global__ void __launch_bounds__(128) gptq_gemv_kernel(GemvParams p) {
 #pragma unroll
         for (int c = 0; c < 4; ++c) {
           const uint32_t w = word_of(q[u], c);
+          __half2 d[PACK / 2];  // q - zero, exact, rows (2j, 2j + 1)
+          if constexpr (BITS == 4) {
+            // Rows 0,1 and 4,5 sit in nibble 0 of each half (1024 + q); rows 2,3 and
+            // 6,7 in nibble 1 (1024 + 16 q, scaled back by the fma): 1 shift, 4 LOP3.
+            const uint32_t w8 = w >> 8;
+            const uint32_t t0 = (w & 0x000F000Fu) | 0x64006400u, t1 = (w & 0x00F000F0u) | 0x64006400u;
+            const uint32_t t2 = (w8 & 0x000F000Fu) | 0x64006400u, t3 = (w8 & 0x00F000F0u) | 0x64006400u;
+            const __half2 sixteenth = __float2half2_rn(0.0625f);
+            d[0] = __hadd2(*reinterpret_cast<const __half2*>(&t0), zero_lo[c]);
+            d[1] = __hfma2(*reinterpret_cast<const __half2*>(&t1), sixteenth, zero_hi[c]);
+            d[2] = __hadd2(*reinterpret_cast<const __half2*>(&t2), zero_lo[c]);
+            d[3] = __hfma2(*reinterpret_cast<const __half2*>(&t3), sixteenth, zero_hi[c]);
+          } else {
 #pragma unroll
-          for (int j = 0; j < PACK / 2; ++j) {
-            const uint32_t t = ((w >> (BITS * j)) & MASK) | 0x64006400u;
-            const __half2 wv = __hmul2(__hadd2(*reinterpret_cast<const __half2*>(&t), z2[c]), s2[c]);
-#pragma unroll
-            for (int m = 0; m < MT; ++m) acc2[m][c] = __hfma2(wv, xv[m][j], acc2[m][c]);
+            for (int j = 0; j < PACK / 2; ++j) {
+              const uint32_t t = ((w >> (8 * j)) & 0x00FF00FFu) | 0x64006400u;
+              d[j] = __hadd2(*reinterpret_cast<const __half2*>(&t), zero_lo[c]);
+            }
           }
+#pragma unroll
+          for (int j = 0; j < PACK / 2; ++j)
+#pragma unroll
+            for (int m = 0; m < MT; ++m) acc2[m][c] = __hfma2(d[j], xv[m][j], acc2[m][c]);
         }
       }
+      // Undo the chunk's power-of-two x scaling and apply the group scale in fp32.
 #pragma unroll
-      for (int m = 0; m < MT; ++m)
+      for (int m = 0; m < MT; ++m) {
+        const float chunk_scale = xscale[m * (stage_rows / kChunkRows) + (r0 - stage) / kChunkRows];
 #pragma unroll
         for (int c = 0; c < 4; ++c) {
           const float2 f = __half22float2(acc2[m][c]);
-          acc[m][c] += f.x + f.y;
+          acc[m][c] = fmaf(f.x + f.y, scale[c] * chunk_scale, acc[m][c]);
         }
+      }
     }
 #pragma unroll
     for (int u = 0; u < WORDS; ++u) q[u] = q_next[u];

@@ -117,6 +117,41 @@ size_t count_nonfinite(const std::vector<float>& v) {
   return bad;
 }
 
+// The launch planner is host logic: checked without a device.
+int eight_blocks(int, int, int) { return 8; }
+
+TEST(GptqGemvPlan, CoversKAndFillsTheGpu) {
+  const size_t roomy = gptq_splitk_workspace_bytes(8, 14336);
+  for (int64_t M : {1, 3, 8, 20})
+    for (int64_t N : {256, 1024, 4096, 14336})
+      for (int64_t K : {608, 4096, 14336}) {
+        const GemvPlan p = plan_gemv(M, N, K, 132, roomy, GemvOverride{}, eight_blocks, 4);
+        const std::string what = "M=" + std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K);
+        EXPECT_EQ(p.m_tile, std::min<int64_t>(M, 8)) << what;
+        EXPECT_EQ(p.mchunks * 8 >= M, true) << what;
+        EXPECT_GE(int64_t{p.ntiles} * p.threads * 4, N) << what;
+        EXPECT_EQ(p.rows_per_split % 32, 0) << what;
+        EXPECT_GE(int64_t{p.rows_per_split} * p.splits, K) << what;
+        EXPECT_LT(int64_t{p.rows_per_split} * (p.splits - 1), K) << what << ": an empty split";
+        const int64_t blocks = int64_t{p.mchunks} * p.ntiles * p.splits;
+        if (M <= 8 && p.splits > 1) EXPECT_LE(blocks, 2 * 8 * 132) << what;
+      }
+  // 4096x14336 at M = 1: one wave of 8 blocks per SM, as measured best (bench/NOTES.md).
+  const GemvPlan gate = plan_gemv(1, 14336, 4096, 132, roomy, GemvOverride{}, eight_blocks, 4);
+  EXPECT_EQ(gate.splits, 32);
+  EXPECT_EQ(gate.rows_per_split, 128);
+}
+
+TEST(GptqGemvPlan, NoSplitWithoutRoomForTheAccumulator) {
+  const GemvPlan none = plan_gemv(1, 4096, 14336, 132, 0, GemvOverride{}, eight_blocks, 4);
+  EXPECT_EQ(none.splits, 1);
+  EXPECT_GE(none.rows_per_split, 14336);
+  const size_t for_m4 = gptq_splitk_workspace_bytes(4, 4096);
+  EXPECT_GT(plan_gemv(4, 4096, 14336, 132, for_m4, GemvOverride{}, eight_blocks, 4).splits, 1);
+  EXPECT_EQ(plan_gemv(8, 4096, 14336, 132, for_m4, GemvOverride{}, eight_blocks, 4).splits, 1);
+  EXPECT_THROW(plan_gemv(1, 4096, 4096, 132, 0, GemvOverride{96, 0, 0, 0}, eight_blocks, 4), nibble::Error);
+}
+
 constexpr double kTolerance = 2e-3;
 const int64_t kMs[] = {1, 2, 3, 7, 8, 16, 31, 32, 33, 100, 257};
 
@@ -288,6 +323,40 @@ TEST_F(GptqGemmGpu, ChainedProductsKeepStreamOrder) {
   EXPECT_LT(err, kTolerance);
   std::printf("chained products: rel err %.3g over %zu elements\n", err, got.size());
   EXPECT_TRUE(w.counters_zero());
+}
+
+// Activations far outside [-1, 1] (Llama's down_proj inputs reach the thousands):
+// the fused kernel's half2 partial sums must neither overflow nor lose accuracy.
+TEST_F(GptqGemmGpu, LargeActivationsStayAccurate) {
+  std::mt19937 rng(2024);
+  for (int bits : {4, 8}) {
+    CheckpointSpec spec;
+    spec.K = 1024;
+    spec.N = 512;
+    spec.bits = bits;
+    spec.sym = false;
+    spec.group_size = 64;
+    const Checkpoint c = make_checkpoint(spec, rng);
+    const DeviceLayer layer(c.view());
+    const int64_t M = 5;
+    const float amp = bits == 4 ? 1.f : 1.f / 16;  // 8-bit weights are larger: keep y within fp16
+    auto x = random_halves(static_cast<size_t>(M * spec.K), rng, -1000.f * amp, 1000.f * amp);
+    for (size_t i = 0; i < x.size(); i += 97) x[i] = float_to_fp16((i % 2 ? 30000.f : -20000.f) * amp);
+    for (size_t i = 5; i < x.size(); i += 13) x[i] = float_to_fp16(1e-3f);
+    std::vector<float> ref(static_cast<size_t>(M * spec.N));
+    gptq_gemm_ref(c.view(), x.data(), M, nullptr, ref.data());
+    std::vector<double> ref_d(ref.begin(), ref.end());
+    auto xd = upload(x);
+    Workspace w(gptq_splitk_workspace_bytes(M, spec.N), 0);
+    const auto y = run_on_device(layer, *xd, M, nullptr, w, Path::Fused);
+    size_t overflow_in_ref = 0;
+    for (float v : ref) overflow_in_ref += std::fabs(v) > 65504.f;
+    ASSERT_EQ(overflow_in_ref, 0u) << "test data must keep y inside the fp16 range";
+    ASSERT_EQ(count_nonfinite(y), 0u) << spec.name();
+    const double err = relative_error(y.data(), ref_d.data(), y.size());
+    EXPECT_LT(err, kTolerance) << spec.name();
+    std::printf("%s with large |x|: rel err %.3g over %zu elements\n", spec.name().c_str(), err, y.size());
+  }
 }
 
 TEST_F(GptqGemmGpu, RejectsBadArguments) {

@@ -9,9 +9,16 @@
 namespace nibble::kernels::testing {
 
 std::string CheckpointSpec::name() const {
-  return "K" + std::to_string(K) + "_N" + std::to_string(N) + "_b" + std::to_string(bits) + "_g" +
-         std::to_string(group_size) + (sym ? "_sym" : "_asym") + (v2 ? "_v2" : "_v1") + (act_order ? "_act" : "") +
-         (with_g_idx ? "" : "_nogidx");
+  std::string out = "K";  // appended piecewise: GCC 12 warns (-Wrestrict) on long literal + string chains
+  out += std::to_string(K);
+  out += "_N" + std::to_string(N);
+  out += "_b" + std::to_string(bits);
+  out += "_g" + std::to_string(group_size);
+  out += sym ? "_sym" : "_asym";
+  out += v2 ? "_v2" : "_v1";
+  if (act_order) out += "_act";
+  if (!with_g_idx) out += "_nogidx";
+  return out;
 }
 
 std::vector<uint16_t> random_halves(size_t count, std::mt19937& rng, float lo, float hi) {
