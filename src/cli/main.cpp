@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   nibble::cli::register_make_demo_model(app);
   nibble::cli::register_generate(app);
   nibble::cli::register_tokenize(app);
+  nibble::cli::register_serve(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

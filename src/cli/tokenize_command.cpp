@@ -108,6 +108,7 @@ void register_tokenize(CLI::App& app) {
           out.push_back(id);
         }
       }
+      if ((*flags)[1] && !out.empty()) out.back()["text"] = out.back()["text"].get<std::string>() + pieces.finish();
       // Invalid UTF-8 pieces (a lone byte of a multi-byte character) print as U+FFFD.
       std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace).c_str());
     });

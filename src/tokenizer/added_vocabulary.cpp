@@ -40,9 +40,11 @@ std::optional<std::pair<size_t, int32_t>> LongestMatchTrie::longest_at(std::stri
 }
 
 AddedVocabulary::AddedVocabulary(const nlohmann::json& added_tokens, const Normalizer* normalizer,
-                                 const std::string& where) {
+                                 const std::function<std::optional<int32_t>(std::string_view)>& model_token_to_id,
+                                 size_t model_vocab_len, const std::string& where) {
   if (added_tokens.is_null()) return;
   if (!added_tokens.is_array()) throw Error(where + ": expected an array of added tokens");
+  std::optional<int32_t> max_added_id;
   for (size_t i = 0; i < added_tokens.size(); ++i) {
     const auto& t = added_tokens[i];
     const std::string at = where + "[" + std::to_string(i) + "]";
@@ -51,7 +53,6 @@ AddedVocabulary::AddedVocabulary(const nlohmann::json& added_tokens, const Norma
       throw Error(at + ".id: expected a non-negative integer, got " + id.dump());
     }
     AddedToken token;
-    token.id = id.get<int32_t>();
     token.content = require_string(t, "content", at);
     if (token.content.empty()) throw Error(at + ".content: an added token cannot be empty");
     if (!is_valid_utf8(token.content)) throw Error(at + ".content: not valid UTF-8");
@@ -60,15 +61,28 @@ AddedVocabulary::AddedVocabulary(const nlohmann::json& added_tokens, const Norma
     token.rstrip = optional_bool(t, "rstrip", at, false);
     token.special = optional_bool(t, "special", at, false);
     token.normalized = optional_bool(t, "normalized", at, !token.special);
+    if (by_content_.count(token.content)) continue;  // HF keeps the first of equal contents
+    token.decoded = token.content;
+    if (token.normalized && normalizer) normalizer->normalize(token.decoded);
+    if (auto existing = model_token_to_id(token.content)) {
+      token.id = *existing;
+    } else if (!max_added_id) {
+      token.id = static_cast<int32_t>(model_vocab_len);
+    } else {
+      token.id = *max_added_id >= static_cast<int32_t>(model_vocab_len) || model_vocab_len == 0
+                     ? *max_added_id + 1
+                     : static_cast<int32_t>(model_vocab_len);
+    }
+    max_added_id = std::max(max_added_id.value_or(token.id), token.id);
     by_id_[token.id] = tokens_.size();
+    by_content_[token.content] = tokens_.size();
     tokens_.push_back(std::move(token));
   }
   for (size_t i = 0; i < tokens_.size(); ++i) {
     const auto& token = tokens_[i];
+    if (by_id_[token.id] != i) continue;  // a later token took this id over
     if (token.normalized) {
-      std::string form = token.content;
-      if (normalizer) normalizer->normalize(form);
-      normalized_trie_.insert(form, static_cast<int32_t>(i));
+      normalized_trie_.insert(token.decoded, static_cast<int32_t>(i));
     } else {
       raw_trie_.insert(token.content, static_cast<int32_t>(i));
     }
@@ -81,10 +95,9 @@ const AddedToken* AddedVocabulary::find(int32_t id) const {
 }
 
 std::optional<int32_t> AddedVocabulary::token_to_id(std::string_view content) const {
-  for (const auto& t : tokens_) {
-    if (t.content == content) return t.id;
-  }
-  return std::nullopt;
+  auto it = by_content_.find(std::string(content));
+  if (it == by_content_.end()) return std::nullopt;
+  return tokens_[it->second].id;
 }
 
 namespace {

@@ -4,6 +4,7 @@
 // lstrip/rstrip/single_word handling. Tokens with normalized=false are matched in
 // the raw text; those with normalized=true in the normalized text.
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -21,6 +22,7 @@ class Normalizer;
 struct AddedToken {
   int32_t id = 0;
   std::string content;
+  std::string decoded;  // what decode() and id_to_token() give: the normalized content when normalized
   bool single_word = false;
   bool lstrip = false;
   bool rstrip = false;
@@ -53,8 +55,13 @@ class LongestMatchTrie {
 class AddedVocabulary {
  public:
   AddedVocabulary() = default;
-  // `normalizer` (may be null) gives the matching form of normalized tokens.
-  AddedVocabulary(const nlohmann::json& added_tokens, const Normalizer* normalizer, const std::string& where);
+  // `normalizer` (may be null) gives the matching form of normalized tokens. Ids are
+  // assigned as HF does on load: a token already in the model vocab takes the model's id,
+  // a new one the next free id after the model vocab (the ids written in the file only
+  // matter when they agree).
+  AddedVocabulary(const nlohmann::json& added_tokens, const Normalizer* normalizer,
+                  const std::function<std::optional<int32_t>(std::string_view)>& model_token_to_id,
+                  size_t model_vocab_len, const std::string& where);
 
   // Splits `text` on the raw (normalized=false) or normalized (normalized=true) tokens.
   std::vector<AddedSplit> split(std::string_view text, bool normalized_tokens) const;
@@ -66,6 +73,7 @@ class AddedVocabulary {
  private:
   std::vector<AddedToken> tokens_;
   std::unordered_map<int32_t, size_t> by_id_;
+  std::unordered_map<std::string, size_t> by_content_;
   LongestMatchTrie raw_trie_;
   LongestMatchTrie normalized_trie_;
 };

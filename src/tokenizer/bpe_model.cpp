@@ -28,18 +28,76 @@ struct QueuedMerge {
 
 }  // namespace
 
-BpeModel::BpeModel(const nlohmann::json& spec, const std::string& where) {
-  const auto& vocab = require_field(spec, "vocab", where);
-  if (!vocab.is_object()) throw Error(where + ".vocab: expected an object of token -> id");
-  int32_t max_id = -1;
-  vocab_.reserve(vocab.size());
-  for (const auto& [token, id] : vocab.items()) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > 0x7FFFFFFF) {
-      throw Error(where + ".vocab[\"" + token + "\"]: expected a non-negative integer id, got " + id.dump());
+nlohmann::json parse_tokenizer_json(std::string_view text, BpeTables& tables, const std::string& where) {
+  // Keys seen at each depth tell where the parser is: depth 1 "model", depth 2 "vocab"/"merges".
+  std::string keys[3];
+  bool in_vocab = false, in_merges = false;
+  auto callback = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) -> bool {
+    using E = nlohmann::json::parse_event_t;
+    if (event == E::key && depth <= 2) keys[depth] = parsed.get<std::string>();
+    const bool model_field = depth == 2 && keys[1] == "model";
+    if (model_field && event == E::object_start && keys[2] == "vocab") in_vocab = tables.has_vocab = true;
+    if (model_field && event == E::array_start && keys[2] == "merges") in_merges = tables.has_merges = true;
+    if (model_field && (event == E::object_end || event == E::array_end)) in_vocab = in_merges = false;
+    if (in_vocab && depth == 3) {
+      if (event == E::key) {
+        tables.vocab.emplace_back(parsed.get<std::string>(), -1);
+        return false;
+      }
+      if (event == E::value) {
+        if (!parsed.is_number_integer()) {
+          throw Error(where + ".model.vocab[\"" + tables.vocab.back().first +
+                      "\"]: expected a non-negative integer id, got " + parsed.dump());
+        }
+        tables.vocab.back().second = parsed.get<int64_t>();
+        return false;
+      }
     }
-    const auto i = id.get<int32_t>();
-    vocab_.emplace(token, i);
-    max_id = std::max(max_id, i);
+    if (in_merges && depth == 3 && (event == E::value || event == E::array_end)) {
+      const std::string at = where + ".model.merges[" + std::to_string(tables.merges.size()) + "]";
+      if (parsed.is_string()) {
+        const auto& m = parsed.get_ref<const std::string&>();
+        const size_t space = m.find(' ');
+        if (space == std::string::npos || space == 0 || space + 1 == m.size() ||
+            m.find(' ', space + 1) != std::string::npos) {
+          throw Error(at + ": expected \"left right\", got \"" + m + "\"");
+        }
+        tables.merges.emplace_back(m.substr(0, space), m.substr(space + 1));
+      } else if (parsed.is_array() && parsed.size() == 2 && parsed[0].is_string() && parsed[1].is_string()) {
+        tables.merges.emplace_back(parsed[0].get<std::string>(), parsed[1].get<std::string>());
+      } else {
+        throw Error(at + ": expected a \"left right\" string or a [left, right] pair, got " + parsed.dump());
+      }
+      return false;
+    }
+    return true;
+  };
+  try {
+    return nlohmann::json::parse(text, callback);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw Error(where + ": invalid JSON: " + e.what());
+  }
+}
+
+BpeModel::BpeModel(const nlohmann::json& spec, BpeTables tables, const std::string& where) {
+  if (!tables.has_vocab) {
+    const auto& vocab = require_field(spec, "vocab", where);
+    if (!vocab.is_object()) throw Error(where + ".vocab: expected an object of token -> id");
+    for (const auto& [token, id] : vocab.items()) {
+      if (!id.is_number_integer()) {
+        throw Error(where + ".vocab[\"" + token + "\"]: expected a non-negative integer id, got " + id.dump());
+      }
+      tables.vocab.emplace_back(token, id.get<int64_t>());
+    }
+  }
+  vocab_.reserve(tables.vocab.size());
+  int32_t max_id = -1;
+  for (auto& [token, id] : tables.vocab) {
+    if (id < 0 || id > 0x7FFFFFFF) {
+      throw Error(where + ".vocab[\"" + token + "\"]: expected a non-negative integer id, got " + std::to_string(id));
+    }
+    max_id = std::max(max_id, static_cast<int32_t>(id));
+    vocab_[std::move(token)] = static_cast<int32_t>(id);  // a repeated key keeps its last id, as JSON parsers do
   }
   id_to_token_.resize(static_cast<size_t>(max_id + 1));
   has_id_.assign(static_cast<size_t>(max_id + 1), false);
@@ -74,47 +132,55 @@ BpeModel::BpeModel(const nlohmann::json& spec, const std::string& where) {
       }
     }
   }
-  load_merges(require_array(spec, "merges", where), where + ".merges");
+
+  if (!tables.has_merges) {
+    const auto& merges = require_array(spec, "merges", where);
+    for (size_t rank = 0; rank < merges.size(); ++rank) {
+      const auto& m = merges[rank];
+      const std::string at = where + ".merges[" + std::to_string(rank) + "]";
+      if (m.is_string()) {
+        const auto& str = m.get_ref<const std::string&>();
+        const size_t space = str.find(' ');
+        if (space == std::string::npos || space == 0 || space + 1 == str.size() ||
+            str.find(' ', space + 1) != std::string::npos) {
+          throw Error(at + ": expected \"left right\", got \"" + str + "\"");
+        }
+        tables.merges.emplace_back(str.substr(0, space), str.substr(space + 1));
+      } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
+        tables.merges.emplace_back(m[0].get<std::string>(), m[1].get<std::string>());
+      } else {
+        throw Error(at + ": expected a \"left right\" string or a [left, right] pair, got " + m.dump());
+      }
+    }
+  }
+  merges_.reserve(tables.merges.size());
+  for (size_t rank = 0; rank < tables.merges.size(); ++rank) {
+    add_merge(rank, tables.merges[rank].first, tables.merges[rank].second, where);
+  }
 }
 
-void BpeModel::load_merges(const nlohmann::json& merges, const std::string& where) {
-  merges_.reserve(merges.size());
-  const size_t prefix_len = continuing_subword_prefix_.size();
-  for (size_t rank = 0; rank < merges.size(); ++rank) {
-    const auto& m = merges[rank];
-    std::string a, b;
-    if (m.is_string()) {
-      const auto& s = m.get_ref<const std::string&>();
-      const size_t space = s.find(' ');
-      if (space == std::string::npos || space == 0 || space + 1 == s.size() ||
-          s.find(' ', space + 1) != std::string::npos) {
-        throw Error(where + "[" + std::to_string(rank) + "]: expected \"left right\", got \"" + s + "\"");
-      }
-      a = s.substr(0, space);
-      b = s.substr(space + 1);
-    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
-      a = m[0].get<std::string>();
-      b = m[1].get<std::string>();
-    } else {
-      throw Error(where + "[" + std::to_string(rank) + "]: expected a \"left right\" string or a [left, right] pair, got " +
-                  m.dump());
-    }
-    const auto ia = vocab_.find(a), ib = vocab_.find(b);
-    if (ia == vocab_.end() || ib == vocab_.end()) {
-      throw Error(where + "[" + std::to_string(rank) + "]: token \"" + (ia == vocab_.end() ? a : b) +
-                  "\" is not in the vocab");
-    }
-    // With a continuing-subword prefix, the right part's prefix disappears in the merge.
-    const std::string merged = a + (prefix_len && b.compare(0, prefix_len, continuing_subword_prefix_) == 0
-                                        ? b.substr(prefix_len)
-                                        : b);
-    const auto im = vocab_.find(merged);
-    if (im == vocab_.end()) {
-      throw Error(where + "[" + std::to_string(rank) + "]: merged token \"" + merged + "\" is not in the vocab");
-    }
-    // Like HF (a HashMap collect), a repeated pair keeps its last rank.
-    merges_[pair_key(ia->second, ib->second)] = {static_cast<int32_t>(rank), im->second};
+void BpeModel::add_merge(size_t rank, const std::string& a, const std::string& b, const std::string& where) {
+  const auto ia = vocab_.find(a), ib = vocab_.find(b);
+  if (ia == vocab_.end() || ib == vocab_.end()) {
+    throw Error(where + ".merges[" + std::to_string(rank) + "]: token \"" + (ia == vocab_.end() ? a : b) +
+                "\" is not in the vocab");
   }
+  // With a continuing-subword prefix, the right part's prefix disappears in the merge.
+  const size_t prefix_len = continuing_subword_prefix_.size();
+  std::string merged;
+  merged.reserve(a.size() + b.size());
+  merged.append(a);
+  if (prefix_len && b.compare(0, prefix_len, continuing_subword_prefix_) == 0) {
+    merged.append(b, prefix_len);
+  } else {
+    merged.append(b);
+  }
+  const auto im = vocab_.find(merged);
+  if (im == vocab_.end()) {
+    throw Error(where + ".merges[" + std::to_string(rank) + "]: merged token \"" + merged + "\" is not in the vocab");
+  }
+  // Like HF (a HashMap collect), a repeated pair keeps its last rank.
+  merges_[pair_key(ia->second, ib->second)] = {static_cast<int32_t>(rank), im->second};
 }
 
 std::optional<int32_t> BpeModel::token_to_id(std::string_view token) const {

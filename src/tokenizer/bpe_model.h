@@ -23,9 +23,23 @@ struct StringHash {
 };
 using Vocab = std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>>;
 
+// model.vocab and model.merges taken out of the JSON while it is parsed (building the
+// JSON tree of a 262k-entry vocab costs more than the rest of loading together).
+struct BpeTables {
+  bool has_vocab = false;
+  bool has_merges = false;
+  std::vector<std::pair<std::string, int64_t>> vocab;
+  std::vector<std::pair<std::string, std::string>> merges;
+};
+
+// Parses tokenizer.json text, moving model.vocab / model.merges into `tables` (they are
+// left empty in the returned JSON). Throws nibble::Error naming `where` on bad JSON.
+nlohmann::json parse_tokenizer_json(std::string_view text, BpeTables& tables, const std::string& where);
+
 class BpeModel {
  public:
-  BpeModel(const nlohmann::json& spec, const std::string& where);
+  // Takes vocab and merges from `tables` when they were captured, else from `spec`.
+  BpeModel(const nlohmann::json& spec, BpeTables tables, const std::string& where);
 
   // Appends the ids of one pre-tokenized word.
   void tokenize(std::string_view word, std::vector<int32_t>& out) const;
@@ -35,6 +49,7 @@ class BpeModel {
   bool is_byte_fallback(int32_t id) const {
     return byte_fallback_ && id >= 0 && static_cast<size_t>(id) < is_byte_token_.size() && is_byte_token_[id];
   }
+  size_t vocab_len() const { return vocab_.size(); }
   int32_t max_id() const { return static_cast<int32_t>(id_to_token_.size()) - 1; }
 
  private:
@@ -46,7 +61,8 @@ class BpeModel {
     return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
   }
   void tokenize_uncached(std::string_view word, std::vector<int32_t>& out) const;
-  void load_merges(const nlohmann::json& merges, const std::string& where);
+  void add_vocab(std::string token, int64_t id, const std::string& where);
+  void add_merge(size_t rank, const std::string& a, const std::string& b, const std::string& where);
 
   Vocab vocab_;
   std::vector<std::string> id_to_token_;

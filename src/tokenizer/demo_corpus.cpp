@@ -31,6 +31,36 @@ sky turned orange, then purple, and the first lights came on in the windows of t
 Numbers matter too: 1, 2, 3, 10, 42, 100, 256, 1024, 2048 and 3.14 are all common. So are dates like 2024-05-01,
 times like 12:30, prices like $19.99, and code such as x = y + 1; if (n > 0) { return n * 2; } print("hello").
 Lists, quotes and questions are everywhere: "yes", 'no', (maybe), [one, two], {key: value}!
+
+Science begins with curiosity. A student notices that ice melts faster on a metal plate than on a wooden board,
+wonders why, and designs an experiment: two plates, two cubes of ice, a clock, and a notebook for the results.
+Physics explains heat, light, sound, electricity and motion; chemistry describes atoms, molecules and reactions;
+biology studies cells, plants, animals and the human body; astronomy looks at planets, moons, comets, galaxies
+and the history of the universe. Mathematics gives all of them a common language of numbers, shapes, functions,
+equations, probability and proof.
+
+Cooking is a kind of chemistry you can eat. To make a simple soup, chop two onions, three carrots and a few
+potatoes, warm some olive oil in a large pot, and cook the vegetables slowly until they are soft. Add water or
+broth, a pinch of salt, pepper, garlic and fresh herbs, then let everything simmer for twenty minutes. Taste it,
+adjust the seasoning, and serve it hot with bread, cheese or a green salad. Breakfast might be eggs, yogurt,
+fruit, coffee or tea; dinner might be rice, beans, fish, chicken, pasta or noodles.
+
+Travel teaches patience. Trains leave from the central station every hour, flights are sometimes delayed, and
+maps on a phone can be wrong about a narrow street in an old city. Travelers carry passports, tickets, money,
+chargers and umbrellas. They visit museums, markets, mountains, beaches, lakes, forests, castles and bridges;
+they learn a few words of a new language, such as hello, please, thank you, good morning and goodbye, and they
+remember the people they met more than the places they saw.
+
+Software is written by people for people. A good program has clear names, short functions, careful tests and
+helpful error messages. Developers use version control to record every change, review each other's code, and
+fix bugs before users find them. Servers answer requests over the network; databases store records in tables;
+compilers translate source code into machine instructions; operating systems share memory, files, processes and
+threads between many programs at once. When something fails, the logs tell the story of what happened and why.
+
+History is full of questions without simple answers. Farmers learned to grow wheat, rice and corn; cities rose
+along rivers; writing, money, laws and schools followed. Empires grew and fell, explorers crossed oceans, printers
+spread books, engines changed factories, and electricity lit the night. Today people talk with friends across the
+world in seconds, yet they still tell stories, sing songs, paint pictures, play games and look up at the stars.
 )";
   return text;
 }

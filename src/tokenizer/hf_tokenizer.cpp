@@ -7,7 +7,8 @@
 
 namespace nibble::tokenizer_detail {
 
-HfTokenizer::HfTokenizer(const nlohmann::json& spec, TokenizerConfig config, const std::string& name)
+HfTokenizer::HfTokenizer(const nlohmann::json& spec, BpeTables tables, TokenizerConfig config,
+                         const std::string& name)
     : config_(std::move(config)) {
   if (!spec.is_object()) throw Error(name + ": expected a JSON object at the top level");
   const auto& model = require_field(spec, "model", name);
@@ -17,10 +18,12 @@ HfTokenizer::HfTokenizer(const nlohmann::json& spec, TokenizerConfig config, con
   }
   normalizer_ = make_normalizer(spec.value("normalizer", nlohmann::json()), name + ".normalizer");
   pre_tokenizer_ = make_pre_tokenizer(spec.value("pre_tokenizer", nlohmann::json()), name + ".pre_tokenizer");
-  model_ = std::make_unique<BpeModel>(model, name + ".model");
+  model_ = std::make_unique<BpeModel>(model, std::move(tables), name + ".model");
   post_processor_ = make_post_processor(spec.value("post_processor", nlohmann::json()), name + ".post_processor");
   decoder_ = make_decoder(spec.value("decoder", nlohmann::json()), name + ".decoder");
-  added_ = AddedVocabulary(spec.value("added_tokens", nlohmann::json()), normalizer_.get(), name + ".added_tokens");
+  added_ = AddedVocabulary(
+      spec.value("added_tokens", nlohmann::json()), normalizer_.get(),
+      [this](std::string_view t) { return model_->token_to_id(t); }, model_->vocab_len(), name + ".added_tokens");
 
   vocab_size_ = model_->max_id() + 1;
   for (const auto& t : added_.tokens()) vocab_size_ = std::max(vocab_size_, t.id + 1);
@@ -29,15 +32,18 @@ HfTokenizer::HfTokenizer(const nlohmann::json& spec, TokenizerConfig config, con
 
 void HfTokenizer::apply_config_post_processor(const std::string& name) {
   if (!class_rewrites_post_processor(config_.tokenizer_class)) return;
-  if (!config_.add_bos_token && !config_.add_eos_token) return;
+  // These classes call update_post_processor() in __init__ with add_bos_token defaulting
+  // to true and add_eos_token to false.
   const bool add_bos = config_.add_bos_token.value_or(true);
   const bool add_eos = config_.add_eos_token.value_or(false);
+  const bool explicit_flags = config_.add_bos_token || config_.add_eos_token;
   auto resolve = [&](const std::optional<std::string>& token, const char* what) -> std::optional<int32_t> {
     if (!token) throw Error(name + ": tokenizer_config.json sets add_" + what + "_token but has no " + what + "_token");
     auto id = token_to_id(*token);
     if (!id) throw Error(name + ": " + what + "_token \"" + *token + "\" is not in the vocabulary");
     return id;
   };
+  if (!explicit_flags && (!config_.bos_token || !token_to_id(*config_.bos_token))) return;
   std::optional<int32_t> bos, eos;
   if (add_bos) bos = resolve(config_.bos_token, "bos");
   if (add_eos) eos = resolve(config_.eos_token, "eos");
@@ -84,7 +90,7 @@ std::string HfTokenizer::decode(std::span<const int32_t> ids, bool skip_special_
   tokens.reserve(ids.size());
   for (int32_t id : ids) {
     if (const AddedToken* t = added_.find(id)) {
-      if (!(skip_special_tokens && t->special)) tokens.push_back(t->content);
+      if (!(skip_special_tokens && t->special)) tokens.push_back(t->decoded);
     } else if (const std::string* s = model_->id_to_token(id)) {
       tokens.push_back(*s);
     }
@@ -108,7 +114,7 @@ std::optional<int32_t> HfTokenizer::token_to_id(std::string_view token) const {
 }
 
 std::optional<std::string> HfTokenizer::id_to_token(int32_t id) const {
-  if (const AddedToken* t = added_.find(id)) return t->content;
+  if (const AddedToken* t = added_.find(id)) return t->decoded;
   if (const std::string* s = model_->id_to_token(id)) return *s;
   return std::nullopt;
 }

@@ -20,7 +20,8 @@ namespace nibble::tokenizer_detail {
 class HfTokenizer final : public Tokenizer {
  public:
   // `name` (usually the file path) labels error messages.
-  HfTokenizer(const nlohmann::json& spec, TokenizerConfig config, const std::string& name);
+  // `tables` holds model.vocab / model.merges when parse_tokenizer_json took them out of `spec`.
+  HfTokenizer(const nlohmann::json& spec, BpeTables tables, TokenizerConfig config, const std::string& name);
 
   std::vector<int32_t> encode(std::string_view text, bool add_special_tokens) const override;
   std::string decode(std::span<const int32_t> ids, bool skip_special_tokens) const override;

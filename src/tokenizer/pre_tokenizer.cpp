@@ -200,6 +200,17 @@ class CharClassPreTokenizer : public PreTokenizer {
   SplitBehavior behavior_;
 };
 
+// Rust's char::is_numeric: general categories Nd, Nl and No.
+bool is_numeric(char32_t cp) {
+  if (cp < 0x80) return cp >= '0' && cp <= '9';
+  switch (utf8proc_category(static_cast<utf8proc_int32_t>(cp))) {
+    case UTF8PROC_CATEGORY_ND: case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_NO:
+      return true;
+    default:
+      return false;
+  }
+}
+
 bool is_punctuation(char32_t cp) {
   if (cp < 0x80) return (cp >= 33 && cp <= 47) || (cp >= 58 && cp <= 64) || (cp >= 91 && cp <= 96) || (cp >= 123 && cp <= 126);
   switch (utf8proc_category(static_cast<utf8proc_int32_t>(cp))) {
@@ -258,7 +269,7 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const nlohmann::json& spec, con
   }
   if (type == "Digits") {
     const bool individual = optional_bool(spec, "individual_digits", where, false);
-    return std::make_unique<CharClassPreTokenizer>([](char32_t c) { return c >= '0' && c <= '9'; }, individual,
+    return std::make_unique<CharClassPreTokenizer>(is_numeric, individual,
                                                    individual ? SplitBehavior::Isolated : SplitBehavior::Contiguous);
   }
   if (type == "WhitespaceSplit") {

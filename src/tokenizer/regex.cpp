@@ -15,6 +15,10 @@ constexpr std::string_view kWhiteSpaceMembers =
     "\\x{9}-\\x{D}\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}"
     "\\x{202F}\\x{205F}\\x{3000}";
 
+// Oniguruma's \w is Unicode's Word class (Alphabetic, marks, decimal digits, connector
+// punctuation, joiners); PCRE2 10.42's UCP \w leaves out the marks.
+constexpr std::string_view kWordMembers = "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}";
+
 std::string pcre2_message(int code) {
   PCRE2_UCHAR buffer[256];
   pcre2_get_error_message(code, buffer, sizeof(buffer));
@@ -44,6 +48,14 @@ std::string Regex::translate(std::string_view pattern) {
         }
       } else if (n == 'S' && !in_class) {
         out.append("[^").append(kWhiteSpaceMembers).append("]");
+      } else if (n == 'w') {
+        if (in_class) {
+          out.append(kWordMembers);
+        } else {
+          out.append("[").append(kWordMembers).append("]");
+        }
+      } else if (n == 'W' && !in_class) {
+        out.append("[^").append(kWordMembers).append("]");
       } else {
         out.push_back(c);
         out.push_back(n);
@@ -86,19 +98,22 @@ Regex::~Regex() {
 std::vector<Span> Regex::find_all(std::string_view text) const {
   std::vector<Span> spans;
   pcre2_match_data* md = pcre2_match_data_create_from_pattern(impl_->code, nullptr);
+  // JIT matching starts on PCRE2's small default stack; a pattern that backtracks deeply
+  // on a long input gets a larger one on demand.
   pcre2_jit_stack* stack = nullptr;
   pcre2_match_context* ctx = nullptr;
-  if (impl_->jit) {
-    stack = pcre2_jit_stack_create(32 * 1024, 4 * 1024 * 1024, nullptr);
-    ctx = pcre2_match_context_create(nullptr);
-    pcre2_jit_stack_assign(ctx, nullptr, stack);
-  }
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   size_t pos = 0;
   int rc = 0;
   while (pos <= text.size()) {
     rc = impl_->jit ? pcre2_jit_match(impl_->code, subject, text.size(), pos, 0, md, ctx)
                     : pcre2_match(impl_->code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, md, nullptr);
+    if (rc == PCRE2_ERROR_JIT_STACKLIMIT && stack == nullptr) {
+      stack = pcre2_jit_stack_create(64 * 1024, 64 * 1024 * 1024, nullptr);
+      ctx = pcre2_match_context_create(nullptr);
+      pcre2_jit_stack_assign(ctx, nullptr, stack);
+      continue;
+    }
     if (rc < 0) break;
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
     const size_t begin = ov[0], end = ov[1];

@@ -20,13 +20,9 @@ std::string read_text_file(const std::filesystem::path& path) {
 
 std::unique_ptr<Tokenizer> build(std::string_view tokenizer_json, tokenizer_detail::TokenizerConfig config,
                                  const std::string& name) {
-  nlohmann::json spec;
-  try {
-    spec = nlohmann::json::parse(tokenizer_json);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw Error(name + ": invalid JSON: " + e.what());
-  }
-  return std::make_unique<tokenizer_detail::HfTokenizer>(spec, std::move(config), name);
+  tokenizer_detail::BpeTables tables;
+  const nlohmann::json spec = tokenizer_detail::parse_tokenizer_json(tokenizer_json, tables, name);
+  return std::make_unique<tokenizer_detail::HfTokenizer>(spec, std::move(tables), std::move(config), name);
 }
 
 }  // namespace

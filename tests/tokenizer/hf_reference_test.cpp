@@ -19,13 +19,13 @@ TEST_P(HfReference, MatchesHuggingFace) {
   const std::string name = GetParam();
   const auto ref_path = test::hf_reference_dir() / (name + ".json");
   if (!std::filesystem::exists(ref_path)) GTEST_SKIP() << ref_path << " absent (node or node_modules missing)";
-  const auto tok_path = test::tokenizer_json(name);
-  if (!std::filesystem::exists(tok_path)) GTEST_SKIP() << tok_path << " absent";
   nlohmann::json ref;
   {
     std::ifstream in(ref_path);
     ref = nlohmann::json::parse(in);
   }
+  const std::filesystem::path tok_path = ref["tokenizer"].get<std::string>();
+  if (!std::filesystem::exists(tok_path)) GTEST_SKIP() << tok_path << " absent";
   const auto tok = Tokenizer::from_files(tok_path, std::nullopt);
 
   int failures = 0;
@@ -73,12 +73,16 @@ TEST_P(HfReference, MatchesHuggingFace) {
   std::printf("[%s] compared %zu strings (encode with/without special tokens, decode with/without skipping) "
               "and %zu random id sequences with Hugging Face: %d mismatches\n",
               name.c_str(), compared, decodes, failures);
-  EXPECT_GE(compared, 2000u);
+  EXPECT_GE(compared, name.find('_') == std::string::npos ? 2000u : 500u);
   EXPECT_EQ(failures, 0);
 }
 
+// The real files, then variants of them written by hf_reference.js (see VARIANTS there).
 INSTANTIATE_TEST_SUITE_P(Tokenizers, HfReference,
-                         ::testing::Values("llama3", "qwen3", "gemma3", "mistral", "llama2", "gpt2"),
+                         ::testing::Values("llama3", "qwen3", "gemma3", "mistral", "llama2", "gpt2",
+                                           "mistral_metaspace_first", "mistral_metaspace_always_split",
+                                           "mistral_metaspace_never", "gpt2_lowercase_roberta", "gpt2_split_behaviours",
+                                           "qwen3_whitespace_nfkd", "qwen3_whitespace_split"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

@@ -1,0 +1,185 @@
+// End-to-end timing of the CUDA backend on dummy weights at a real model's
+// shapes (default config/llama-3-8b.json): batch-1 decode (CUDA graphs and
+// eager), small-batch decode and a 2,048-token prefill, each against the floor
+// of the same run: weight bytes read per step / measured device copy bandwidth.
+//   bench_cuda_decode [config.json] [--decode-steps N] [--prefill-tokens N]
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "decode_breakdown.h"
+#include "nibble/engine/cuda_backend.h"
+#include "nibble/model/config.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Device-to-device copy of 1 GiB, counting bytes read plus bytes written.
+double copy_bandwidth_gbs() {
+  const size_t bytes = 1ull << 30;
+  void *a = nullptr, *b = nullptr;
+  if (cudaMalloc(&a, bytes) != cudaSuccess || cudaMalloc(&b, bytes) != cudaSuccess) return 0.0;
+  cudaMemset(a, 1, bytes);
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  std::vector<double> times;
+  for (int i = 0; i < 23; ++i) {
+    cudaEventRecord(start);
+    cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice);
+    cudaEventRecord(stop);
+    cudaEventSynchronize(stop);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, start, stop);
+    if (i >= 3) times.push_back(ms);
+  }
+  cudaFree(a);
+  cudaFree(b);
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return 2.0 * bytes / (median(times) * 1e-3) / 1e9;
+}
+
+struct Sequence {
+  std::vector<int32_t> blocks;
+  int len = 0;
+};
+
+// A batch adding `count` tokens to each sequence (token ids arbitrary but valid).
+nibble::Batch make_batch(std::vector<Sequence>& seqs, int count, int block_size, int vocab) {
+  nibble::Batch b;
+  b.query_start.push_back(0);
+  std::vector<std::vector<int32_t>> tables;
+  for (auto& s : seqs) {
+    for (int i = 0; i < count; ++i) {
+      b.token_ids.push_back((s.len * 7919 + i * 104729) % vocab);
+      b.positions.push_back(s.len + i);
+    }
+    s.len += count;
+    b.query_start.push_back(static_cast<int32_t>(b.token_ids.size()));
+    b.seq_lens.push_back(s.len);
+    b.logits_indices.push_back(static_cast<int32_t>(b.token_ids.size()) - 1);
+    tables.push_back(s.blocks);
+  }
+  nibble::set_block_tables(b, tables, block_size);
+  return b;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path = std::string(NIBBLE_SOURCE_DIR) + "/config/llama-3-8b.json";
+  int decode_steps = 128, prefill_tokens = 2048, context = 512;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--decode-steps" && i + 1 < argc) decode_steps = std::atoi(argv[++i]);
+    else if (a == "--prefill-tokens" && i + 1 < argc) prefill_tokens = std::atoi(argv[++i]);
+    else if (a == "--context" && i + 1 < argc) context = std::atoi(argv[++i]);
+    else config_path = a;
+  }
+  try {
+    if (!nibble::cuda_device_available()) {
+      std::printf("no CUDA device\n");
+      return 0;
+    }
+    const nibble::ModelConfig config = nibble::load_model_config(config_path);
+    nibble::CudaBackendOptions options;
+    options.max_num_batched_tokens = std::max(prefill_tokens, 64);
+    options.max_num_seqs = 64;
+    const double copy_gbs = copy_bandwidth_gbs();
+    auto t0 = Clock::now();
+    auto backend = nibble::make_dummy_cuda_backend(config, options, 42);
+    const double init_s = std::chrono::duration<double>(Clock::now() - t0).count();
+    const auto& mem = backend->memory_report();
+    const int bs = backend->kv_cache_shape().block_size, vocab = config.vocab_size;
+    // Bytes a decode step must read: every weight except the embedding table (one row).
+    const uint64_t embed_bytes = static_cast<uint64_t>(vocab) * config.hidden_size * 2;
+    const uint64_t step_bytes = mem.weights - (config.tie_word_embeddings ? 0 : embed_bytes);
+    const double floor_ms = step_bytes / (copy_gbs * 1e9) * 1e3;
+    std::printf("device %s | copy bandwidth %.0f GB/s | weights %.2f GiB (read per decode step %.2f GiB) | "
+                "KV %d tokens | init %.1f s\n",
+                mem.device_name.c_str(), copy_gbs, mem.weights / 1073741824.0, step_bytes / 1073741824.0,
+                mem.kv_tokens, init_s);
+    std::printf("decode floor (bytes read / copy bandwidth): %.3f ms/token\n", floor_ms);
+
+    int next_block = 0;
+    auto new_seqs = [&](int n, int max_len) {
+      std::vector<Sequence> seqs(n);
+      const int per = (max_len + bs - 1) / bs;
+      for (auto& s : seqs)
+        for (int i = 0; i < per; ++i) s.blocks.push_back(next_block++ % backend->kv_cache_shape().num_blocks);
+      return seqs;
+    };
+
+    std::printf("\n%-34s %10s %12s %10s\n", "case", "ms/step", "tokens/s", "floor frac");
+    auto decode_case = [&](int batch, bool graphs) {
+      backend->set_cuda_graphs(graphs);
+      next_block = 0;
+      auto seqs = new_seqs(batch, context + decode_steps + 16);
+      for (auto& s : seqs) {  // prefill the context one sequence at a time
+        std::vector<Sequence> one = {s};
+        backend->forward_greedy(make_batch(one, context, bs, vocab));
+        s = one[0];
+      }
+      std::vector<double> times;
+      for (int i = 0; i < decode_steps + 5; ++i) {
+        auto b = make_batch(seqs, 1, bs, vocab);
+        auto start = Clock::now();
+        backend->forward_greedy(b);
+        if (i >= 5) times.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+      }
+      const double ms = median(times);
+      char name[64];
+      std::snprintf(name, sizeof name, "decode batch %d ctx %d %s", batch, context, graphs ? "graphs" : "eager");
+      std::printf("%-34s %10.3f %12.1f %10.3f\n", name, ms, batch * 1e3 / ms, floor_ms / ms);
+    };
+    decode_case(1, true);
+    decode_case(1, false);
+    decode_case(8, true);
+    decode_case(32, true);
+
+    backend->set_cuda_graphs(true);
+    std::vector<double> times;
+    for (int i = 0; i < 4; ++i) {
+      next_block = 0;
+      auto seqs = new_seqs(1, prefill_tokens);
+      auto b = make_batch(seqs, prefill_tokens, bs, vocab);
+      auto start = Clock::now();
+      backend->forward_greedy(b);
+      if (i >= 1) times.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+    }
+    const double ms = median(times);
+    // 2 FLOPs per weight per token in the linears and lm_head (attention excluded).
+    const double linear_params =
+        static_cast<double>(config.num_hidden_layers) *
+            (static_cast<double>(config.hidden_size) * (config.num_attention_heads + 2 * config.num_key_value_heads) *
+                 config.head_dim +
+             static_cast<double>(config.num_attention_heads) * config.head_dim * config.hidden_size +
+             3.0 * config.hidden_size * config.intermediate_size);
+    const double tflops = 2.0 * linear_params * prefill_tokens / (ms * 1e-3) / 1e12;
+    char name[64];
+    std::snprintf(name, sizeof name, "prefill %d tokens", prefill_tokens);
+    std::printf("%-34s %10.3f %12.1f %10s  (%.0f TFLOP/s in the linears)\n", name, ms, prefill_tokens * 1e3 / ms, "-",
+                tflops);
+    backend.reset();  // free the model before the breakdown allocates its own copies
+    nibble::bench::print_step_breakdown(config, 1, 1, context, copy_gbs);
+    nibble::bench::print_step_breakdown(config, 32, 1, context, copy_gbs);
+    nibble::bench::print_step_breakdown(config, 1, prefill_tokens, 0, copy_gbs);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

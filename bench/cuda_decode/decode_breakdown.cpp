@@ -1,0 +1,225 @@
+#include "decode_breakdown.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "activation/activation.h"
+#include "attention/attention.h"
+#include "gptq_gemm/gptq_gemm.h"
+#include "kv_cache/kv_cache.h"
+#include "lm_head/lm_head.h"
+#include "norm/rmsnorm.h"
+#include "random_fill/random_fill.h"
+#include "rope/rope.h"
+
+namespace nibble::bench {
+namespace {
+
+struct Alloc {
+  std::vector<void*> ptrs;
+  ~Alloc() {
+    for (void* p : ptrs) cudaFree(p);
+  }
+  template <typename T>
+  T* get(size_t n) {
+    void* p = nullptr;
+    if (cudaMalloc(&p, std::max<size_t>(n, 1) * sizeof(T)) != cudaSuccess) throw std::runtime_error("cudaMalloc");
+    ptrs.push_back(p);
+    return static_cast<T*>(p);
+  }
+};
+
+// Median milliseconds of fn (enqueued on the default stream) over reps.
+double time_ms(const std::function<void()>& fn, int reps = 10) {
+  cudaEvent_t a, b;
+  cudaEventCreate(&a);
+  cudaEventCreate(&b);
+  fn();
+  cudaDeviceSynchronize();
+  std::vector<double> t;
+  for (int i = 0; i < reps; ++i) {
+    cudaEventRecord(a);
+    fn();
+    cudaEventRecord(b);
+    cudaEventSynchronize(b);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, a, b);
+    t.push_back(ms);
+  }
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+}  // namespace
+
+void print_step_breakdown(const ModelConfig& c, int batch, int new_tokens, int context, double copy_gbs) {
+  Alloc alloc;
+  const int M = batch * new_tokens;  // rows of every matrix product
+  const int L = c.num_hidden_layers, H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
+  const int nq = c.num_attention_heads, nkv = c.num_key_value_heads;
+  struct Shape {
+    const char* name;
+    int K, N;
+  };
+  const std::vector<Shape> shapes = {{"q_proj", H, nq * D}, {"k_proj", H, nkv * D}, {"v_proj", H, nkv * D},
+                                     {"o_proj", nq * D, H},  {"gate_proj", H, I},     {"up_proj", H, I},
+                                     {"down_proj", I, H}};
+  cublasHandle_t cublas;
+  cublasCreate(&cublas);
+  kernels::GptqWorkspace ws;
+  ws.splitk_bytes = kernels::gptq_splitk_workspace_bytes(32, I);
+  ws.splitk = alloc.get<char>(ws.splitk_bytes);
+  cudaMemset(ws.splitk, 0, ws.splitk_bytes);
+  ws.dequant_bytes = static_cast<size_t>(H) * I * 2;
+  ws.dequant = alloc.get<char>(ws.dequant_bytes);
+  ws.cublas = cublas;
+  __half* x = alloc.get<__half>(static_cast<size_t>(M) * I);
+  __half* y = alloc.get<__half>(static_cast<size_t>(M) * I);
+  kernels::fill_random_half(x, static_cast<size_t>(M) * I, 1, 1.0f, 0.0f, nullptr);
+
+  std::printf("\nstep breakdown: %d sequences x %d new tokens after %d cached (%d layers; dummy data; CUDA events, "
+              "median of 10)\n",
+              batch, new_tokens, context, L);
+  std::printf("%-22s %10s %10s %10s\n", "op (all layers)", "ms", "GB", "frac copy");
+  double total = 0;
+  auto row = [&](const std::string& name, double ms, double bytes) {
+    total += ms;
+    std::printf("%-22s %10.3f %10.3f %10.3f\n", name.c_str(), ms, bytes / 1e9, bytes / (ms * 1e-3) / 1e9 / copy_gbs);
+  };
+  for (const Shape& s : shapes) {
+    std::vector<kernels::GptqDeviceWeights> layers(L);
+    const int groups = s.K / 128;
+    for (int l = 0; l < L; ++l) {
+      auto& w = layers[l];
+      w.K = s.K;
+      w.N = s.N;
+      w.bits = 4;
+      w.group_rows = 128;
+      w.groups = groups;
+      auto* q = alloc.get<uint32_t>(static_cast<size_t>(s.K / 8) * s.N);
+      kernels::fill_random_bits(q, static_cast<size_t>(s.K / 8) * s.N, 7 + l, nullptr);
+      auto* sc = alloc.get<__half>(static_cast<size_t>(groups) * s.N);
+      kernels::fill_random_half(sc, static_cast<size_t>(groups) * s.N, 9 + l, 0.001f, 0.01f, nullptr);
+      auto* z = alloc.get<__half>(static_cast<size_t>(groups) * s.N);
+      kernels::fill_random_half(z, static_cast<size_t>(groups) * s.N, 0, 0.0f, -1032.0f, nullptr);
+      w.qweight = q;
+      w.scales = sc;
+      w.zeros = z;
+    }
+    const double ms = time_ms([&] {
+      for (int l = 0; l < L; ++l) kernels::gptq_gemm(layers[l], x, M, y, nullptr, ws, nullptr);
+    });
+    const double bytes = static_cast<double>(L) * (s.K / 2.0 * s.N + 4.0 * groups * s.N);
+    const double tflops = 2.0 * L * M * static_cast<double>(s.K) * s.N / (ms * 1e-3) / 1e12;
+    row(std::string("gptq ") + s.name, ms, bytes);
+    if (M > 32) std::printf("%-22s %10s %10.1f TFLOP/s\n", "", "", tflops);
+  }
+  // Attention over a paged cache: each sequence has `context` cached tokens and
+  // `new_tokens` new ones (their K/V already written).
+  const int bs = 16, len = context + new_tokens, blocks_per_seq = (len + bs - 1) / bs, blocks = batch * blocks_per_seq;
+  const size_t cache_elems = static_cast<size_t>(blocks) * nkv * bs * D;
+  __half* kc = alloc.get<__half>(cache_elems);
+  __half* vc = alloc.get<__half>(cache_elems);
+  kernels::fill_random_half(kc, cache_elems, 3, 1.0f, 0.0f, nullptr);
+  kernels::fill_random_half(vc, cache_elems, 4, 1.0f, 0.0f, nullptr);
+  std::vector<int32_t> qs(batch + 1), lens(batch, len), indptr(batch + 1), indices(blocks);
+  for (int s = 0; s <= batch; ++s) qs[s] = s * new_tokens, indptr[s] = s * blocks_per_seq;
+  for (int i = 0; i < blocks; ++i) indices[i] = i;
+  const int group = nq / nkv;
+  const auto work = kernels::plan_attention_work(qs, kernels::attention_tile_tokens(D, group));
+  auto upload = [&](const std::vector<int32_t>& v) {
+    int32_t* d = alloc.get<int32_t>(v.size());
+    cudaMemcpy(d, v.data(), v.size() * 4, cudaMemcpyHostToDevice);
+    return d;
+  };
+  __half* q = alloc.get<__half>(static_cast<size_t>(M) * nq * D);
+  __half* k = alloc.get<__half>(static_cast<size_t>(M) * nkv * D);
+  kernels::fill_random_half(q, static_cast<size_t>(M) * nq * D, 5, 1.0f, 0.0f, nullptr);
+  kernels::fill_random_half(k, static_cast<size_t>(M) * nkv * D, 6, 1.0f, 0.0f, nullptr);
+  kernels::PagedAttentionParams p;
+  p.q = q;
+  p.k_cache = kc;
+  p.v_cache = vc;
+  p.out = alloc.get<__half>(static_cast<size_t>(M) * nq * D);
+  p.query_start = upload(qs);
+  p.seq_lens = upload(lens);
+  p.kv_indptr = upload(indptr);
+  p.kv_indices = upload(indices);
+  p.work_seq = upload(work.seq);
+  p.work_qoff = upload(work.qoff);
+  p.num_work = static_cast<int>(work.seq.size());
+  p.num_tokens = M;
+  p.num_heads = nq;
+  p.num_kv_heads = nkv;
+  p.head_dim = D;
+  p.block_size = bs;
+  p.scale = 1.0f / std::sqrt(static_cast<float>(D));
+  int sms = 0;
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
+  p.num_splits = new_tokens == 1 ? kernels::attention_num_splits(batch, nkv, c.max_position_embeddings, sms) : 1;
+  p.split_out = alloc.get<float>(static_cast<size_t>(p.num_splits) * M * nq * D);
+  p.split_lse = alloc.get<float>(static_cast<size_t>(p.num_splits) * M * nq * 2);
+  const double kv_bytes = static_cast<double>(L) * 2.0 * batch * len * nkv * D * 2;
+  const double attn_flops = 4.0 * L * batch * nq * D * (static_cast<double>(new_tokens) * context +
+                                                          0.5 * new_tokens * (new_tokens + 1.0));
+  struct Variant {
+    const char* name;
+    bool tensor_cores, decode_only;
+  };
+  for (const Variant& v : {Variant{"attn cuda-core", false, false}, Variant{"attn tensor-core", true, false},
+                           Variant{"attn decode kernel", false, true}}) {
+    if (v.decode_only && new_tokens != 1) continue;
+    p.use_tensor_cores = v.tensor_cores;
+    p.decode_only = v.decode_only;
+    const double attn_ms = time_ms([&] {
+      for (int l = 0; l < L; ++l) kernels::paged_attention(p, nullptr);
+    });
+    row(std::string(v.name) + " s" + std::to_string(p.num_splits), attn_ms, kv_bytes);
+    if (new_tokens > 1) std::printf("%-22s %10s %10.1f TFLOP/s\n", "", "", attn_flops / (attn_ms * 1e-3) / 1e12);
+  }
+  // The small per-layer kernels.
+  float* residual = alloc.get<float>(static_cast<size_t>(M) * H);
+  __half* normed = alloc.get<__half>(static_cast<size_t>(M) * H);
+  __half* w = alloc.get<__half>(H);
+  kernels::fill_random_half(w, H, 8, 0.1f, 1.0f, nullptr);
+  cudaMemset(residual, 0, static_cast<size_t>(M) * H * 4);
+  std::vector<int32_t> pos(M, context), slots(M);
+  for (int t = 0; t < M; ++t) slots[t] = (t / new_tokens) * blocks_per_seq * bs + context + t % new_tokens;
+  int32_t* d_pos = upload(pos);
+  int32_t* d_slots = upload(slots);
+  float* inv_freq = alloc.get<float>(D / 2);
+  cudaMemset(inv_freq, 0, D / 2 * 4);
+  const double small_ms = time_ms([&] {
+    for (int l = 0; l < L; ++l) {
+      kernels::add_rmsnorm(normed, residual, w, normed, M, H, 1e-5f, nullptr);
+      kernels::apply_rope(q, k, d_pos, inv_freq, M, nq, nkv, D, nullptr);
+      kernels::write_kv_cache(k, k, d_slots, kc, vc, M, nkv, D, bs, nullptr);
+      kernels::add_rmsnorm(normed, residual, w, normed, M, H, 1e-5f, nullptr);
+      kernels::silu_and_mul(x, x, y, M, I, nullptr);
+    }
+  });
+  row("norms+rope+kv+silu", small_ms, 0.0);
+  // lm_head: fp16 [vocab, hidden] through cuBLAS.
+  const int rows = batch;  // logits only for each sequence's last token
+  __half* head = alloc.get<__half>(static_cast<size_t>(c.vocab_size) * H);
+  kernels::fill_random_half(head, static_cast<size_t>(c.vocab_size) * H, 10, 0.01f, 0.0f, nullptr);
+  float* logits = alloc.get<float>(static_cast<size_t>(rows) * c.vocab_size);
+  cublasSetStream(cublas, nullptr);
+  const double head_ms = time_ms([&] { kernels::lm_head_logits(cublas, normed, head, logits, rows, H, c.vocab_size); });
+  row("lm_head (cuBLAS)", head_ms, static_cast<double>(c.vocab_size) * H * 2);
+  std::printf("%-22s %10.3f\n", "sum", total);
+  cublasDestroy(cublas);
+  const cudaError_t err = cudaDeviceSynchronize();
+  if (err != cudaSuccess) std::printf("CUDA error in breakdown: %s\n", cudaGetErrorString(err));
+}
+
+}  // namespace nibble::bench

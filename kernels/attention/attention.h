@@ -1,0 +1,54 @@
+#pragma once
+// Attention over the paged KV cache, flash-attention style (online softmax, no
+// score matrix in memory), one kernel for prefill chunks and decode tokens.
+// Work is cut into items: (sequence, first query of a tile of that sequence's
+// new tokens); each block takes one item, one KV head (all the query heads of its
+// GQA group) and one split of the context (flash-decoding). The keys of the new
+// tokens must already be in the cache (write_kv_cache first). Query i of a
+// sequence with q_len new tokens and seq_len context sits at position
+// seq_len - q_len + i and sees keys 0 .. that position (causal).
+#include <cstdint>
+
+#include <cuda_fp16.h>
+#include <cuda_runtime_api.h>
+
+#include "attention/attention_plan.h"
+
+namespace nibble::kernels {
+
+struct PagedAttentionParams {
+  const __half* q = nullptr;        // [tokens, num_heads, head_dim]
+  const __half* k_cache = nullptr;  // [num_blocks, num_kv_heads, block_size, head_dim]
+  const __half* v_cache = nullptr;
+  __half* out = nullptr;            // [tokens, num_heads, head_dim]
+  const int32_t* query_start = nullptr;  // [num_seqs + 1], flat token index of each sequence's first new token
+  const int32_t* seq_lens = nullptr;     // [num_seqs]
+  const int32_t* kv_indptr = nullptr;    // [num_seqs + 1]
+  const int32_t* kv_indices = nullptr;   // block ids
+  const int32_t* work_seq = nullptr;     // [num_work] sequence of each work item
+  const int32_t* work_qoff = nullptr;    // [num_work] first query (within the sequence) of each item
+  int num_work = 0;
+  int num_tokens = 0;
+  int num_heads = 0;
+  int num_kv_heads = 0;
+  int head_dim = 0;  // multiple of 8, at most 256
+  int block_size = 16;
+  float scale = 1.0f;  // softmax scale, usually 1/sqrt(head_dim)
+  // Every sequence has at most one new token (a decode step): a kernel that
+  // spreads each block's keys over its warps runs instead, when head_dim is 32,
+  // 64 or 128 and a GQA group has at most 8 heads.
+  bool decode_only = false;
+  // Prefill and mixed steps use a tensor-core (mma.sync) kernel when head_dim is
+  // 64 or 128; false forces the CUDA-core kernel (benchmarks, tests).
+  bool use_tensor_cores = true;
+  // Flash-decoding: with num_splits > 1 each split writes a partial result into
+  // split_out [num_splits, tokens, num_heads, head_dim] and split_lse
+  // [num_splits, tokens, num_heads, 2] and a combine pass writes out.
+  int num_splits = 1;
+  float* split_out = nullptr;
+  float* split_lse = nullptr;
+};
+
+cudaError_t paged_attention(const PagedAttentionParams& p, cudaStream_t stream);
+
+}  // namespace nibble::kernels

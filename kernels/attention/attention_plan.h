@@ -1,0 +1,52 @@
+#pragma once
+// Host-side planning for kernels/attention (plain C++, no CUDA): how many query
+// rows one block handles, and the list of work items of a step.
+#include <cstdint>
+#include <vector>
+
+namespace nibble::kernels {
+
+// Query rows (tokens x heads of one GQA group) per block: 64, or 16 when head_dim > 128.
+inline int attention_tile_rows(int head_dim) { return head_dim > 128 ? 16 : 64; }
+
+// New tokens of one sequence per work item; the GQA group must fit one tile.
+inline int attention_tile_tokens(int head_dim, int group) {
+  const int t = attention_tile_rows(head_dim) / group;
+  return t > 0 ? t : 0;
+}
+
+struct AttentionWork {
+  std::vector<int32_t> seq;   // sequence of each item
+  std::vector<int32_t> qoff;  // first query of the item, within the sequence
+};
+
+// query_start: [num_seqs + 1] CSR of new tokens per sequence.
+inline AttentionWork plan_attention_work(const std::vector<int32_t>& query_start, int tile_tokens) {
+  AttentionWork w;
+  for (size_t s = 0; s + 1 < query_start.size(); ++s) {
+    const int q_len = query_start[s + 1] - query_start[s];
+    for (int off = 0; off < q_len; off += tile_tokens) {
+      w.seq.push_back(static_cast<int32_t>(s));
+      w.qoff.push_back(off);
+    }
+  }
+  return w;
+}
+
+}  // namespace nibble::kernels
+
+namespace nibble::kernels {
+
+// Flash-decoding split count: enough blocks to fill the GPU (about two per SM)
+// when there are few work items, never more splits than 32-key chunks.
+inline int attention_num_splits(int num_work, int num_kv_heads, int max_keys, int num_sms, int max_splits = 32) {
+  const int blocks = num_work * num_kv_heads;
+  if (blocks <= 0) return 1;
+  int splits = (2 * num_sms + blocks - 1) / blocks;
+  const int chunks = (max_keys + 31) / 32;
+  if (splits > chunks) splits = chunks;
+  if (splits > max_splits) splits = max_splits;
+  return splits < 1 ? 1 : splits;
+}
+
+}  // namespace nibble::kernels

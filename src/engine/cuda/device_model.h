@@ -1,0 +1,62 @@
+#pragma once
+// The model's weights on the GPU: GPTQ linears in the kernel layout of
+// kernels/gptq_gemm, dense tensors in fp16. Built from a loaded checkpoint or
+// generated at random (--load-format dummy). The byte counts are known before
+// anything is allocated, for the memory plan.
+#include <cuda_fp16.h>
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "device_buffer.h"
+#include "gptq_gemm/gptq_gemm.h"
+#include "nibble/model/config.h"
+#include "nibble/model/weights.h"
+
+namespace nibble::cuda {
+
+struct DeviceLinear {
+  int in_features = 0;
+  int out_features = 0;
+  bool quantized = false;
+  kernels::GptqDeviceWeights gptq;  // when quantized
+  const __half* dense = nullptr;    // [out, in] fp16 when not quantized
+  const __half* bias = nullptr;     // [out] or null
+};
+
+struct DeviceLayer {
+  const __half* input_norm = nullptr;
+  const __half* post_attention_norm = nullptr;
+  DeviceLinear q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj;
+
+  template <typename F>
+  void for_each_linear(F&& f) const {
+    for (const DeviceLinear* l : {&q_proj, &k_proj, &v_proj, &o_proj, &gate_proj, &up_proj, &down_proj}) f(*l);
+  }
+};
+
+struct DeviceModel {
+  ModelConfig config;
+  const __half* embed_tokens = nullptr;  // [vocab, hidden]
+  const __half* final_norm = nullptr;    // [hidden]
+  const __half* lm_head = nullptr;       // [vocab, hidden]; the embeddings when tied
+  std::vector<DeviceLayer> layers;
+  std::vector<DeviceBuffer> storage;
+  uint64_t bytes = 0;
+};
+
+// Checks that the weights match the config and the backend's limits; throws
+// nibble::Error naming the tensor at fault.
+void check_model_weights(const ModelWeights& weights);
+void check_model_config(const ModelConfig& config);
+
+uint64_t model_device_bytes(const ModelWeights& weights);
+DeviceModel upload_model(const ModelWeights& weights, cudaStream_t stream);
+
+// The quantization of dummy weights: the config's when 4- or 8-bit GPTQ, else 4-bit group 128.
+QuantConfig dummy_quant(const ModelConfig& config);
+uint64_t dummy_model_device_bytes(const ModelConfig& config);
+DeviceModel make_dummy_model(const ModelConfig& config, uint64_t seed, cudaStream_t stream);
+
+}  // namespace nibble::cuda
