@@ -1,6 +1,5 @@
 #include "utf8.h"
 
-
 #include "regex.h"
 
 namespace nibble::tokenizer_detail {
