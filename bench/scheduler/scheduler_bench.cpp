@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <span>
 #include <vector>
 
 #include "nibble/engine/sampler.h"
@@ -89,5 +90,49 @@ int main(int argc, char** argv) {
   std::printf("schedule(): %.1f us/step (thread CPU time)\n", schedule_ns / steps / 1000.0);
   std::printf("update():   %.1f us/step (greedy over vocab %d, stop checks, block hashing, deliveries)\n", update_ns / steps / 1000.0,
               vocab);
+
+  // The sampler alone on a Llama-3-sized vocabulary, per token.
+  const int big_vocab = 128256;
+  std::vector<float> row(big_vocab);
+  for (int i = 0; i < big_vocab; ++i) row[i] = static_cast<float>(sampler_uniform(3, i) * 12.0 - 6.0);
+  std::vector<int32_t> history(600);
+  for (size_t i = 0; i < history.size(); ++i) history[i] = static_cast<int32_t>(splitmix64(i) % big_vocab);
+  struct Case {
+    const char* name;
+    SamplingParams params;
+  };
+  std::vector<Case> cases(6);
+  cases[0].name = "greedy";
+  cases[0].params.temperature = 0;
+  cases[1].name = "temperature 0.8";
+  cases[1].params.temperature = 0.8;
+  cases[2].name = "top_k 50";
+  cases[2].params.top_k = 50;
+  cases[3].name = "top_p 0.9";
+  cases[3].params.top_p = 0.9;
+  cases[4].name = "top_p 0.9 + penalties";
+  cases[4].params.top_p = 0.9;
+  cases[4].params.repetition_penalty = 1.1;
+  cases[4].params.frequency_penalty = 0.3;
+  cases[5].name = "logprobs (top 5)";
+  cases[5].params.logprobs = true;
+  cases[5].params.top_logprobs = 5;
+  Sampler sampler;
+  for (const Case& c : cases) {
+    const int reps = 50;
+    auto t0 = clock::now();
+    for (int r = 0; r < reps; ++r) {
+      SampleInput in;
+      in.logits = row;
+      in.params = &c.params;
+      in.prompt_tokens = std::span(history).first(500);
+      in.output_tokens = std::span(history).subspan(500);
+      in.seed = static_cast<uint64_t>(r);
+      sampler.sample(in);
+    }
+    auto t1 = clock::now();
+    std::printf("sampler, vocab %d, %-22s %.1f us/token\n", big_vocab, c.name,
+                std::chrono::duration<double, std::micro>(t1 - t0).count() / reps);
+  }
   return 0;
 }

@@ -30,7 +30,7 @@ Value missing_attribute(const Value& obj, const std::string& name) {
   return Value::undefined(describe_object(obj) + " has no attribute '" + name + "'");
 }
 
-const std::string& require_string(const Value& v, const std::string& what) {
+std::string require_string(const Value& v, const std::string& what) {
   if (v.is_undefined()) undefined_error(v);
   if (!v.is_string()) fail(what + " must be str, not " + v.type_name());
   return v.s;
@@ -112,7 +112,7 @@ Value string_method(const Value& obj, const std::string& name) {
     }
     if (name == "format") return Value::string(py_format(s, args));
     if (name == "find" || name == "rfind" || name == "index") {
-      const std::string& sub = require_string(args.get(0, "sub"), name + " argument");
+      const std::string sub = require_string(args.get(0, "sub"), name + " argument");
       size_t pos = name == "rfind" ? s.rfind(sub) : s.find(sub);
       if (pos == std::string::npos) {
         if (name == "index") fail("substring not found");
@@ -121,7 +121,7 @@ Value string_method(const Value& obj, const std::string& name) {
       return Value::integer(static_cast<int64_t>(utf8_length(s.substr(0, pos))));
     }
     if (name == "count") {
-      const std::string& sub = require_string(args.get(0, "sub"), "count argument");
+      const std::string sub = require_string(args.get(0, "sub"), "count argument");
       if (sub.empty()) return Value::integer(static_cast<int64_t>(utf8_length(s) + 1));
       int64_t n = 0;
       for (size_t pos = s.find(sub); pos != std::string::npos; pos = s.find(sub, pos + sub.size())) ++n;
@@ -143,16 +143,16 @@ Value string_method(const Value& obj, const std::string& name) {
       return Value::list(std::move(parts));
     }
     if (name == "removeprefix") {
-      const std::string& p = require_string(args.get(0, "prefix"), "removeprefix argument");
+      const std::string p = require_string(args.get(0, "prefix"), "removeprefix argument");
       return Value::string(s.compare(0, p.size(), p) == 0 ? s.substr(p.size()) : s);
     }
     if (name == "removesuffix") {
-      const std::string& p = require_string(args.get(0, "suffix"), "removesuffix argument");
+      const std::string p = require_string(args.get(0, "suffix"), "removesuffix argument");
       bool ends = p.size() <= s.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
       return Value::string(ends && !p.empty() ? s.substr(0, s.size() - p.size()) : s);
     }
     if (name == "partition") {
-      const std::string& sep = require_string(args.get(0, "sep"), "partition argument");
+      const std::string sep = require_string(args.get(0, "sep"), "partition argument");
       if (sep.empty()) fail("empty separator");
       size_t pos = s.find(sep);
       if (pos == std::string::npos) return Value::tuple({Value::string(s), Value::string(""), Value::string("")});
@@ -803,6 +803,18 @@ Value make_globals(const nlohmann::ordered_json& variables) {
           }
           for (const auto& [k, v] : args.keyword) d.object->set(k, v);
           return d;
+        }));
+  e.set("joiner", Value::callable("joiner", [](CallArgs& args, Evaluator&) {
+          Value sep = args.get(0, "sep");
+          std::string text = sep.is_undefined() ? ", " : to_str(sep);
+          auto used = std::make_shared<bool>(false);
+          return Value::callable("joiner", [text, used](CallArgs&, Evaluator&) {
+            if (!*used) {
+              *used = true;
+              return Value::string("");
+            }
+            return Value::string(text);
+          });
         }));
   e.set("raise_exception", Value::callable("raise_exception", [](CallArgs& args, Evaluator&) -> Value {
           fail(to_str(args.get(0, "message")));

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #include "jinja_parser.h"
 #include "jinja_strings.h"
@@ -463,6 +464,8 @@ void ForStmt::render(Evaluator& ev, std::string& out) const {
       items = std::move(kept);
     }
     const size_t n = items.size();
+    // loop.changed(...) compares with the arguments of its previous call.
+    auto last_changed = std::make_shared<std::optional<Value>>();
     for (size_t k = 0; k < n; ++k) {
       ev.count_iteration();
       ev.at(pos);
@@ -485,8 +488,11 @@ void ForStmt::render(Evaluator& ev, std::string& out) const {
               if (args.positional.empty()) fail("no items for cycling given");
               return args.positional[static_cast<size_t>(idx) % args.positional.size()];
             }));
-      e.set("changed", Value::callable("changed", [](CallArgs&, Evaluator&) -> Value {
-              fail("loop.changed is not supported");
+      e.set("changed", Value::callable("changed", [last_changed](CallArgs& args, Evaluator&) {
+              Value current = Value::list(args.positional);
+              if (*last_changed && values_equal(**last_changed, current)) return Value::boolean(false);
+              *last_changed = current;
+              return Value::boolean(true);
             }));
       ev.assign("loop", loop);
       ev.render_body(body, out);
@@ -499,6 +505,22 @@ void ForStmt::render(Evaluator& ev, std::string& out) const {
     if (n == 0) ev.render_body(else_body, out);
   });
 }
+
+namespace {
+
+bool contains_object(const Value& v, const ObjectData* target) {
+  if (v.is_object()) {
+    if (v.object.get() == target) return true;
+    for (const auto& [k, e] : v.object->entries)
+      if (contains_object(e, target)) return true;
+  } else if (v.is_array()) {
+    for (const auto& e : v.array->items)
+      if (contains_object(e, target)) return true;
+  }
+  return false;
+}
+
+}  // namespace
 
 void SetStmt::render(Evaluator& ev, std::string& out) const {
   (void)out;
@@ -515,6 +537,8 @@ void SetStmt::render(Evaluator& ev, std::string& out) const {
   if (!target.attribute.empty()) {
     Value ns = ev.lookup(target.names[0]);
     if (!ns.is_object() || !ns.object->is_namespace) fail("cannot assign attribute on non-namespace object");
+    // A namespace stored inside itself would form a reference cycle.
+    if (contains_object(v, ns.object.get())) fail("cannot store a namespace inside itself");
     ns.object->set(target.attribute, std::move(v));
     return;
   }
@@ -629,7 +653,13 @@ Template Template::parse(std::string_view source) {
 
 std::string Template::render(const nlohmann::ordered_json& variables, const RenderOptions& options) const {
   if (!variables.is_object() && !variables.is_null()) throw Error("template variables must be a JSON object");
-  Evaluator ev(program_, options, make_globals(variables));
+  Value globals;
+  try {
+    globals = make_globals(variables);
+  } catch (const RenderError& e) {
+    throw Error(std::string("chat template variables: ") + e.what());
+  }
+  Evaluator ev(program_, options, std::move(globals));
   return ev.render();
 }
 

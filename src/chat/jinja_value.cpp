@@ -24,7 +24,19 @@ Value* ObjectData::find(const std::string& key) {
     if (k == key) return &v;
   return nullptr;
 }
+static int checked_depth(int depth) {
+  if (depth > kMaxValueDepth) fail("sandbox limit: value nested deeper than " + std::to_string(kMaxValueDepth) + " levels");
+  return depth;
+}
+
+int Value::depth() const {
+  if (kind == Kind::Array) return array->depth;
+  if (kind == Kind::Object) return object->depth;
+  return 0;
+}
+
 void ObjectData::set(const std::string& key, Value value) {
+  depth = std::max(depth, checked_depth(value.depth() + 1));
   if (Value* existing = find(key)) {
     *existing = std::move(value);
   } else {
@@ -71,6 +83,7 @@ Value Value::list(Array items) {
   v.kind = Kind::Array;
   v.array = std::make_shared<ArrayData>();
   v.array->items = std::move(items);
+  for (const auto& item : v.array->items) v.array->depth = std::max(v.array->depth, checked_depth(item.depth() + 1));
   return v;
 }
 Value Value::tuple(Array items) {
@@ -83,6 +96,8 @@ Value Value::dict(Entries entries) {
   v.kind = Kind::Object;
   v.object = std::make_shared<ObjectData>();
   v.object->entries = std::move(entries);
+  for (const auto& [key, item] : v.object->entries)
+    v.object->depth = std::max(v.object->depth, checked_depth(item.depth() + 1));
   return v;
 }
 Value Value::callable(std::string name, std::function<Value(CallArgs&, Evaluator&)> fn) {
@@ -92,37 +107,42 @@ Value Value::callable(std::string name, std::function<Value(CallArgs&, Evaluator
   return v;
 }
 
-Value Value::from_json(const nlohmann::ordered_json& j) {
+static Value from_json_at(const nlohmann::ordered_json& j, int level);
+
+Value Value::from_json(const nlohmann::ordered_json& j) { return from_json_at(j, 0); }
+
+static Value from_json_at(const nlohmann::ordered_json& j, int level) {
+  if (level > kMaxValueDepth) fail("JSON input nested deeper than " + std::to_string(kMaxValueDepth) + " levels");
   switch (j.type()) {
     case nlohmann::ordered_json::value_t::null:
-      return none();
+      return Value::none();
     case nlohmann::ordered_json::value_t::boolean:
-      return boolean(j.get<bool>());
+      return Value::boolean(j.get<bool>());
     case nlohmann::ordered_json::value_t::number_integer:
-      return integer(j.get<int64_t>());
+      return Value::integer(j.get<int64_t>());
     case nlohmann::ordered_json::value_t::number_unsigned: {
       auto u = j.get<uint64_t>();
-      if (u > static_cast<uint64_t>(INT64_MAX)) return number(static_cast<double>(u));
-      return integer(static_cast<int64_t>(u));
+      if (u > static_cast<uint64_t>(INT64_MAX)) return Value::number(static_cast<double>(u));
+      return Value::integer(static_cast<int64_t>(u));
     }
     case nlohmann::ordered_json::value_t::number_float:
-      return number(j.get<double>());
+      return Value::number(j.get<double>());
     case nlohmann::ordered_json::value_t::string:
-      return string(j.get<std::string>());
+      return Value::string(j.get<std::string>());
     case nlohmann::ordered_json::value_t::array: {
       Array items;
       items.reserve(j.size());
-      for (const auto& e : j) items.push_back(from_json(e));
-      return list(std::move(items));
+      for (const auto& e : j) items.push_back(from_json_at(e, level + 1));
+      return Value::list(std::move(items));
     }
     case nlohmann::ordered_json::value_t::object: {
       Entries entries;
       entries.reserve(j.size());
-      for (auto it = j.begin(); it != j.end(); ++it) entries.emplace_back(it.key(), from_json(it.value()));
-      return dict(std::move(entries));
+      for (auto it = j.begin(); it != j.end(); ++it) entries.emplace_back(it.key(), from_json_at(it.value(), level + 1));
+      return Value::dict(std::move(entries));
     }
     default:
-      return none();
+      return Value::none();
   }
 }
 
@@ -324,7 +344,12 @@ static std::string repr_string(const std::string& s) {
   return out;
 }
 
-std::string to_repr(const Value& v) {
+static std::string repr_at(const Value& v, int level);
+
+std::string to_repr(const Value& v) { return repr_at(v, 0); }
+
+static std::string repr_at(const Value& v, int level) {
+  if (level > kMaxValueDepth) fail("maximum recursion depth exceeded while getting the repr of an object");
   switch (v.kind) {
     case Kind::String:
       return repr_string(v.s);
@@ -334,7 +359,7 @@ std::string to_repr(const Value& v) {
       const auto& items = v.array->items;
       for (size_t k = 0; k < items.size(); ++k) {
         if (k) out += ", ";
-        out += to_repr(items[k]);
+        out += repr_at(items[k], level + 1);
       }
       if (tuple && items.size() == 1) out += ",";
       out += tuple ? ")" : "]";
@@ -346,7 +371,7 @@ std::string to_repr(const Value& v) {
       for (const auto& [k, e] : v.object->entries) {
         if (!first) out += ", ";
         first = false;
-        out += repr_string(k) + ": " + to_repr(e);
+        out += repr_string(k) + ": " + repr_at(e, level + 1);
       }
       out += v.object->is_namespace ? "}>" : "}";
       return out;

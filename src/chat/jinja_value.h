@@ -21,13 +21,19 @@ class Evaluator;
 using Array = std::vector<Value>;
 using Entries = std::vector<std::pair<std::string, Value>>;
 
+// Values nest at most this deep, so that printing, comparing and destroying
+// them cannot overflow the stack (Python's recursion limit plays this role).
+constexpr int kMaxValueDepth = 500;
+
 struct ArrayData {
   Array items;
   bool is_tuple = false;
+  int depth = 1;
 };
 struct ObjectData {
   Entries entries;  // insertion order, as a Python dict
   bool is_namespace = false;
+  int depth = 1;
   const Value* find(const std::string& key) const;
   Value* find(const std::string& key);
   void set(const std::string& key, Value value);
@@ -74,6 +80,8 @@ struct Value {
   double as_double() const { return kind == Kind::Float ? f : static_cast<double>(as_int()); }
 
   bool truthy() const;
+  // Nesting depth of a list/dict value (0 for scalars).
+  int depth() const;
   // Python type name, as used in Python error messages ("str", "dict", ...).
   std::string type_name() const;
 };

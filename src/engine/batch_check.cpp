@@ -1,5 +1,6 @@
 #include "nibble/engine/batch_check.h"
 
+#include <algorithm>
 #include <string>
 
 #include "nibble/core/error.h"
@@ -20,6 +21,28 @@ void check_csr(const std::vector<int32_t>& indptr, const char* name, int num_seq
   NIBBLE_CHECK(static_cast<size_t>(indptr[num_seqs]) == total,
                std::string("batch: ") + name + " ends at " + std::to_string(indptr[num_seqs]) + " but there are " +
                    std::to_string(total) + " entries");
+}
+
+// Two sequences (or two table entries of one) writing new tokens into the same
+// block would overwrite each other's K/V: a scheduler bug worth stopping at.
+void check_write_conflicts(const Batch& b, int block_size) {
+  struct Write {
+    int32_t block, seq, index;
+  };
+  std::vector<Write> writes;
+  for (int s = 0; s < b.num_seqs(); ++s) {
+    const int new_tokens = b.query_start[s + 1] - b.query_start[s];
+    if (new_tokens == 0) continue;
+    const int first = (b.seq_lens[s] - new_tokens) / block_size, last = (b.seq_lens[s] - 1) / block_size;
+    for (int i = first; i <= last; ++i) writes.push_back({b.kv_indices[b.kv_indptr[s] + i], s, i});
+  }
+  std::sort(writes.begin(), writes.end(), [](const Write& x, const Write& y) { return x.block < y.block; });
+  for (size_t i = 1; i < writes.size(); ++i)
+    NIBBLE_CHECK(writes[i].block != writes[i - 1].block,
+                 "batch: block " + std::to_string(writes[i].block) + " receives new tokens of sequence " +
+                     std::to_string(writes[i - 1].seq) + " (table entry " + std::to_string(writes[i - 1].index) +
+                     ") and of sequence " + std::to_string(writes[i].seq) + " (table entry " +
+                     std::to_string(writes[i].index) + ")");
 }
 
 }  // namespace
@@ -66,6 +89,7 @@ void validate_batch(const Batch& b, int vocab_size, const KvCacheShape& kv) {
     NIBBLE_CHECK(b.kv_indices[i] >= 0 && b.kv_indices[i] < kv.num_blocks,
                  "batch: " + at("kv_indices", i) + " = " + std::to_string(b.kv_indices[i]) + " is outside the pool of " +
                      std::to_string(kv.num_blocks) + " blocks");
+  check_write_conflicts(b, kv.block_size);
   for (size_t i = 0; i < b.logits_indices.size(); ++i)
     NIBBLE_CHECK(b.logits_indices[i] >= 0 && static_cast<size_t>(b.logits_indices[i]) < num_tokens,
                  "batch: " + at("logits_indices", i) + " = " + std::to_string(b.logits_indices[i]) +

@@ -17,6 +17,9 @@ namespace nibble {
 
 namespace {
 
+// Elementwise work below this many elements runs on the calling thread.
+constexpr size_t kParallelElementwise = 1 << 15;
+
 struct CpuLayer {
   std::vector<float> input_norm, post_attention_norm;
   CpuLinear q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj;
@@ -73,13 +76,17 @@ int kv_blocks_for(const CpuBackendOptions& o, const ModelConfig& c) {
   return (tokens + o.block_size - 1) / o.block_size;
 }
 
+size_t thread_count(const CpuBackendOptions& o) {
+  NIBBLE_CHECK(o.threads >= 0, "cpu backend: threads must not be negative, got " + std::to_string(o.threads));
+  return static_cast<size_t>(o.threads);  // 0: ThreadPool takes every core
+}
+
 class CpuBackend final : public Backend {
  public:
   CpuBackend(const LoadedModel& model, const CpuBackendOptions& options)
       : config_(model.config()),
         weights_(model.weights()),
-        pool_(options.threads < 0 ? throw Error("cpu backend: threads must not be negative")
-                                  : static_cast<size_t>(options.threads)),
+        pool_(thread_count(options)),
         kv_(config_.num_hidden_layers, kv_blocks_for(options, config_), options.block_size, config_.num_key_value_heads,
             config_.head_dim) {
     check_config(config_);
@@ -195,9 +202,13 @@ void CpuBackend::forward(const Batch& batch, std::vector<float>& logits) {
     rms_norm(x.data(), T, layer.post_attention_norm, h.data());
     layer.gate_proj.forward(h.data(), T, gate.data(), pool_);
     layer.up_proj.forward(h.data(), T, up.data(), pool_);
-    pool_.parallel_for(gate.size(), [&](size_t i0, size_t i1) {
+    auto swiglu = [&](size_t i0, size_t i1) {
       for (size_t i = i0; i < i1; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
-    });
+    };
+    if (gate.size() >= kParallelElementwise)
+      pool_.parallel_for(gate.size(), swiglu);
+    else
+      swiglu(0, gate.size());  // waking the workers would cost more than the work
     layer.down_proj.forward(gate.data(), T, h.data(), pool_);
     for (size_t i = 0; i < x.size(); ++i) x[i] += h[i];
   }

@@ -1,11 +1,17 @@
 #include "cpu_dense.h"
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
 #include "nibble/core/error.h"
 #include "nibble/core/half.h"
 
 namespace nibble {
 
 bool is_float_dtype(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
+
+namespace {
 
 const std::vector<float>& fp16_table() {
   static const std::vector<float> table = [] {
@@ -14,6 +20,33 @@ const std::vector<float>& fp16_table() {
     return t;
   }();
   return table;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx,f16c"))) void fp16_to_float_row_f16c(const uint16_t* src, float* out, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
+  for (; i < n; ++i) out[i] = fp16_to_float(src[i]);
+}
+
+bool have_f16c() {
+  static const bool yes = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+  return yes;
+}
+#endif
+
+}  // namespace
+
+void fp16_to_float_row(const uint16_t* src, float* out, int64_t n) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (have_f16c()) {
+    fp16_to_float_row_f16c(src, out, n);
+    return;
+  }
+#endif
+  const float* table = fp16_table().data();
+  for (int64_t i = 0; i < n; ++i) out[i] = table[src[i]];
 }
 
 std::string shape_string(const std::vector<int64_t>& shape) {
@@ -38,11 +71,9 @@ void dense_row(const TensorView& t, int64_t row, int64_t n, float* out) {
       for (int64_t i = 0; i < n; ++i) out[i] = src[i];
       break;
     }
-    case DType::F16: {
-      const uint16_t* src = static_cast<const uint16_t*>(t.data) + offset;
-      for (int64_t i = 0; i < n; ++i) out[i] = fp16_to_float(src[i]);
+    case DType::F16:
+      fp16_to_float_row(static_cast<const uint16_t*>(t.data) + offset, out, n);
       break;
-    }
     case DType::BF16: {
       const uint16_t* src = static_cast<const uint16_t*>(t.data) + offset;
       for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_float(src[i]);

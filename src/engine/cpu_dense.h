@@ -11,9 +11,9 @@ namespace nibble {
 
 bool is_float_dtype(DType t);
 
-// fp16 -> fp32 for every bit pattern, built once: a lookup is much cheaper than
-// the bit manipulation of fp16_to_float when converting whole weights.
-const std::vector<float>& fp16_table();
+// out[i] = fp16 src[i] as fp32 for i < n: F16C instructions where the CPU has
+// them, else a table of every bit pattern (both exact).
+void fp16_to_float_row(const uint16_t* src, float* out, int64_t n);
 std::string shape_string(const std::vector<int64_t>& shape);
 
 // Checks that t is present, F32/F16/BF16 and has exactly `shape`.

@@ -1,5 +1,7 @@
 #include "cpu_gptq.h"
 
+#include "cpu_math.h"
+
 #include <algorithm>
 #include <numeric>
 
@@ -59,7 +61,7 @@ CpuGptqWeight::CpuGptqWeight(const LinearWeights& w)
   }
 }
 
-void CpuGptqWeight::dequantize_rows(int k0, int k1, float* out) const {
+NIBBLE_VECTOR_CLONES void CpuGptqWeight::dequantize_rows(int k0, int k1, float* out) const {
   const uint32_t mask = (1u << bits_) - 1;
   for (int k = k0; k < k1; ++k) {
     const int32_t* __restrict words = qweight_ + static_cast<size_t>(k / pack_) * out_;

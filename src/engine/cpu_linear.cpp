@@ -13,7 +13,13 @@ namespace nibble {
 
 namespace {
 
-constexpr int kTileRows = 32;   // input rows dequantized at a time (a multiple of every pack factor)
+// Threads split the input rows at multiples of kSplitRows; each dequantizes
+// tiles of kTileRows rows (kSmallTileRows when few tokens share the step, so
+// the tile stays in L1). All are multiples of 4 (multiply_rows folds four rows
+// at a time), so a token's sums never depend on the tile size.
+constexpr int kSplitRows = 32;
+constexpr int kTileRows = 32;
+constexpr int kSmallTileRows = 8;
 constexpr int kColBlock = 256;  // output columns per cache block of the multiply
 constexpr int kRowBlock = 4;    // tokens sharing each weight load
 
@@ -29,7 +35,7 @@ void check_tensor(const TensorView& t, DType dtype, std::vector<int64_t> shape, 
 // are folded into each update of y; the order of the sums does not depend on R,
 // so a token's result does not depend on how many tokens share the step.
 template <int R>
-void multiply_rows(const float* x, int ldx, const float* tile, int ldt, int kt, float* y, int ldy, int cols) {
+[[gnu::always_inline]] inline void multiply_rows(const float* x, int ldx, const float* tile, int ldt, int kt, float* y, int ldy, int cols) {
   float* __restrict yr[R];
   const float* xr[R];
   for (int r = 0; r < R; ++r) {
@@ -59,7 +65,7 @@ void multiply_rows(const float* x, int ldx, const float* tile, int ldt, int kt, 
 }
 
 // y[rows][out] += x[rows][k0:k0+kt) * tile[kt][out].
-void multiply_tile(const float* x, int in, int rows, const float* tile, int kt, int out, float* y) {
+NIBBLE_VECTOR_CLONES void multiply_tile(const float* x, int in, int rows, const float* tile, int kt, int out, float* y) {
   for (int c0 = 0; c0 < out; c0 += kColBlock) {
     const int cols = std::min(kColBlock, out - c0);
     int r = 0;
@@ -95,7 +101,6 @@ CpuLinear::CpuLinear(const LinearWeights& w, const std::string& what) : w_(w) {
         NIBBLE_CHECK(g[k] >= 0 && g[k] < groups, what + ": " + w.g_idx.name + "[" + std::to_string(k) + "] = " +
                                                      std::to_string(g[k]) + " is not a group index");
     }
-    row_align_ = pack;
     gptq_.emplace(w);
   } else {
     check_dense(w.weight, {out, in}, what);
@@ -110,12 +115,9 @@ void CpuLinear::dense_row(int n, float* buffer, const float*& row) const {
     case DType::F32:
       row = static_cast<const float*>(w_.weight.data) + offset;
       return;
-    case DType::F16: {
-      const auto* src = static_cast<const uint16_t*>(w_.weight.data) + offset;
-      const float* table = fp16_table().data();
-      for (int k = 0; k < in; ++k) buffer[k] = table[src[k]];
+    case DType::F16:
+      fp16_to_float_row(static_cast<const uint16_t*>(w_.weight.data) + offset, buffer, in);
       break;
-    }
     default: {
       const auto* src = static_cast<const uint16_t*>(w_.weight.data) + offset;
       for (int k = 0; k < in; ++k) buffer[k] = bf16_to_float(src[k]);
@@ -160,11 +162,12 @@ void CpuLinear::forward_gptq(const float* x, int rows, float* y, ThreadPool& poo
       for (int k = 0; k < in; ++k) gathered[static_cast<size_t>(r) * in + k] = x[static_cast<size_t>(r) * in + perm[k]];
     x = gathered.data();
   }
-  const int tile_rows = std::max(kTileRows / row_align_, 1) * row_align_;
-  const int tiles = (in + tile_rows - 1) / tile_rows;
-  const int parts = static_cast<int>(std::min<size_t>(pool.size(), tiles));
-  // Part p owns tiles [p * tiles / parts, (p + 1) * tiles / parts) and sums into
-  // its own accumulator (part 0 straight into y); the parts are added at the end.
+  const int units = (in + kSplitRows - 1) / kSplitRows;
+  const int parts = static_cast<int>(std::min<size_t>(pool.size(), units));
+  const int tile_rows = rows <= kRowBlock ? kSmallTileRows : kTileRows;
+  // Part p owns input rows [p * units / parts, (p + 1) * units / parts) *
+  // kSplitRows and sums into its own accumulator (part 0 straight into y); the
+  // parts are added at the end.
   std::vector<std::vector<float>> partial(parts - 1);
   pool.parallel_for(parts, [&](size_t begin, size_t end) {
     std::vector<float> tile(static_cast<size_t>(tile_rows) * out);
@@ -176,9 +179,10 @@ void CpuLinear::forward_gptq(const float* x, int rows, float* y, ThreadPool& poo
       } else {
         std::fill(y, y + y_size, 0.0f);
       }
-      const int t0 = static_cast<int>(p * tiles / parts), t1 = static_cast<int>((p + 1) * tiles / parts);
-      for (int t = t0; t < t1; ++t) {
-        const int k0 = t * tile_rows, k1 = std::min(in, k0 + tile_rows);
+      const int k_begin = static_cast<int>(p * units / parts) * kSplitRows;
+      const int k_end = std::min(in, static_cast<int>((p + 1) * units / parts) * kSplitRows);
+      for (int k0 = k_begin; k0 < k_end; k0 += tile_rows) {
+        const int k1 = std::min(k_end, k0 + tile_rows);
         gptq_->dequantize_rows(k0, k1, tile.data());
         multiply_tile(x + k0, in, rows, tile.data(), k1 - k0, out, acc);
       }

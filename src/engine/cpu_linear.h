@@ -37,7 +37,6 @@ class CpuLinear {
   LinearWeights w_;
   std::optional<CpuGptqWeight> gptq_;
   std::vector<float> bias_;  // empty when absent
-  int row_align_ = 1;        // tiles start at multiples of this (the GPTQ pack factor)
 };
 
 }  // namespace nibble

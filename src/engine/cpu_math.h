@@ -3,6 +3,14 @@
 // compiler vectorizes them without -ffast-math: sums use a fixed set of
 // interleaved partial sums, so results never depend on batch composition.
 
+// Hot loops are compiled twice on x86-64, for AVX2 and for the baseline, and
+// picked at load time. Without FMA the two give bit-identical results.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define NIBBLE_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define NIBBLE_VECTOR_CLONES
+#endif
+
 namespace nibble {
 
 inline float dot(const float* __restrict a, const float* __restrict b, int n) {

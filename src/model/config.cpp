@@ -114,6 +114,8 @@ QuantConfig read_quant(const JsonFields& f) {
     f.fail("quant_method", "is '" + *method + "', but only 'gptq' checkpoints are supported");
   if (f.boolean("is_marlin_format").value_or(false))
     f.fail("is_marlin_format", "is true; Marlin-repacked checkpoints are not supported (use the gptq format)");
+  if (auto pack = f.string("pack_dtype"); pack && *pack != "int32" && *pack != "torch.int32")
+    f.fail("pack_dtype", "is '" + *pack + "'; only int32-packed GPTQ weights are supported");
   if (!f.has("bits")) f.fail("bits", "is missing");
   q.bits = f.int_in("bits", 4, -1000, 1000);
   q.group_size = f.int_in("group_size", 128, -1000000, 1000000);
@@ -133,6 +135,23 @@ QuantConfig read_quant(const JsonFields& f) {
 }
 
 }  // namespace
+
+std::string describe_model_config(const ModelConfig& c) {
+  std::string s = c.architecture_name.empty() ? architecture_name(c.architecture) : c.architecture_name;
+  s += ": " + std::to_string(c.num_hidden_layers) + " layers, hidden " + std::to_string(c.hidden_size) + ", " +
+       std::to_string(c.num_attention_heads) + " heads / " + std::to_string(c.num_key_value_heads) +
+       " kv heads of " + std::to_string(c.head_dim) + ", intermediate " + std::to_string(c.intermediate_size) +
+       ", vocab " + std::to_string(c.vocab_size) + ", " + std::to_string(c.max_position_embeddings) + " positions";
+  if (c.quant.quantized) {
+    s += ", GPTQ " + std::to_string(c.quant.bits) + "-bit " +
+         (c.quant.group_size > 0 ? "g" + std::to_string(c.quant.group_size) : std::string("one group")) +
+         (c.quant.desc_act ? " act-order" : "") + (c.quant.sym ? " sym" : " asym") +
+         (c.quant.format == QuantConfig::Format::GptqV2 ? " (gptq_v2)" : "");
+  } else {
+    s += ", unquantized " + std::string(dtype_name(c.torch_dtype));
+  }
+  return s;
+}
 
 std::string architecture_name(Architecture a) {
   for (const auto& known : kArchitectures)

@@ -1,24 +1,18 @@
 #include "nibble/model/demo_model.h"
 
 #include <cmath>
-#include <cstring>
-#include <deque>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <numeric>
 
-#include "json_fields.h"
+#include "model_writer.h"
 #include "nibble/core/error.h"
-#include "nibble/core/half.h"
 #include "nibble/model/gptq.h"
-#include "nibble/model/loader.h"
-#include "nibble/model/safetensors.h"
 #include "nibble/model/weight_names.h"
 
 namespace nibble {
 namespace {
 
-using ordered_json = nlohmann::ordered_json;
+using detail::TensorList;
 
 // splitmix64 + Box-Muller: the same numbers on every platform and standard
 // library (std::normal_distribution is implementation-defined).
@@ -47,80 +41,6 @@ Random stream_for(uint64_t seed, const std::string& name) {
   uint64_t h = 1469598103934665603ull;
   for (unsigned char ch : name) h = (h ^ ch) * 1099511628211ull;
   return Random(seed * 0x9e3779b97f4a7c15ull ^ h);
-}
-
-const char* model_type(Architecture a) {
-  switch (a) {
-    case Architecture::Llama:
-      return "llama";
-    case Architecture::Mistral:
-      return "mistral";
-    case Architecture::Qwen2:
-      return "qwen2";
-  }
-  return "llama";
-}
-
-const char* torch_dtype_name(DType t) {
-  switch (t) {
-    case DType::BF16:
-      return "bfloat16";
-    case DType::F32:
-      return "float32";
-    default:
-      return "float16";
-  }
-}
-
-// Owns the bytes of the tensors being written.
-class TensorList {
- public:
-  void add(const std::string& name, DType dtype, std::vector<int64_t> shape, std::vector<std::byte> bytes) {
-    storage_.push_back(std::move(bytes));
-    tensors_.push_back({name, dtype, std::move(shape), std::span<const std::byte>(storage_.back())});
-  }
-  void add_floats(const std::string& name, DType dtype, std::vector<int64_t> shape, const std::vector<float>& v) {
-    std::vector<std::byte> bytes(v.size() * dtype_size(dtype));
-    for (size_t i = 0; i < v.size(); ++i) {
-      if (dtype == DType::F32) {
-        std::memcpy(bytes.data() + 4 * i, &v[i], 4);
-      } else {
-        uint16_t h = dtype == DType::BF16 ? float_to_bf16(v[i]) : float_to_fp16(v[i]);
-        std::memcpy(bytes.data() + 2 * i, &h, 2);
-      }
-    }
-    add(name, dtype, std::move(shape), std::move(bytes));
-  }
-  template <typename T>
-  void add_vector(const std::string& name, DType dtype, std::vector<int64_t> shape, const std::vector<T>& v) {
-    std::vector<std::byte> bytes(v.size() * sizeof(T));
-    std::memcpy(bytes.data(), v.data(), bytes.size());
-    add(name, dtype, std::move(shape), std::move(bytes));
-  }
-  void write(const std::filesystem::path& dir, int shards) const {
-    const std::map<std::string, std::string> metadata{{"format", "pt"}};
-    if (shards <= 1) {
-      write_safetensors(dir / "model.safetensors", tensors_, metadata);
-    } else {
-      write_sharded_safetensors(dir, tensors_, shards, metadata);
-    }
-  }
-
- private:
-  std::deque<std::vector<std::byte>> storage_;
-  std::vector<TensorToWrite> tensors_;
-};
-
-void write_text(const std::filesystem::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  out.close();
-  if (!out) throw Error("cannot write " + path.string());
-}
-
-ordered_json ids_json(const std::vector<int>& ids) {
-  if (ids.size() == 1) return ids[0];
-  return ids;
 }
 
 std::vector<float> normal_values(Random& rng, size_t n, float mean, float std) {
@@ -201,55 +121,6 @@ ModelConfig demo_model_config(const DemoModelOptions& o) {
   return c;
 }
 
-std::string model_config_json(const ModelConfig& c) {
-  ordered_json j;
-  j["architectures"] = {architecture_name(c.architecture)};
-  j["model_type"] = model_type(c.architecture);
-  j["hidden_size"] = c.hidden_size;
-  j["intermediate_size"] = c.intermediate_size;
-  j["num_hidden_layers"] = c.num_hidden_layers;
-  j["num_attention_heads"] = c.num_attention_heads;
-  j["num_key_value_heads"] = c.num_key_value_heads;
-  j["head_dim"] = c.head_dim;
-  j["vocab_size"] = c.vocab_size;
-  j["max_position_embeddings"] = c.max_position_embeddings;
-  j["hidden_act"] = "silu";
-  j["rms_norm_eps"] = c.rms_norm_eps;
-  j["rope_theta"] = c.rope_theta;
-  switch (c.rope_scaling.type) {
-    case RopeScaling::Type::None:
-      j["rope_scaling"] = nullptr;
-      break;
-    case RopeScaling::Type::Linear:
-      j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", c.rope_scaling.factor}};
-      break;
-    case RopeScaling::Type::Llama3:
-      j["rope_scaling"] = {{"rope_type", "llama3"},
-                           {"factor", c.rope_scaling.factor},
-                           {"low_freq_factor", c.rope_scaling.low_freq_factor},
-                           {"high_freq_factor", c.rope_scaling.high_freq_factor},
-                           {"original_max_position_embeddings", c.rope_scaling.original_max_position_embeddings}};
-      break;
-  }
-  j["tie_word_embeddings"] = c.tie_word_embeddings;
-  if (c.architecture == Architecture::Llama) j["attention_bias"] = c.attention_bias;
-  if (c.architecture != Architecture::Llama) j["sliding_window"] = c.sliding_window ? ordered_json(*c.sliding_window) : nullptr;
-  if (c.architecture == Architecture::Qwen2) j["use_sliding_window"] = c.sliding_window.has_value();
-  j["torch_dtype"] = torch_dtype_name(c.torch_dtype);
-  j["bos_token_id"] = c.bos_token_id ? ordered_json(*c.bos_token_id) : nullptr;
-  j["eos_token_id"] = ids_json(c.eos_token_ids);
-  if (c.quant.quantized) {
-    j["quantization_config"] = {{"quant_method", "gptq"},
-                                {"bits", c.quant.bits},
-                                {"group_size", c.quant.group_size},
-                                {"desc_act", c.quant.desc_act},
-                                {"sym", c.quant.sym},
-                                {"checkpoint_format",
-                                 c.quant.format == QuantConfig::Format::Gptq ? "gptq" : "gptq_v2"}};
-  }
-  return j.dump(2) + "\n";
-}
-
 void write_demo_model_weights(const std::filesystem::path& dir, const DemoModelOptions& o) {
   const ModelConfig c = demo_model_config(o);
   std::error_code ec;
@@ -306,60 +177,11 @@ void write_demo_model_weights(const std::filesystem::path& dir, const DemoModelO
        }});
   out.write(dir, o.shards);
 
-  write_text(dir / "config.json", model_config_json(c));
-  ordered_json gen;
+  detail::write_text(dir / "config.json", model_config_json(c));
+  nlohmann::ordered_json gen;
   if (c.bos_token_id) gen["bos_token_id"] = *c.bos_token_id;
-  gen["eos_token_id"] = ids_json(c.eos_token_ids);
-  write_text(dir / "generation_config.json", gen.dump(2) + "\n");
-}
-
-void write_dequantized_copy(const std::filesystem::path& src_dir, const std::filesystem::path& dst_dir, int shards) {
-  std::error_code ec;
-  if (std::filesystem::equivalent(src_dir, dst_dir, ec))
-    throw Error("write_dequantized_copy: source and destination are the same folder " + src_dir.string());
-  auto model = load_model(src_dir);
-  const ModelConfig& c = model->config();
-  std::filesystem::create_directories(dst_dir, ec);
-  if (ec) throw Error("cannot create " + dst_dir.string() + ": " + ec.message());
-
-  TensorList out;
-  auto copy = [&](const TensorView& v) {
-    if (!v.present()) return;
-    const auto* p = static_cast<const std::byte*>(v.data);
-    out.add(v.name, v.dtype, v.shape, std::vector<std::byte>(p, p + v.nbytes()));
-  };
-  ModelWeights weights = model->weights();
-  for_each_weight(c, weights,
-                  {[&](const TensorSpec&, TensorView& v) { copy(v); },
-                   [&](const LinearSpec& spec, LinearWeights& l) {
-                     if (l.quantized) {
-                       const size_t in = static_cast<size_t>(l.in_features), n_out = static_cast<size_t>(l.out_features);
-                       std::vector<float> w_t(in * n_out), w(in * n_out);
-                       gptq_dequantize_rows(l, 0, l.in_features, w_t.data());
-                       for (size_t k = 0; k < in; ++k)
-                         for (size_t n = 0; n < n_out; ++n) w[n * in + k] = w_t[k * n_out + n];
-                       out.add_floats(spec.prefix + ".weight", DType::F32,
-                                      {static_cast<int64_t>(n_out), static_cast<int64_t>(in)}, w);
-                     } else {
-                       copy(l.weight);
-                     }
-                     copy(l.bias);
-                   }});
-  out.write(dst_dir, shards);
-
-  auto config_path = (std::filesystem::is_regular_file(src_dir, ec) ? src_dir.parent_path() : src_dir);
-  const std::string config_file = (config_path / "config.json").string();
-  auto config_json = detail::parse_json_object(detail::read_text_file(config_file), config_file);
-  config_json.erase("quantization_config");
-  write_text(dst_dir / "config.json", config_json.dump(2) + "\n");
-  for (const auto& entry : std::filesystem::directory_iterator(config_path)) {
-    const std::string name = entry.path().filename().string();
-    if (!entry.is_regular_file() || entry.path().extension() == ".safetensors" || name == "config.json" ||
-        name == "quantize_config.json" || name == "model.safetensors.index.json")
-      continue;
-    std::filesystem::copy_file(entry.path(), dst_dir / name, std::filesystem::copy_options::overwrite_existing, ec);
-    if (ec) throw Error("cannot copy " + entry.path().string() + " to " + dst_dir.string() + ": " + ec.message());
-  }
+  gen["eos_token_id"] = detail::ids_json(c.eos_token_ids);
+  detail::write_text(dir / "generation_config.json", gen.dump(2) + "\n");
 }
 
 }  // namespace nibble

@@ -10,12 +10,16 @@
 namespace nibble::detail {
 namespace {
 
-std::string shown(const nlohmann::json& v) {
+}  // namespace
+
+std::string describe_json_value(const nlohmann::json& v) {
+  // Containers are never dumped: dump() recurses, and a hostile file can nest
+  // arrays deeper than the stack.
+  if (v.is_array()) return "an array of " + std::to_string(v.size()) + " items";
+  if (v.is_object()) return "an object";
   std::string s = v.dump();
   return s.size() > 60 ? s.substr(0, 57) + "..." : s;
 }
-
-}  // namespace
 
 JsonFields::JsonFields(const nlohmann::json& object, std::string source)
     : object_(object), source_(std::move(source)) {}
@@ -45,29 +49,29 @@ std::optional<long long> JsonFields::integer(const std::string& key) const {
     double d = v->get<double>();
     if (std::isfinite(d) && std::floor(d) == d && std::fabs(d) < 9e15) return static_cast<long long>(d);
   }
-  fail(key, "must be an integer, got " + shown(*v));
+  fail(key, "must be an integer, got " + describe_json_value(*v));
 }
 
 std::optional<double> JsonFields::number(const std::string& key) const {
   const auto* v = get(key);
   if (!v) return std::nullopt;
-  if (!v->is_number()) fail(key, "must be a number, got " + shown(*v));
+  if (!v->is_number()) fail(key, "must be a number, got " + describe_json_value(*v));
   double d = v->get<double>();
-  if (!std::isfinite(d)) fail(key, "must be finite, got " + shown(*v));
+  if (!std::isfinite(d)) fail(key, "must be finite, got " + describe_json_value(*v));
   return d;
 }
 
 std::optional<bool> JsonFields::boolean(const std::string& key) const {
   const auto* v = get(key);
   if (!v) return std::nullopt;
-  if (!v->is_boolean()) fail(key, "must be true or false, got " + shown(*v));
+  if (!v->is_boolean()) fail(key, "must be true or false, got " + describe_json_value(*v));
   return v->get<bool>();
 }
 
 std::optional<std::string> JsonFields::string(const std::string& key) const {
   const auto* v = get(key);
   if (!v) return std::nullopt;
-  if (!v->is_string()) fail(key, "must be a string, got " + shown(*v));
+  if (!v->is_string()) fail(key, "must be a string, got " + describe_json_value(*v));
   return v->get<std::string>();
 }
 
@@ -77,7 +81,7 @@ std::optional<std::vector<int>> JsonFields::int_or_list(const std::string& key) 
   std::vector<int> out;
   auto take = [&](const nlohmann::json& e) {
     if (!e.is_number_integer() || e.get<long long>() < 0 || e.get<long long>() > std::numeric_limits<int>::max())
-      fail(key, "must be a non-negative integer or a list of them, got " + shown(*v));
+      fail(key, "must be a non-negative integer or a list of them, got " + describe_json_value(*v));
     out.push_back(static_cast<int>(e.get<long long>()));
   };
   if (v->is_array()) {

@@ -37,6 +37,10 @@ class JsonFields {
   std::string source_;
 };
 
+// A short, safe rendering of a value for error messages (containers are
+// described, not printed).
+std::string describe_json_value(const nlohmann::json& v);
+
 // Parses text as a JSON object or throws naming `source`.
 nlohmann::json parse_json_object(const std::string& text, const std::string& source);
 std::string read_text_file(const std::string& path);

@@ -15,13 +15,19 @@ std::string shape_text(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
+// The folder holding the weights: dir itself, or the folder of a config file.
+std::filesystem::path weights_dir(const std::filesystem::path& dir) {
+  std::error_code ec;
+  return std::filesystem::is_regular_file(dir, ec) ? dir.parent_path() : dir;
+}
+
 class LoadedModelImpl final : public LoadedModel {
  public:
   LoadedModelImpl(const std::filesystem::path& dir, const LoadOptions& options)
       : dir_(dir),
         config_(load_model_config(dir)),
         generation_(load_generation_config(dir)),
-        store_(std::filesystem::is_regular_file(dir) ? dir.parent_path() : dir, options.use_mmap) {
+        store_(weights_dir(dir), options.use_mmap) {
     if (generation_.eos_token_ids.empty()) generation_.eos_token_ids = config_.eos_token_ids;
     if (!generation_.bos_token_id) generation_.bos_token_id = config_.bos_token_id;
     weights_.config = config_;

@@ -3,6 +3,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "json_fields.h"
 #include "nibble/core/error.h"
 #include "nibble/model/safetensors.h"
 
@@ -16,6 +17,12 @@ bool checked_mul(uint64_t a, uint64_t b, uint64_t* out) {
   if (a != 0 && b > std::numeric_limits<uint64_t>::max() / a) return false;
   *out = a * b;
   return true;
+}
+
+std::string shape_string(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
 }
 
 bool read_u64(const json& j, uint64_t* out) {
@@ -51,10 +58,14 @@ SafetensorsTensor parse_entry(const std::string& file, const std::string& name, 
   for (const auto& dim : *shape_it) {
     uint64_t d = 0;
     if (!read_u64(dim, &d) || d > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
-      throw fail("shape " + shape_it->dump() + " has an entry that is not a non-negative integer");
-    if (!checked_mul(numel, d, &numel)) throw fail("shape " + shape_it->dump() + " overflows");
+      throw fail("shape entry " + std::to_string(t.shape.size()) + " is " + detail::describe_json_value(dim) +
+                 ", not a non-negative integer");
+    if (!checked_mul(numel, d, &numel))
+      throw fail("shape entry " + std::to_string(t.shape.size()) + " (" + std::to_string(d) +
+                 ") makes the element count overflow");
     t.shape.push_back(static_cast<int64_t>(d));
   }
+  const std::string shape_text = shape_string(t.shape);
 
   auto offsets_it = entry.find("data_offsets");
   if (offsets_it == entry.end() || !offsets_it->is_array() || offsets_it->size() != 2 ||
@@ -67,7 +78,7 @@ SafetensorsTensor parse_entry(const std::string& file, const std::string& name, 
   uint64_t expected = 0;
   if (!checked_mul(numel, dtype_size(t.dtype), &expected) || expected != t.end - t.begin)
     throw fail("data_offsets " + offsets_it->dump() + " span " + std::to_string(t.end - t.begin) +
-               " bytes but shape " + shape_it->dump() + " of " + dtype_it->get<std::string>() + " needs " +
+               " bytes but shape " + shape_text + " of " + dtype_it->get<std::string>() + " needs " +
                std::to_string(numel) + " x " + std::to_string(dtype_size(t.dtype)) + " bytes");
   return t;
 }

@@ -85,6 +85,21 @@ void for_each_weight(const ModelConfig& c, ModelWeights& w, const WeightVisitor&
   if (!c.tie_word_embeddings) linear("lm_head", c.hidden_size, c.vocab_size, false, w.lm_head);
 }
 
+uint64_t total_weight_bytes(const ModelConfig& c, const ModelWeights& w) {
+  uint64_t total = 0;
+  auto add = [&](const TensorView& v) {
+    if (v.present()) total += v.nbytes();
+  };
+  ModelWeights copy = w;
+  for_each_weight(c, copy,
+                  {[&](const TensorSpec&, TensorView& v) { add(v); },
+                   [&](const LinearSpec&, LinearWeights& l) {
+                     for (const TensorView* v : {&l.weight, &l.qweight, &l.qzeros, &l.scales, &l.g_idx, &l.bias})
+                       add(*v);
+                   }});
+  return total;
+}
+
 void tie_word_embeddings(const ModelConfig& c, ModelWeights& w) {
   if (!c.tie_word_embeddings) return;
   w.lm_head = LinearWeights{};

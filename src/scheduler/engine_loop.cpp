@@ -1,5 +1,6 @@
 #include "nibble/scheduler/engine_loop.h"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -12,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "nibble/core/error.h"
+#include "nibble/core/thread_pool.h"
 #include "nibble/engine/backend.h"
 #include "nibble/scheduler/scheduler.h"
 #include "request_channel.h"
@@ -22,15 +24,27 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-int resolve_max_model_len(const SchedulerConfig& config, const ModelConfig& model) {
+// The configured length, or the model's; never more than the KV pool holds,
+// so that a request sized to max_model_len always fits.
+int resolve_max_model_len(const SchedulerConfig& config, const ModelConfig& model, const KvCacheShape& kv) {
   const int model_max = model.max_position_embeddings;
+  const long long capacity = static_cast<long long>(kv.num_blocks) * kv.block_size;
   if (config.max_model_len <= 0) {
     NIBBLE_CHECK(model_max > 0, "max_model_len is not set and the model's config.json has no max_position_embeddings");
+    if (model_max > capacity) {
+      spdlog::info("max_model_len set to {} tokens, what the KV cache holds ({} blocks of {}); the model allows {}",
+                   capacity, kv.num_blocks, kv.block_size, model_max);
+      return static_cast<int>(capacity);
+    }
     return model_max;
   }
   NIBBLE_CHECK(model_max <= 0 || config.max_model_len <= model_max,
                fmt::format("max_model_len {} exceeds the model's max_position_embeddings {}", config.max_model_len,
                            model_max));
+  NIBBLE_CHECK(config.max_model_len <= capacity,
+               fmt::format("max_model_len {} does not fit in the KV cache, which holds {} tokens ({} blocks of {}); "
+                           "lower max_model_len or give the KV cache more memory",
+                           config.max_model_len, capacity, kv.num_blocks, kv.block_size));
   return config.max_model_len;
 }
 
@@ -67,13 +81,22 @@ struct LoopShared {
 
 class EngineLoopImpl final : public EngineLoop {
  public:
-  EngineLoopImpl(Backend& backend, const SchedulerConfig& config)
+  EngineLoopImpl(Backend& backend, const SchedulerConfig& config, EngineLoopOptions options)
       : backend_(backend),
+        options_(std::move(options)),
         config_(with_model_eos(config, backend.config())),
-        max_model_len_(resolve_max_model_len(config, backend.config())),
+        max_model_len_(resolve_max_model_len(config, backend.config(), backend.kv_cache_shape())),
         scheduler_(config_, backend.kv_cache_shape(), backend.config().vocab_size, max_model_len_,
                    std::random_device{}() ^ (static_cast<uint64_t>(std::random_device{}()) << 32)),
         shared_(std::make_shared<LoopShared>()) {
+    NIBBLE_CHECK(options_.sampling_threads >= 0,
+                 fmt::format("sampling_threads must be >= 0, got {}", options_.sampling_threads));
+    size_t threads = static_cast<size_t>(options_.sampling_threads);
+    if (threads == 0) threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 16);
+    if (threads > 1) {
+      sampling_pool_ = std::make_unique<ThreadPool>(threads);
+      scheduler_.set_sampling_pool(sampling_pool_.get());
+    }
     shared_->stats = scheduler_.stats();
     thread_ = std::thread([this] { run(); });
   }
@@ -183,6 +206,11 @@ class EngineLoopImpl final : public EngineLoop {
 
   void step() {
     SchedulerStep work = scheduler_.schedule();
+    {
+      // Admission happened just now: let submit() see the freed queue places at once.
+      std::lock_guard lock(shared_->mu);
+      shared_->unadmitted = scheduler_.num_unadmitted();
+    }
     if (work.empty()) {
       // Nothing fits right now (cannot last: a lone request always fits);
       // wait for a cancellation or a submission instead of spinning.
@@ -192,8 +220,13 @@ class EngineLoopImpl final : public EngineLoop {
     }
     std::vector<Delivery> deliveries;
     try {
-      backend_.forward(work.batch, logits_);
-      deliveries = scheduler_.update(work, logits_);
+      if (options_.forward_greedy && work.greedy_only && !work.batch.logits_indices.empty()) {
+        std::vector<int32_t> tokens = options_.forward_greedy(work.batch);
+        deliveries = scheduler_.update_with_tokens(work, tokens);
+      } else {
+        backend_.forward(work.batch, logits_);
+        deliveries = scheduler_.update(work, logits_);
+      }
     } catch (const std::exception& e) {
       spdlog::error("engine step over {} sequences failed: {}", work.sequences.size(), e.what());
       deliveries = scheduler_.fail_step(work, fmt::format("engine error: {}", e.what()));
@@ -215,9 +248,11 @@ class EngineLoopImpl final : public EngineLoop {
   }
 
   Backend& backend_;
+  EngineLoopOptions options_;
   SchedulerConfig config_;
   int max_model_len_;
   Scheduler scheduler_;  // engine thread only (submit reads its immutable limits)
+  std::unique_ptr<ThreadPool> sampling_pool_;  // declared after scheduler_: destroyed before it
   std::shared_ptr<LoopShared> shared_;
   std::unordered_map<uint64_t, std::shared_ptr<RequestChannel>> channels_;  // engine thread only
   std::vector<float> logits_;
@@ -229,7 +264,12 @@ class EngineLoopImpl final : public EngineLoop {
 }  // namespace
 
 std::unique_ptr<EngineLoop> EngineLoop::start(Backend& backend, const SchedulerConfig& config) {
-  return std::make_unique<EngineLoopImpl>(backend, config);
+  return start(backend, config, EngineLoopOptions{});
+}
+
+std::unique_ptr<EngineLoop> EngineLoop::start(Backend& backend, const SchedulerConfig& config,
+                                              EngineLoopOptions options) {
+  return std::make_unique<EngineLoopImpl>(backend, config, std::move(options));
 }
 
 }  // namespace nibble

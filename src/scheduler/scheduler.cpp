@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "nibble/core/error.h"
+#include "nibble/core/thread_pool.h"
 
 namespace nibble {
 
@@ -237,6 +238,7 @@ void Scheduler::add_to_step(Sequence& seq, int num_new, SchedulerStep& step) {
   if (seq_len == static_cast<int>(seq.tokens.size())) {
     s.logits_row = static_cast<int>(b.logits_indices.size());
     b.logits_indices.push_back(static_cast<int32_t>(b.token_ids.size()) - 1);
+    step.greedy_only = step.greedy_only && samples_by_plain_argmax(seq);
   }
   step.sequences.push_back(s);
 }
@@ -319,27 +321,40 @@ SchedulerStep Scheduler::schedule() {
   return step;
 }
 
-void Scheduler::sample_and_append(Sequence& seq, std::span<const float> row, std::vector<Delivery>& out) {
-  Request& req = *seq.request;
-  const StopParams& stop = req.params.stop;
+SampleInput Scheduler::sample_input(const Sequence& seq, std::span<const float> row) const {
+  const Request& req = *seq.request;
   const int num_out = static_cast<int>(seq.tokens.size()) - seq.num_prompt;
   SampleInput input;
   input.logits = row;
   input.params = &req.params.sampling;
   input.prompt_tokens = std::span(seq.tokens).first(seq.num_prompt);
   input.output_tokens = std::span(seq.tokens).subspan(seq.num_prompt);
-  if (num_out < stop.min_tokens) input.suppressed_tokens = req.min_tokens_suppressed;
+  if (num_out < req.params.stop.min_tokens) input.suppressed_tokens = req.min_tokens_suppressed;
   input.seed = seq.seed;
-  SampleResult result = sampler_.sample(input);
+  return input;
+}
 
-  seq.tokens.push_back(result.token);
+bool Scheduler::samples_by_plain_argmax(const Sequence& seq) const {
+  const Request& req = *seq.request;
+  const SamplingParams& p = req.params.sampling;
+  const int num_out = static_cast<int>(seq.tokens.size()) - seq.num_prompt;
+  const bool suppressing = num_out < req.params.stop.min_tokens && !req.min_tokens_suppressed.empty();
+  return p.temperature <= 0.0 && !p.logprobs && p.logit_bias.empty() && p.repetition_penalty == 1.0 &&
+         p.presence_penalty == 0.0 && p.frequency_penalty == 0.0 && !suppressing;
+}
+
+void Scheduler::append_token(Sequence& seq, int32_t token, TokenLogprob&& logprob, std::vector<Delivery>& out) {
+  Request& req = *seq.request;
+  const StopParams& stop = req.params.stop;
+  const int num_out = static_cast<int>(seq.tokens.size()) - seq.num_prompt;
+  seq.tokens.push_back(token);
   ++counters_.generation_tokens;
   RequestOutput output = new_output(req, seq.index);
-  output.new_tokens.push_back(result.token);
-  if (req.params.sampling.logprobs) output.logprobs.push_back(std::move(result.logprob));
+  output.new_tokens.push_back(token);
+  if (req.params.sampling.logprobs) output.logprobs.push_back(std::move(logprob));
 
   const bool stop_token = num_out >= stop.min_tokens &&
-                          ((!stop.ignore_eos && contains(eos_ids_, result.token)) || contains(stop.stop_token_ids, result.token));
+                          ((!stop.ignore_eos && contains(eos_ids_, token)) || contains(stop.stop_token_ids, token));
   if (stop_token) {
     output.finished_by_stop_token = true;
     finish(seq, FinishReason::Stop, output);
@@ -350,7 +365,7 @@ void Scheduler::sample_and_append(Sequence& seq, std::span<const float> row, std
   drop_request_if_done(req);
 }
 
-void Scheduler::fork(Sequence& parent, std::span<const float> row, std::vector<Delivery>& out) {
+void Scheduler::fork(Sequence& parent, int logits_row) {
   Request& req = *parent.request;
   req.forked = true;
   // Full prompt blocks are shared; the partial last one is recomputed by each sample.
@@ -373,8 +388,52 @@ void Scheduler::fork(Sequence& parent, std::span<const float> row, std::vector<D
     req.samples[index] = &ref;
     running_.push_back(&ref);
     sequences_.emplace(ref.id, std::move(child));
-    sample_and_append(ref, row, out);
+    jobs_.push_back({&ref, logits_row, 0, {}});  // its first token comes from the parent's logits
   }
+}
+
+void Scheduler::collect_jobs(const SchedulerStep& step) {
+  jobs_.clear();
+  for (const ScheduledSequence& s : step.sequences) {
+    Sequence* seq = find_sequence(s.seq_id);
+    if (!seq || seq->state != Sequence::State::Running) continue;  // aborted meanwhile
+    seq->num_computed += s.num_new_tokens;
+    cache_computed_blocks(*seq);
+    if (s.logits_row < 0) continue;
+    if (!seq->request->forked) fork(*seq, s.logits_row);
+    jobs_.push_back({seq, s.logits_row, 0, {}});
+  }
+}
+
+std::vector<Delivery> Scheduler::append_jobs() {
+  std::vector<Delivery> out;
+  for (SampleJob& job : jobs_) append_token(*job.seq, job.token, std::move(job.logprob), out);
+  jobs_.clear();
+  return out;
+}
+
+void Scheduler::sample_jobs(std::span<const float> logits) {
+  const size_t vocab = static_cast<size_t>(limits_.vocab_size);
+  auto run = [&](size_t begin, size_t end, Sampler& sampler) {
+    for (size_t i = begin; i < end; ++i) {
+      SampleJob& job = jobs_[i];
+      SampleResult r = sampler.sample(sample_input(*job.seq, logits.subspan(static_cast<size_t>(job.row) * vocab, vocab)));
+      job.token = r.token;
+      job.logprob = std::move(r.logprob);
+    }
+  };
+  const size_t n = jobs_.size();
+  if (!sampling_pool_ || sampling_pool_->size() < 2 || n < 4) {
+    run(0, n, sampler_);
+    return;
+  }
+  // One Sampler per chunk, so no two threads share scratch buffers; the
+  // tokens do not depend on the split (the RNG is counter-based).
+  const size_t chunks = std::min(n, sampling_pool_->size());
+  if (chunk_samplers_.size() < chunks) chunk_samplers_.resize(chunks);
+  sampling_pool_->parallel_for(chunks, [&](size_t first, size_t last) {
+    for (size_t c = first; c < last; ++c) run(c * n / chunks, (c + 1) * n / chunks, chunk_samplers_[c]);
+  });
 }
 
 std::vector<Delivery> Scheduler::update(const SchedulerStep& step, std::span<const float> logits) {
@@ -382,18 +441,23 @@ std::vector<Delivery> Scheduler::update(const SchedulerStep& step, std::span<con
   NIBBLE_CHECK(logits.size() >= step.batch.logits_indices.size() * vocab,
                fmt::format("scheduler: the backend returned {} logits for {} rows of vocab {}", logits.size(),
                            step.batch.logits_indices.size(), vocab));
-  std::vector<Delivery> out;
-  for (const ScheduledSequence& s : step.sequences) {
-    Sequence* seq = find_sequence(s.seq_id);
-    if (!seq || seq->state != Sequence::State::Running) continue;  // aborted meanwhile
-    seq->num_computed += s.num_new_tokens;
-    cache_computed_blocks(*seq);
-    if (s.logits_row < 0) continue;
-    auto row = logits.subspan(static_cast<size_t>(s.logits_row) * vocab, vocab);
-    if (!seq->request->forked) fork(*seq, row, out);
-    sample_and_append(*seq, row, out);
+  collect_jobs(step);
+  sample_jobs(logits);
+  return append_jobs();
+}
+
+std::vector<Delivery> Scheduler::update_with_tokens(const SchedulerStep& step, std::span<const int32_t> tokens) {
+  NIBBLE_CHECK(step.greedy_only, "scheduler: update_with_tokens needs a step whose samples are all plain argmax");
+  NIBBLE_CHECK(tokens.size() == step.batch.logits_indices.size(),
+               fmt::format("scheduler: the backend returned {} tokens for {} rows", tokens.size(),
+                           step.batch.logits_indices.size()));
+  collect_jobs(step);
+  for (SampleJob& job : jobs_) {
+    const int32_t t = tokens[job.row];
+    NIBBLE_CHECK(t >= 0 && t < limits_.vocab_size, fmt::format("scheduler: the backend sampled token {} outside the vocabulary", t));
+    job.token = t;
   }
-  return out;
+  return append_jobs();
 }
 
 std::vector<Delivery> Scheduler::fail_step(const SchedulerStep& step, const std::string& message) {

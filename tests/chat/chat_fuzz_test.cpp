@@ -1,5 +1,7 @@
 // Robustness: random mutations of real chat templates must parse or fail with
 // nibble::Error, and render or fail with nibble::Error; never crash or hang.
+#include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -81,10 +83,13 @@ TEST(ChatFuzz, MutatedTemplatesParseOrErrorAndRenderOrError) {
   input.tools = ojson::parse(R"([{"type": "function", "function": {"name": "f", "description": "d",
     "parameters": {"type": "object", "properties": {"a": {"type": "integer", "description": "x"}}}}}])");
   input.special_tokens = {{"bos_token", "<s>"}, {"eos_token", "</s>"}};
-  std::mt19937 rng(1234);
+  // NIBBLE_CHAT_FUZZ_ITERATIONS raises the mutations per template for longer local runs.
+  const char* env = std::getenv("NIBBLE_CHAT_FUZZ_ITERATIONS");
+  const int iterations = env ? std::max(1, std::atoi(env)) : 250;
+  std::mt19937 rng(env ? static_cast<unsigned>(std::random_device{}()) : 1234u);
   size_t parsed = 0, rendered = 0, total = 0;
   for (const auto& seed : seed_templates()) {
-    for (int k = 0; k < 250; ++k) {
+    for (int k = 0; k < iterations; ++k) {
       std::string source = mutate(seed, rng);
       ++total;
       std::unique_ptr<ChatTemplate> tmpl;

@@ -90,3 +90,29 @@ TEST(JinjaErrors, IntegerOverflowIsAnError) {
 
 }  // namespace
 }  // namespace nibble::jinja
+
+namespace nibble::jinja {
+namespace {
+
+TEST(JinjaErrors, DeeplyNestedValuesAreRefused) {
+  EXPECT_NE(error_of("{% set ns = namespace(x=[]) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x }}")
+                .find("value nested deeper"),
+            std::string::npos);
+  EXPECT_NE(error_of("{% set ns = namespace() %}{% set ns.me = [ns] %}{{ ns }}").find("namespace inside itself"),
+            std::string::npos);
+  ojson deep = ojson::array();
+  for (int k = 0; k < 800; ++k) {
+    ojson outer = ojson::array();
+    outer.push_back(std::move(deep));
+    deep = std::move(outer);
+  }
+  try {
+    Template::parse("{{ x | length }}").render({{"x", deep}});
+    FAIL() << "deep input accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("nested deeper"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace nibble::jinja

@@ -39,6 +39,15 @@ void expect_rejected(const std::function<void(Batch&)>& mutate, const std::strin
 
 TEST(BatchCheck, AcceptsValidBatches) {
   EXPECT_NO_THROW(validate_batch(valid_batch(), kVocab, kPool));
+  // Two sequences share prefix block 4 (read only); each writes its own last block.
+  Batch shared_prefix = valid_batch();
+  shared_prefix.token_ids = {5, 1};
+  shared_prefix.positions = {6, 5};
+  shared_prefix.query_start = {0, 1, 2};
+  shared_prefix.seq_lens = {7, 6};
+  set_block_tables(shared_prefix, {{4, 2}, {4, 7}}, kPool.block_size);
+  shared_prefix.logits_indices = {0, 1};
+  EXPECT_NO_THROW(validate_batch(shared_prefix, kVocab, kPool));
   Batch empty;
   empty.query_start = {0};
   empty.kv_indptr = {0};
@@ -66,6 +75,17 @@ TEST(BatchCheck, RejectsMalformedBatches) {
       },
       "block table of sequence 0");
   expect_rejected([](Batch& b) { b.kv_indptr = {0, 2, 4}; }, "kv_indptr");
+  expect_rejected([](Batch& b) { b.kv_indices[2] = 2; }, "block 2 receives new tokens of sequence 0");
+  expect_rejected(
+      [](Batch& b) {  // one sequence whose two written blocks are the same
+        b.token_ids = {5, 6};
+        b.positions = {3, 4};
+        b.query_start = {0, 2};
+        b.seq_lens = {5};
+        set_block_tables(b, {{3, 3}}, kPool.block_size);
+        b.logits_indices = {1};
+      },
+      "block 3 receives new tokens");
   expect_rejected([](Batch& b) { b.logits_indices.push_back(4); }, "logits_indices[2]");
   expect_rejected([](Batch& b) { b.logits_indices[0] = -1; }, "logits_indices[0]");
 }

@@ -249,7 +249,9 @@ def main():
     ap.add_argument("--arch", default="llama", choices=["llama", "mistral", "qwen2"])
     ap.add_argument("--preset", default="tiny", choices=["tiny", "small"])
     ap.add_argument("--quant", default="", help="bits,group_size,desc_act,sym,format e.g. 8,64,0,0,gptq")
-    ap.add_argument("--dense", action="store_true", help="dense F16 weights instead of GPTQ")
+    ap.add_argument("--dense", action="store_true", help="dense weights instead of GPTQ")
+    ap.add_argument("--dense-dtype", default="f16", choices=["f16", "bf16", "f32"],
+                    help="dtype of embeddings, norms, lm_head and dense linears")
     ap.add_argument("--rope", default="", help="llama3 or linear: rewrite config.json's rope_scaling")
     ap.add_argument("--sliding-window", type=int, default=0)
     ap.add_argument("--tokens", type=int, default=48)
@@ -264,6 +266,7 @@ def main():
     cmd = [args.tool, "write-demo", model_dir, "--arch", args.arch, "--preset", args.preset, "--seed", str(args.seed)]
     if args.dense:
         cmd.append("--dense")
+    cmd += ["--dense-dtype", args.dense_dtype]
     if args.quant:
         cmd += ["--quant", args.quant]
     run(cmd)

@@ -1,6 +1,6 @@
 // Helper for tests/engine/reference_forward.py:
 //   engine_reference_tool write-demo DIR [--arch A] [--preset P] [--seed N] [--dense]
-//                                       [--quant bits,group,desc_act,sym,format]
+//                                       [--dense-dtype f16|bf16|f32] [--quant bits,group,desc_act,sym,format]
 //   engine_reference_tool logits DIR OUT --tokens 1,2,3 [--chunks 7,16,1]
 // `logits` runs the prompt through the CPU backend in the given chunk sizes
 // (the last repeating) over shuffled KV blocks of 4 tokens and writes every
@@ -57,6 +57,13 @@ int write_demo(const std::string& dir, const std::vector<std::string>& args) {
   o.preset = option(args, "--preset", "tiny");
   o.seed = std::stoull(option(args, "--seed", "0"));
   o.quantized = !flag(args, "--dense");
+  const std::string dense_dtype = option(args, "--dense-dtype", "f16");
+  if (dense_dtype == "bf16")
+    o.dense_dtype = DType::BF16;
+  else if (dense_dtype == "f32")
+    o.dense_dtype = DType::F32;
+  else if (dense_dtype != "f16")
+    throw Error("--dense-dtype must be f16, bf16 or f32");
   const std::string quant = option(args, "--quant", "");
   if (!quant.empty()) {
     std::vector<std::string> parts;

@@ -176,6 +176,8 @@ TEST(ModelConfig, ErrorsNameFileAndKey) {
        },
        {"checkpoint_format", "marlin"}},
       {[](json& j) { j["quantization_config"] = {{"quant_method", "gptq"}, {"group_size", 128}}; }, {"bits", "missing"}},
+      {[](json& j) { j["quantization_config"] = {{"quant_method", "gptq"}, {"bits", 4}, {"pack_dtype", "int16"}}; },
+       {"pack_dtype", "int16"}},
   };
   for (size_t i = 0; i < cases.size(); ++i) {
     json j = llama_json();
@@ -185,6 +187,17 @@ TEST(ModelConfig, ErrorsNameFileAndKey) {
     for (const auto& s : cases[i].expected) EXPECT_NE(message.find(s), std::string::npos) << message;
   }
   EXPECT_NE(parse_error(json::array()).find("config.json"), std::string::npos);
+  // A value nested deeper than any stack is described, not printed.
+  json deep = llama_json();
+  deep.erase("hidden_size");
+  std::string text = deep.dump();
+  text.insert(1, "\"hidden_size\": " + std::string(300000, '[') + std::string(300000, ']') + ", ");
+  try {
+    parse_model_config(text, "config.json");
+    FAIL() << "deeply nested hidden_size accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("hidden_size"), std::string::npos) << e.what();
+  }
   EXPECT_THROW(parse_model_config("{not json", "config.json"), Error);
 }
 
@@ -256,6 +269,14 @@ TEST(GenerationConfig, EosIntOrListAndDefaults) {
     EXPECT_NE(std::string(e.what()).find("generation_config.json"), std::string::npos);
     EXPECT_NE(std::string(e.what()).find("eos_token_id"), std::string::npos);
   }
+}
+
+TEST(ModelConfig, DescribesItselfInOneLine) {
+  json j = llama_json();
+  j["quantization_config"] = {{"quant_method", "gptq"}, {"bits", 4}, {"group_size", 128}, {"desc_act", true}};
+  const std::string s = describe_model_config(parse(j));
+  EXPECT_EQ(s, "LlamaForCausalLM: 32 layers, hidden 4096, 32 heads / 8 kv heads of 128, intermediate 14336, "
+               "vocab 128256, 131072 positions, GPTQ 4-bit g128 act-order sym");
 }
 
 TEST(ModelConfig, ArchitectureNames) {

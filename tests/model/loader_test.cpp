@@ -104,6 +104,12 @@ TEST(LoadModel, TinyLlamaDemoModel) {
   EXPECT_EQ(w.lm_head.weight.dtype, DType::F16);
   EXPECT_EQ(w.lm_head.weight.shape, (std::vector<int64_t>{512, 64}));
 
+  // Every byte of the file's data is a weight the model reads.
+  const std::string bytes = testing::read_file(dir / "model.safetensors");
+  uint64_t header_len = 0;
+  std::memcpy(&header_len, bytes.data(), 8);
+  EXPECT_EQ(total_weight_bytes(c, w), bytes.size() - 8 - header_len);
+
   // Well-conditioned random weights: embeddings ~N(0,1), norms near 1.
   double sum = 0, sum_sq = 0;
   for (size_t i = 0; i < 512 * 64; ++i) {
@@ -232,6 +238,14 @@ TEST(LoadModel, ShardedEqualsSingleFile) {
                        compare(*v);
                    }});
   EXPECT_EQ(compared, 1u + 2u * (2u + 7u * 4u) + 1u + 1u);
+
+  // Rewriting a folder replaces its weights: no stale file shadows the new ones.
+  o.shards = 1;
+  o.seed = 6;
+  write_demo_model_weights(sharded.path(), o);
+  EXPECT_FALSE(std::filesystem::exists(sharded / "model.safetensors.index.json"));
+  EXPECT_FALSE(std::filesystem::exists(sharded / "model-00001-of-00003.safetensors"));
+  EXPECT_NO_THROW(load_model(sharded.path()));
 }
 
 TEST(LoadModel, UnquantizedModelsInEveryFloatDtype) {

@@ -136,6 +136,14 @@ TEST(Safetensors, RejectsMalformedFiles) {
                            "b":{"dtype":"U8","shape":[2],"data_offsets":[6,8]}})",
                         data),
                {"overlaps", "'a'", "'b'"});
+  // Nesting far deeper than any stack: rejected without recursing through it.
+  const std::string deep = std::string(300000, '[') + std::string(300000, ']');
+  std::string deep_shape = R"({"t":{"dtype":"F32","shape":[2,)";
+  deep_shape.append(deep).append(R"(],"data_offsets":[0,16]}})");
+  expect_error(dir, raw_file(deep_shape, data), {"'t'", "shape entry 1"});
+  std::string deep_entry = R"({"t":)";
+  deep_entry.append(deep).append("}");
+  expect_error(dir, raw_file(deep_entry, data), {"'t'"});
   expect_error(dir, raw_file(R"({"__metadata__":{"format":5}})", data), {"__metadata__", "format"});
   expect_error(dir, raw_file(R"({"__metadata__":[1]})", data), {"__metadata__"});
 }

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <ctime>
+#include <random>
 #include <functional>
 #include <thread>
 
@@ -104,6 +105,61 @@ TEST(EngineLoop, ConcurrentSubmittersGetTheirOwnOutputs) {
   EXPECT_EQ(st.kv_blocks_total, 24);
   EXPECT_GT(st.prompt_tokens, 0u);
   EXPECT_GT(st.generation_tokens, 0u);
+  loop->shutdown(1s);
+}
+
+TEST(EngineLoop, RandomCancelsFromManyThreadsLeaveNothingBehind) {
+  FakeBackend backend(kVocab, 20, 4);
+  auto loop = EngineLoop::start(backend, loop_config());
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(t);
+      for (int i = 0; i < 15; ++i) {
+        GenerationRequest r = make_request(1000 + t * 100 + i, 2 + static_cast<int>(rng() % 20), 1 + static_cast<int>(rng() % 25));
+        r.n = 1 + static_cast<int>(rng() % 2);
+        const int cancel_after = static_cast<int>(rng() % 8) - 2;  // < 0: never; 0: right after submit
+        SubmitResult s = loop->submit(r);
+        ASSERT_EQ(s.status, SubmitStatus::Ok) << s.message;
+        if (cancel_after == 0) s.handle->cancel();
+        std::vector<std::vector<int32_t>> tokens(r.n);
+        std::vector<int> finishes(r.n, 0);
+        std::vector<FinishReason> reasons(r.n);
+        int deliveries = 0;
+        const auto deadline = std::chrono::steady_clock::now() + 10s;
+        for (;;) {
+          auto out = s.handle->next(20ms);
+          if (!out) {
+            if (s.handle->finished() || std::chrono::steady_clock::now() > deadline) break;
+            continue;
+          }
+          tokens[out->index].insert(tokens[out->index].end(), out->new_tokens.begin(), out->new_tokens.end());
+          if (out->finish) {
+            ++finishes[out->index];
+            reasons[out->index] = *out->finish;
+          }
+          if (++deliveries == cancel_after) s.handle->cancel();
+        }
+        for (int k = 0; k < r.n; ++k) {
+          ASSERT_EQ(finishes[k], 1) << "thread " << t << " request " << i << " sample " << k;
+          Expected e = generate_alone(r, k, *r.sampling.seed, kEos, kVocab, 4096);
+          if (reasons[k] == FinishReason::Abort) {
+            ASSERT_GE(cancel_after, 0);
+            ASSERT_LE(tokens[k].size(), e.tokens.size());
+            EXPECT_TRUE(std::equal(tokens[k].begin(), tokens[k].end(), e.tokens.begin()));
+          } else {
+            EXPECT_EQ(tokens[k], e.tokens);
+            EXPECT_EQ(reasons[k], e.finish);
+          }
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_TRUE(wait_until([&] {
+    EngineStats st = loop->stats();
+    return st.kv_blocks_used == 0 && st.running == 0 && st.waiting == 0;
+  }));
   loop->shutdown(1s);
 }
 
@@ -233,11 +289,65 @@ TEST(EngineLoop, RefusesTooLongInvalidAndQueueFull) {
   loop->shutdown(1s);
 }
 
+TEST(EngineLoop, GreedyStepsUseTheBackendArgmaxHook) {
+  FakeBackend backend(kVocab, 64, 4);
+  std::atomic<int> hook_calls{0};
+  EngineLoopOptions options;
+  options.sampling_threads = 2;
+  options.forward_greedy = [&](const Batch& batch) {
+    ++hook_calls;
+    std::vector<float> logits;
+    backend.forward(batch, logits);
+    std::vector<int32_t> tokens;
+    for (size_t r = 0; r < batch.logits_indices.size(); ++r) {
+      auto row = std::span(logits).subspan(r * kVocab, kVocab);
+      tokens.push_back(static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin()));
+    }
+    return tokens;
+  };
+  auto loop = EngineLoop::start(backend, loop_config(), options);
+  GenerationRequest g = make_request(1, 6, 8);
+  g.sampling.temperature = 0;
+  g.stop.ignore_eos = true;
+  SubmitResult s = loop->submit(g);
+  ASSERT_EQ(s.status, SubmitStatus::Ok);
+  Result got = collect(*s.handle, 1);
+  EXPECT_EQ(got.tokens[0], generate_alone(g, 0, 0, kEos, kVocab, 4096).tokens);
+  EXPECT_EQ(hook_calls.load(), 8);
+  EXPECT_EQ(backend.steps.load(), 8);  // every step went through the hook
+
+  GenerationRequest sampled = make_request(2, 6, 5);
+  sampled.stop.ignore_eos = true;
+  s = loop->submit(sampled);
+  ASSERT_EQ(s.status, SubmitStatus::Ok);
+  got = collect(*s.handle, 1);
+  EXPECT_EQ(got.tokens[0], generate_alone(sampled, 0, *sampled.sampling.seed, kEos, kVocab, 4096).tokens);
+  EXPECT_EQ(hook_calls.load(), 8);  // sampled steps need the logits
+  loop->shutdown(1s);
+}
+
 TEST(EngineLoop, RejectsMaxModelLenBeyondTheModel) {
   FakeBackend backend(kVocab, 300, 4, 128);
   auto config = loop_config();
   config.max_model_len = 256;
   EXPECT_THROW(EngineLoop::start(backend, config), nibble::Error);
+}
+
+TEST(EngineLoop, MaxModelLenFitsTheKvCache) {
+  FakeBackend backend(kVocab, 10, 4, /*max_position_embeddings=*/128);
+  auto loop = EngineLoop::start(backend, loop_config());
+  EXPECT_EQ(loop->max_model_len(), 40);  // 10 blocks of 4: capped, not the model's 128
+  loop->shutdown(0ms);
+  auto config = loop_config();
+  config.max_model_len = 64;  // asked for explicitly: an error, not a silent cap
+  try {
+    EngineLoop::start(backend, config);
+    ADD_FAILURE() << "expected an error";
+  } catch (const nibble::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("KV cache"), std::string::npos) << e.what();
+  }
+  config.max_model_len = 32;
+  EXPECT_EQ(EngineLoop::start(backend, config)->max_model_len(), 32);
 }
 
 TEST(EngineLoop, UsesModelEosWhenConfigHasNone) {

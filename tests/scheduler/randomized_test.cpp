@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <random>
 
+#include "nibble/core/thread_pool.h"
 #include "test_support.h"
 
 namespace nibble::testing {
@@ -68,6 +69,12 @@ void run_workload(uint64_t seed, Coverage& coverage) {
   config.eos_token_ids = kEos;
   const int max_model_len = 4096;
   Driver d(backend, config, max_model_len);
+  // Every other workload samples on a thread pool: tokens must not change.
+  std::unique_ptr<ThreadPool> pool;
+  if (seed % 2 == 0) {
+    pool = std::make_unique<ThreadPool>(3);
+    d.sched.set_sampling_pool(pool.get());
+  }
 
   std::vector<std::vector<int32_t>> prefixes;
   for (int i = 0; i < 3; ++i) {

@@ -294,6 +294,61 @@ TEST(Sampler, LogprobsComeFromTheRawDistribution) {
   EXPECT_NEAR(r.logprob.top[2].second, std::log(raw[0]), 1e-5);
 }
 
+// Above 64 candidates the sampler selects the nucleus without sorting the
+// whole vocabulary; the result must equal the full-sort definition.
+TEST(Sampler, NucleusSelectionOnLargeVocabularyMatchesFullSort) {
+  for (double spread : {2.0, 12.0}) {  // flat and peaked distributions
+    std::vector<float> logits(3000);
+    for (size_t i = 0; i < logits.size(); ++i) logits[i] = static_cast<float>(sampler_uniform(9, i) * spread);
+    for (int i = 0; i < 40; ++i) logits[100 + i] = logits[7];  // many ties
+    auto probs = softmax(std::vector<double>(logits.begin(), logits.end()));
+    std::vector<int> order(logits.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return logits[a] > logits[b]; });
+    for (double top_p : {0.1, 0.5, 0.9, 0.99}) {
+      std::vector<int> keep;
+      double cum = 0;
+      for (int id : order) {
+        keep.push_back(id);
+        cum += probs[id];
+        if (cum >= top_p) break;
+      }
+      SamplingParams p;
+      p.top_p = top_p;
+      SCOPED_TRACE(std::to_string(spread) + " " + std::to_string(top_p));
+      auto expected = restrict_to(probs, keep);
+      for (uint64_t seed = 0; seed < 100; ++seed) {
+        ASSERT_EQ(sample(p, seed, logits), draw(expected, seed, 0)) << "seed " << seed;
+      }
+    }
+    double entropy = 0;
+    for (double q : probs) entropy -= q * std::log(q);
+    std::vector<int> typical_order(logits.size());
+    std::iota(typical_order.begin(), typical_order.end(), 0);
+    std::stable_sort(typical_order.begin(), typical_order.end(), [&](int a, int b) {
+      double da = std::abs(-std::log(probs[a]) - entropy), db = std::abs(-std::log(probs[b]) - entropy);
+      if (da != db) return da < db;
+      return probs[a] > probs[b];
+    });
+    for (double mass : {0.3, 0.9}) {
+      std::vector<int> keep;
+      double cum = 0;
+      for (int id : typical_order) {
+        keep.push_back(id);
+        cum += probs[id];
+        if (cum >= mass) break;
+      }
+      SamplingParams p;
+      p.typical_p = mass;
+      SCOPED_TRACE("typical " + std::to_string(spread) + " " + std::to_string(mass));
+      auto expected = restrict_to(probs, keep);
+      for (uint64_t seed = 0; seed < 100; ++seed) {
+        ASSERT_EQ(sample(p, seed, logits), draw(expected, seed, 0)) << "seed " << seed;
+      }
+    }
+  }
+}
+
 TEST(Sampler, SameInputsSameTokenAcrossInstances) {
   SamplingParams p;
   p.temperature = 1.3;

@@ -467,6 +467,68 @@ TEST(Scheduler, RejectsInconsistentConfig) {
   EXPECT_THROW(Scheduler(small_config(), backend.kv_cache_shape(), kVocab, 0), nibble::Error);
 }
 
+TEST(Scheduler, GreedyOnlyStepsMarkPlainArgmaxRows) {
+  FakeBackend backend(kVocab, 32, 4);
+  Driver d(backend, small_config());
+  auto plain = greedy(make_prompt(5, 90), 4);
+  ASSERT_TRUE(d.add(1, plain).ok());
+  EXPECT_TRUE(d.step().greedy_only);
+  auto biased = plain;
+  biased.sampling.logit_bias[3] = 1.0f;
+  ASSERT_TRUE(d.add(2, biased).ok());
+  EXPECT_FALSE(d.step().greedy_only);
+  d.run();
+  auto masked = plain;
+  masked.stop.min_tokens = 2;  // EOS masking makes rows 0 and 1 non-plain
+  masked.stop.max_tokens = 4;
+  ASSERT_TRUE(d.add(3, masked).ok());
+  std::vector<bool> flags;
+  while (d.sched.has_unfinished()) flags.push_back(d.step().greedy_only);
+  ASSERT_GE(flags.size(), 3u);  // EOS may end it once allowed
+  EXPECT_EQ(std::vector<bool>(flags.begin(), flags.begin() + 3), (std::vector<bool>{false, false, true}));
+  auto sampled = plain;
+  sampled.sampling.temperature = 0.5;
+  ASSERT_TRUE(d.add(4, sampled).ok());
+  EXPECT_FALSE(d.step().greedy_only);
+  d.run();
+}
+
+TEST(Scheduler, BackendPickedTokensMatchHostSampling) {
+  FakeBackend backend(kVocab, 32, 4);
+  Scheduler s(small_config(), backend.kv_cache_shape(), kVocab, 4096);
+  std::vector<GenerationRequest> reqs;
+  for (int i = 0; i < 4; ++i) {
+    auto r = greedy(make_prompt(3 + 4 * i, 91 + i), 12);
+    r.n = 1 + i % 2;
+    reqs.push_back(r);
+    ASSERT_TRUE(s.add_request(i + 1, r).ok());
+  }
+  std::map<uint64_t, std::vector<std::vector<int32_t>>> got;
+  std::vector<float> logits;
+  while (s.has_unfinished()) {
+    SchedulerStep step = s.schedule();
+    ASSERT_TRUE(step.greedy_only);
+    backend.forward(step.batch, logits);
+    std::vector<int32_t> tokens;
+    for (size_t r = 0; r < step.batch.logits_indices.size(); ++r) {
+      auto row = std::span(logits).subspan(r * kVocab, kVocab);
+      tokens.push_back(static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin()));
+    }
+    for (const Delivery& d : s.update_with_tokens(step, tokens)) {
+      auto& per = got[d.request_key];
+      per.resize(reqs[d.request_key - 1].n);
+      per[d.output.index].insert(per[d.output.index].end(), d.output.new_tokens.begin(), d.output.new_tokens.end());
+    }
+    s.check_invariants();
+  }
+  for (int i = 0; i < 4; ++i) {
+    for (int k = 0; k < reqs[i].n; ++k) {
+      EXPECT_EQ(got[i + 1][k], generate_alone(reqs[i], k, 0, kEos, kVocab, 4096).tokens) << i << "/" << k;
+    }
+  }
+  EXPECT_EQ(s.block_pool().num_used(), 0);
+}
+
 TEST(Scheduler, LogprobsComeWithTokens) {
   FakeBackend backend(kVocab, 16, 4);
   auto config = small_config();

@@ -75,7 +75,7 @@ struct Collected {
 
 class Driver {
  public:
-  Driver(FakeBackend& backend, const SchedulerConfig& config, int max_model_len = 4096)
+  Driver(Backend& backend, const SchedulerConfig& config, int max_model_len = 4096)
       : sched(config, backend.kv_cache_shape(), backend.config().vocab_size, max_model_len), backend_(backend) {}
 
   ValidationResult add(uint64_t key, const GenerationRequest& r) {
@@ -142,7 +142,7 @@ class Driver {
   std::map<uint64_t, Collected> results;
 
  private:
-  FakeBackend& backend_;
+  Backend& backend_;
   std::vector<float> logits_;
 };
 

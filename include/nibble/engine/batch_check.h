@@ -9,7 +9,9 @@ namespace nibble {
 
 // Checks the CSR shapes, token ids in [0, vocab_size), positions contiguous
 // and ending at seq_lens[s] - 1, block tables exactly covering seq_lens with
-// block ids in [0, kv.num_blocks), and logits_indices in [0, num_tokens).
+// block ids in [0, kv.num_blocks), no block receiving new tokens twice (from
+// two sequences or two entries of one table; shared prefix blocks that are
+// only read are fine), and logits_indices in [0, num_tokens).
 void validate_batch(const Batch& batch, int vocab_size, const KvCacheShape& kv);
 
 }  // namespace nibble

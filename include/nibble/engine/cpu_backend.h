@@ -26,6 +26,10 @@ struct CpuBackendOptions {
 
 // The model must outlive the backend (weights are views into it). Throws
 // nibble::Error on an unsupported or inconsistent model or bad options.
+// forward() runs on one thread at a time (the engine thread) and uses the
+// backend's own worker pool; a malformed Batch throws before any KV write.
+// Logits do not depend on how tokens are batched, paged or chunked (bit-exact
+// for a fixed thread count).
 std::unique_ptr<Backend> make_cpu_backend(const LoadedModel& model, const CpuBackendOptions& options = {});
 
 }  // namespace nibble

@@ -75,10 +75,12 @@ class Sampler {
   struct Candidate {
     int32_t id;
     double value;  // logit, later probability
+    double key;    // typical_p: distance of the surprise from the entropy
   };
   void apply_penalties(const SampleInput& input);
   void fill_logprobs(const SampleInput& input, SampleResult& result);
   int32_t draw(const SampleInput& input);
+  int32_t draw_unfiltered(double temperature, double u);
 
   std::vector<float> x_;
   std::vector<int32_t> counts_;     // output-token counts, dense over the vocab
@@ -86,8 +88,7 @@ class Sampler {
   std::vector<int32_t> touched_;    // ids whose counts_/seen_ entries must be reset
   std::vector<Candidate> cand_;
   std::vector<Candidate> scratch_;
-  std::vector<Candidate> reordered_;
-  std::vector<size_t> order_scratch_;
+  std::vector<double> dense_;
 };
 
 }  // namespace nibble

@@ -87,4 +87,7 @@ GenerationConfig parse_generation_config(const std::string& json_text, const std
 
 std::string architecture_name(Architecture a);
 
+// One line for logs: "LlamaForCausalLM: 32 layers, hidden 4096, ..., GPTQ 4-bit g128 act-order sym".
+std::string describe_model_config(const ModelConfig& config);
+
 }  // namespace nibble

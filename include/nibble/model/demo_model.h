@@ -35,7 +35,8 @@ struct DemoModelOptions {
 ModelConfig demo_model_config(const DemoModelOptions& options);
 
 // Creates `dir` if needed and writes config.json (with quantization_config when
-// quantized), generation_config.json and the weights. Throws nibble::Error for
+// quantized), generation_config.json and the weights, replacing any
+// *.safetensors / index files already there. Throws nibble::Error for
 // bad options or I/O failures.
 void write_demo_model_weights(const std::filesystem::path& dir, const DemoModelOptions& options);
 

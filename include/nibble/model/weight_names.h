@@ -58,6 +58,10 @@ struct WeightVisitor {
 // tie_word_embeddings() afterwards to fill it in the tied case.
 void for_each_weight(const ModelConfig& c, ModelWeights& w, const WeightVisitor& visit);
 
+// Bytes of every weight view of w (a tied lm_head counted once): what a decode
+// step at batch 1 must read, the floor of its memory traffic.
+uint64_t total_weight_bytes(const ModelConfig& c, const ModelWeights& w);
+
 // When c.tie_word_embeddings, makes w.lm_head a dense view of w.embed_tokens.
 void tie_word_embeddings(const ModelConfig& c, ModelWeights& w);
 

@@ -37,6 +37,8 @@
 
 namespace nibble {
 
+class ThreadPool;
+
 // One sequence's part of a step.
 struct ScheduledSequence {
   uint64_t seq_id = 0;
@@ -48,6 +50,10 @@ struct ScheduledSequence {
 struct SchedulerStep {
   Batch batch;
   std::vector<ScheduledSequence> sequences;  // parallel to the batch's sequences
+  // Every sampling row takes the plain argmax of the raw logits (temperature
+  // 0, no logprobs, bias, penalties or min_tokens masking): a backend may
+  // then pick the tokens itself (update_with_tokens) instead of returning logits.
+  bool greedy_only = true;
   bool empty() const { return sequences.empty(); }
 };
 
@@ -80,8 +86,14 @@ class Scheduler {
   SchedulerStep schedule();
   // logits: batch.logits_indices.size() rows of vocab_size values.
   std::vector<Delivery> update(const SchedulerStep& step, std::span<const float> logits);
+  // For greedy_only steps: tokens[r] is the argmax (lowest id on ties) of logits row r.
+  std::vector<Delivery> update_with_tokens(const SchedulerStep& step, std::span<const int32_t> tokens);
   // The backend failed on this step: its requests finish with Error.
   std::vector<Delivery> fail_step(const SchedulerStep& step, const std::string& message);
+
+  // Samples the rows of a step on this pool's threads (nullptr: the caller's
+  // thread). The pool must outlive the scheduler or be reset first.
+  void set_sampling_pool(ThreadPool* pool) { sampling_pool_ = pool; }
 
   bool has_unfinished() const { return !requests_.empty(); }
   bool has_request(uint64_t key) const { return requests_.count(key) != 0; }
@@ -112,8 +124,19 @@ class Scheduler {
   void cache_computed_blocks(Sequence& seq);
   void preempt(Sequence& seq);
   void release_blocks(Sequence& seq);
-  void fork(Sequence& parent, std::span<const float> row, std::vector<Delivery>& out);
-  void sample_and_append(Sequence& seq, std::span<const float> row, std::vector<Delivery>& out);
+  struct SampleJob {
+    Sequence* seq;
+    int row;
+    int32_t token;
+    TokenLogprob logprob;
+  };
+  void fork(Sequence& parent, int logits_row);
+  void collect_jobs(const SchedulerStep& step);
+  void sample_jobs(std::span<const float> logits);
+  std::vector<Delivery> append_jobs();
+  SampleInput sample_input(const Sequence& seq, std::span<const float> row) const;
+  bool samples_by_plain_argmax(const Sequence& seq) const;
+  void append_token(Sequence& seq, int32_t token, TokenLogprob&& logprob, std::vector<Delivery>& out);
   void finish(Sequence& seq, FinishReason reason, RequestOutput& output);
   RequestOutput new_output(const Request& request, int index) const;
   void drop_request_if_done(Request& request);
@@ -123,6 +146,9 @@ class Scheduler {
   int block_size_;
   BlockPool pool_;
   Sampler sampler_;
+  ThreadPool* sampling_pool_ = nullptr;
+  std::vector<Sampler> chunk_samplers_;
+  std::vector<SampleJob> jobs_;  // this step's samples, in delivery order
   std::mt19937_64 seed_source_;
 
   uint64_t next_seq_id_ = 1;
