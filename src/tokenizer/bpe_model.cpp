@@ -153,6 +153,8 @@ BpeModel::BpeModel(const nlohmann::json& spec, BpeTables tables, const std::stri
       }
     }
   }
+  split_at_metaspace_ = !ignore_merges_ && continuing_subword_prefix_.empty() && end_of_word_suffix_.empty() &&
+                       no_token_spans_metaspace_boundary();
   merges_.reserve(tables.merges.size());
   for (size_t rank = 0; rank < tables.merges.size(); ++rank) {
     add_merge(rank, tables.merges[rank].first, tables.merges[rank].second, where);
@@ -194,8 +196,42 @@ const std::string* BpeModel::id_to_token(int32_t id) const {
   return &id_to_token_[id];
 }
 
+namespace {
+constexpr std::string_view kMetaspace = "\xE2\x96\x81";  // U+2581
+}  // namespace
+
+bool BpeModel::no_token_spans_metaspace_boundary() const {
+  bool any_metaspace = false;
+  for (const auto& [token, id] : vocab_) {
+    size_t lead = 0;  // bytes of the leading run of "▁"
+    while (token.compare(lead, kMetaspace.size(), kMetaspace) == 0) lead += kMetaspace.size();
+    if (token.find(kMetaspace, lead) != std::string::npos) return false;
+    any_metaspace = any_metaspace || lead > 0;
+  }
+  return any_metaspace;
+}
+
 void BpeModel::tokenize(std::string_view word, std::vector<int32_t>& out) const {
   if (word.empty()) return;
+  if (!split_at_metaspace_ || word.size() <= kMaxCachedWordBytes) {
+    tokenize_cached(word, out);
+    return;
+  }
+  // Cut before every "▁" that follows another character.
+  size_t start = 0;
+  size_t pos = word.find(kMetaspace, 1);
+  while (pos != std::string_view::npos) {
+    const bool after_metaspace = pos >= kMetaspace.size() && word.compare(pos - kMetaspace.size(), kMetaspace.size(), kMetaspace) == 0;
+    if (!after_metaspace && pos > start) {
+      tokenize_cached(word.substr(start, pos - start), out);
+      start = pos;
+    }
+    pos = word.find(kMetaspace, pos + kMetaspace.size());
+  }
+  tokenize_cached(word.substr(start), out);
+}
+
+void BpeModel::tokenize_cached(std::string_view word, std::vector<int32_t>& out) const {
   const bool cacheable = word.size() <= kMaxCachedWordBytes;
   if (cacheable) {
     std::lock_guard lock(cache_mutex_);

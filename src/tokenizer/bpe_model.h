@@ -60,7 +60,9 @@ class BpeModel {
   static uint64_t pair_key(int32_t a, int32_t b) {
     return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
   }
+  void tokenize_cached(std::string_view word, std::vector<int32_t>& out) const;
   void tokenize_uncached(std::string_view word, std::vector<int32_t>& out) const;
+  bool no_token_spans_metaspace_boundary() const;
   void add_vocab(std::string token, int64_t id, const std::string& where);
   void add_merge(size_t rank, const std::string& a, const std::string& b, const std::string& where);
 
@@ -76,6 +78,11 @@ class BpeModel {
   std::string continuing_subword_prefix_;
   std::string end_of_word_suffix_;
   std::array<int32_t, 256> byte_fallback_ids_{};
+  // SentencePiece-style vocabularies with no pre-tokenizer hand the model whole texts as
+  // one word. When no token has "▁" after another character, no merge can cross the
+  // point before such a "▁", so the word is tokenized piece by piece (same result, and
+  // the pieces hit the cache).
+  bool split_at_metaspace_ = false;
 
   static constexpr size_t kCacheCapacity = 20000;
   static constexpr size_t kMaxCachedWordBytes = 256;

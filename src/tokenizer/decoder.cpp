@@ -135,12 +135,12 @@ class MetaspaceDecoder : public Decoder {
       : replacement_(std::move(replacement)), drop_in_first_(drop_in_first) {}
   void decode_chain(std::vector<std::string>& tokens) const override {
     for (size_t i = 0; i < tokens.size(); ++i) {
-      tokens[i] = Pattern(replacement_).replace_all(tokens[i], i == 0 && drop_in_first_ ? "" : " ");
+      tokens[i] = replacement_.replace_all(tokens[i], i == 0 && drop_in_first_ ? "" : " ");
     }
   }
 
  private:
-  std::string replacement_;
+  Pattern replacement_;
   bool drop_in_first_;
 };
 

@@ -145,7 +145,7 @@ class ByteLevelPreTokenizer : public PreTokenizer {
   void pre_tokenize(std::vector<Piece>& pieces) const override {
     if (add_prefix_space_) {
       for (auto& p : pieces) {
-        if (!p.text.empty() && p.text[0] != ' ') p.text.insert(0, " ");
+        if (!p.text.empty() && p.text[0] != ' ') p.text = " " + p.text;
       }
     }
     if (regex_) {
@@ -167,7 +167,7 @@ class MetaspacePreTokenizer : public PreTokenizer {
       : replacement_(std::move(replacement)), scheme_(scheme), split_(split) {}
   void pre_tokenize(std::vector<Piece>& pieces) const override {
     for (auto& p : pieces) {
-      p.text = Pattern(std::string(" ")).replace_all(p.text, replacement_);
+      p.text = space_.replace_all(p.text, replacement_);
       const bool starts = p.text.rfind(replacement_, 0) == 0;
       if (!starts && !p.text.empty() &&
           (scheme_ == PrependScheme::Always || (scheme_ == PrependScheme::First && p.at_start))) {
@@ -181,6 +181,7 @@ class MetaspacePreTokenizer : public PreTokenizer {
   }
 
  private:
+  Pattern space_{std::string(" ")};
   std::string replacement_;
   PrependScheme scheme_;
   bool split_;

@@ -35,9 +35,21 @@ TokenizerConfig parse_tokenizer_config(std::string_view text, const std::string&
   if (text.empty()) return config;
   const nlohmann::json cfg = parse(text, where);
   if (!cfg.is_object()) throw Error(where + ": expected a JSON object");
-  for (const char* name : {"bos_token", "eos_token", "pad_token", "unk_token", "sep_token", "cls_token", "mask_token"}) {
-    if (!cfg.contains(name)) continue;
-    if (auto t = token_text(cfg[name], where + "." + name)) config.special_tokens[name] = *t;
+  // Every "<name>_token" given as a string or AddedToken (bos_token, eos_token, pad_token,
+  // Gemma 3's image_token, ...) and additional_special_tokens, as transformers passes
+  // its special_tokens_map to chat templates.
+  for (const auto& [name, value] : cfg.items()) {
+    const bool token_field = name.size() > 6 && name.compare(name.size() - 6, 6, "_token") == 0;
+    if (!token_field || !(value.is_string() || value.is_object())) continue;
+    if (value.is_object() && !value.contains("content")) continue;
+    if (auto t = token_text(value, where + "." + name)) config.special_tokens[name] = *t;
+  }
+  if (cfg.contains("additional_special_tokens") && cfg["additional_special_tokens"].is_array()) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& t : cfg["additional_special_tokens"]) {
+      if (auto text = token_text(t, where + ".additional_special_tokens")) list.push_back(*text);
+    }
+    config.special_tokens["additional_special_tokens"] = list;
   }
   if (cfg.contains("bos_token")) config.bos_token = token_text(cfg["bos_token"], where + ".bos_token");
   if (cfg.contains("eos_token")) config.eos_token = token_text(cfg["eos_token"], where + ".eos_token");

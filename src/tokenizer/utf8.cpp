@@ -1,6 +1,6 @@
 #include "utf8.h"
 
-#include <utf8proc.h>
+#include "regex.h"
 
 namespace nibble::tokenizer_detail {
 
@@ -116,14 +116,12 @@ bool is_alphanumeric(char32_t cp) {
   if (cp < 0x80) {
     return (cp >= '0' && cp <= '9') || (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z');
   }
-  switch (utf8proc_category(static_cast<utf8proc_int32_t>(cp))) {
-    case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
-    case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_ND:
-    case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_NO:
-      return true;
-    default:
-      return false;
-  }
+  // Rust's is_alphabetic is the derived Alphabetic property (letters plus Other_Alphabetic
+  // marks such as Indic vowel signs), which utf8proc does not expose; PCRE2 knows it.
+  static const Regex alphanumeric("^[\\p{Alphabetic}\\p{Nd}\\p{Nl}\\p{No}]", "is_alphanumeric");
+  std::string ch;
+  append_utf8(ch, cp);
+  return !alphanumeric.find_all(ch).empty();
 }
 
 char32_t last_code_point(std::string_view s) {

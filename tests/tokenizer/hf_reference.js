@@ -160,7 +160,9 @@ function makeCorpus(rand, specials, size) {
   };
   const corpus = FIXED.slice();
   while (corpus.length < size) {
-    const n = 1 + Math.floor(rand() * 14);
+    // Every 40th string is long (whole paragraphs reach the model as one word in
+    // SentencePiece-style tokenizers).
+    const n = corpus.length % 40 === 0 ? 80 + Math.floor(rand() * 120) : 1 + Math.floor(rand() * 14);
     let s = '';
     for (let i = 0; i < n; i++) s += fragment();
     corpus.push(s);

@@ -215,6 +215,7 @@ TEST(Config, BosEosTemplateChatTemplateAndEosIds) {
   const std::string config = R"({
     "bos_token": {"content": "<s>", "lstrip": false}, "eos_token": "</s>", "unk_token": "<unk>", "pad_token": null,
     "add_bos_token": true, "add_eos_token": true, "tokenizer_class": "LlamaTokenizerFast",
+    "image_token": "<img>", "additional_special_tokens": ["<a>", {"content": "<b>"}],
     "chat_template": [{"name": "tool_use", "template": "T"}, {"name": "default", "template": "D"}]})";
   const auto tok = load(spec, config);
   EXPECT_EQ(tok->encode("ab", true), (std::vector<int32_t>{10, 4, 11}));
@@ -225,6 +226,8 @@ TEST(Config, BosEosTemplateChatTemplateAndEosIds) {
   EXPECT_EQ(tok->eos_token_ids(), std::vector<int32_t>{11});
   EXPECT_EQ(tok->special_tokens_map()["unk_token"], "<unk>");
   EXPECT_FALSE(tok->special_tokens_map().contains("pad_token"));
+  EXPECT_EQ(tok->special_tokens_map()["image_token"], "<img>");
+  EXPECT_EQ(tok->special_tokens_map()["additional_special_tokens"], json({"<a>", "<b>"}));
   // Other tokenizer classes keep the tokenizer.json post-processor.
   const auto plain = load(spec, R"({"add_bos_token": true, "bos_token": "<s>", "tokenizer_class": "Qwen2Tokenizer"})");
   EXPECT_EQ(plain->encode("ab", true), (std::vector<int32_t>{4}));
