@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "nibble 0.1.0");
   nibble::cli::register_make_demo_model(app);
   nibble::cli::register_generate(app);
+  nibble::cli::register_tokenize(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -11,6 +11,7 @@ void setup_logging(const std::string& level) {
   auto parsed = spdlog::level::from_str(level);
   if (parsed == spdlog::level::off && level != "off")
     throw_error("unknown log level '" + level + "' (use trace, debug, info, warn, error, critical or off)");
+  spdlog::drop("nibble");
   auto logger = spdlog::stderr_color_mt("nibble");
   spdlog::set_default_logger(logger);
   spdlog::set_level(parsed);

@@ -48,6 +48,9 @@ struct ModelConfig {
   RopeScaling rope_scaling;
   bool tie_word_embeddings = false;
   bool attention_bias = false;  // q/k/v projections carry a bias (Qwen2 always)
+  // Mistral/Qwen2 sliding-window attention width, when the config enables it
+  // (attention then only sees the last sliding_window positions).
+  std::optional<int> sliding_window;
   DType torch_dtype = DType::F16;
   std::optional<int> bos_token_id;
   std::vector<int> eos_token_ids;
@@ -66,11 +69,25 @@ struct GenerationConfig {
 
 // Reads DIR/config.json, and the GPTQ settings from its quantization_config or
 // from DIR/quantize_config.json. Throws nibble::Error naming the file and key.
+// model_dir may also name a config.json-style file itself (its folder is then
+// searched for quantize_config.json).
 ModelConfig load_model_config(const std::filesystem::path& model_dir);
 
-// Reads DIR/generation_config.json when present; defaults otherwise.
+// Parses config.json text (`source` names it in errors); quantization settings
+// come only from its quantization_config.
+ModelConfig parse_model_config(const std::string& json_text, const std::string& source);
+
+// Parses a quantize_config.json / quantization_config object's text.
+QuantConfig parse_quant_config(const std::string& json_text, const std::string& source);
+
+// Reads DIR/generation_config.json when present; defaults otherwise (eos ids
+// then empty: callers fall back to ModelConfig::eos_token_ids).
 GenerationConfig load_generation_config(const std::filesystem::path& model_dir);
+GenerationConfig parse_generation_config(const std::string& json_text, const std::string& source);
 
 std::string architecture_name(Architecture a);
+
+// One line for logs: "LlamaForCausalLM: 32 layers, hidden 4096, ..., GPTQ 4-bit g128 act-order sym".
+std::string describe_model_config(const ModelConfig& config);
 
 }  // namespace nibble

@@ -3,6 +3,7 @@
 // threads submit requests and read token deltas from per-request channels.
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -12,6 +13,7 @@
 namespace nibble {
 
 class Backend;
+struct Batch;
 
 struct SchedulerConfig {
   int max_num_seqs = 256;
@@ -56,10 +58,22 @@ struct SubmitResult {
   std::shared_ptr<RequestHandle> handle;  // when Ok
 };
 
+// Optional wiring for EngineLoop::start.
+struct EngineLoopOptions {
+  // A backend that can pick argmax tokens on its own (CudaBackend::forward_greedy:
+  // forward() plus the argmax of each logits row, ties to the lowest id) lets
+  // steps whose samples are all plain greedy skip copying logits to the host.
+  std::function<std::vector<int32_t>(const Batch&)> forward_greedy;
+  // Threads that sample a step's rows on the host (0: one per core, at most 16).
+  // Tokens do not depend on it.
+  int sampling_threads = 0;
+};
+
 class EngineLoop {
  public:
   virtual ~EngineLoop() = default;
   static std::unique_ptr<EngineLoop> start(Backend& backend, const SchedulerConfig& config);
+  static std::unique_ptr<EngineLoop> start(Backend& backend, const SchedulerConfig& config, EngineLoopOptions options);
 
   virtual SubmitResult submit(GenerationRequest request) = 0;
   virtual EngineStats stats() const = 0;

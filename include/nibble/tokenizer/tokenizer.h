@@ -23,15 +23,29 @@ class Tokenizer {
   static std::unique_ptr<Tokenizer> from_file(const std::filesystem::path& tokenizer_json);
   // Loads DIR/tokenizer.json and DIR/tokenizer_config.json.
   static std::unique_ptr<Tokenizer> from_model_dir(const std::filesystem::path& model_dir);
+  // Loads tokenizer.json with an explicit tokenizer_config.json (nullopt: none, so
+  // ids are exactly those of the Hugging Face `tokenizers` library for the file).
+  static std::unique_ptr<Tokenizer> from_files(const std::filesystem::path& tokenizer_json,
+                                               const std::optional<std::filesystem::path>& tokenizer_config);
+  // Loads from in-memory texts; config_json may be empty. `name` labels errors.
+  static std::unique_ptr<Tokenizer> from_json_text(std::string_view tokenizer_json, std::string_view config_json,
+                                                   const std::string& name);
 
   // add_special_tokens applies the post-processor (BOS/EOS) as HF does.
   virtual std::vector<int32_t> encode(std::string_view text, bool add_special_tokens) const = 0;
   virtual std::string decode(std::span<const int32_t> ids, bool skip_special_tokens) const = 0;
 
-  virtual int vocab_size() const = 0;  // including added tokens
+  virtual int vocab_size() const = 0;  // highest id + 1, added tokens included
   virtual std::optional<int32_t> token_to_id(std::string_view token) const = 0;
   virtual std::optional<std::string> id_to_token(int32_t id) const = 0;  // raw vocab string
   virtual bool is_special(int32_t id) const = 0;
+  // Whether the id is a SentencePiece byte-fallback token (<0xNN>) that the decoder turns
+  // into a raw byte. A later byte token can turn such a run into U+FFFD, so streaming
+  // holds text back while the last token is one of these.
+  virtual bool is_byte_fallback(int32_t id) const {
+    (void)id;
+    return false;
+  }
 
   // From tokenizer_config.json (empty / nullopt when absent).
   virtual std::optional<std::string> bos_token() const = 0;

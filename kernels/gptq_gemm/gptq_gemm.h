@@ -1,0 +1,82 @@
+#pragma once
+// GPTQ matrix product on the GPU: y[M, N] (fp16) = x[M, K] (fp16) * W[K, N] (+ bias),
+// W a 4- or 8-bit GPTQ linear in the kernel layout of gptq_layout.h (converted once
+// at load by gptq_prepare() on the host, then copied to the device as is).
+//
+//   M <= kGptqSmallMMax (decode, small batches): one fused dequantize-and-multiply
+//     kernel that streams every weight byte from DRAM once (16-byte coalesced
+//     loads, fp32 accumulation across rows), split over K when N alone cannot fill
+//     the GPU; split partials are added into an fp32 accumulator in the workspace
+//     and the last block of each tile writes y.
+//   larger M (prefill): the weight is dequantized to an fp16 scratch, column
+//     chunk by column chunk, and multiplied by cuBLAS (fp32 accumulation).
+//
+// Plain pointers and a stream; argument checks (shapes, null pointers) throw
+// nibble::Error before anything is launched. Every call is asynchronous on `stream`.
+#include <cublas_v2.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "gptq_gemm/gptq_layout.h"
+
+namespace nibble::kernels {
+
+// Device pointers to one prepared linear (the four arrays of GptqPrepared, copied as is).
+struct GptqDeviceWeights {
+  int64_t K = 0;
+  int64_t N = 0;
+  int bits = 4;
+  int group_rows = 0;
+  int64_t groups = 0;
+  const uint32_t* qweight = nullptr;  // [K / pack, N]
+  const __half* scales = nullptr;     // [groups, N]
+  const __half* zeros = nullptr;      // [groups, N], -(1024 + zero)
+  const int32_t* perm = nullptr;      // [K] or null (no act-order)
+};
+
+// Scratch the calls need; the caller owns the memory (one workspace per stream:
+// calls that share it must be ordered).
+struct GptqWorkspace {
+  // Split-K fp32 accumulator and tile counters. Must be zero-filled once after
+  // allocation (cudaMemset); every call leaves it zero-filled again. Smaller
+  // than gptq_splitk_workspace_bytes() for a call's M and N means no split-K
+  // (correct, but slow when N alone cannot fill the GPU).
+  void* splitk = nullptr;
+  size_t splitk_bytes = 0;
+  // fp16 dequantized-weight scratch of the large-M path; any size of at least
+  // K * 64 * 2 bytes works (less means more, narrower column chunks); K * N * 2
+  // bytes does it in one cuBLAS call.
+  void* dequant = nullptr;
+  size_t dequant_bytes = 0;
+  cublasHandle_t cublas = nullptr;  // needed for the large-M path; its stream is set per call
+};
+
+// Largest M served by the fused kernel; above it the dequantize + cuBLAS path runs.
+inline constexpr int64_t kGptqSmallMMax = 8;
+
+// Split-K workspace for every call with M <= max_m and N <= max_n: 16 KB of
+// counters plus an fp32 [max_m, max_n] accumulator.
+size_t gptq_splitk_workspace_bytes(int64_t max_m, int64_t max_n);
+
+// The uploaded view of a prepared layer: pointers the caller copied the vectors to.
+GptqDeviceWeights gptq_device_view(const GptqPrepared& host, const uint32_t* qweight, const __half* scales,
+                                   const __half* zeros, const int32_t* perm);
+
+// y = x W (+ bias). x fp16 [M, K] row-major, y fp16 [M, N] row-major, bias fp16 [N] or null.
+void gptq_gemm(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,
+               const GptqWorkspace& ws, cudaStream_t stream);
+
+// The two paths on their own (gptq_gemm picks one by M); the benchmark times both.
+void gptq_gemm_fused(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,
+                     const GptqWorkspace& ws, cudaStream_t stream);
+void gptq_gemm_dequant_cublas(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y,
+                              const __half* bias, const GptqWorkspace& ws, cudaStream_t stream);
+
+// W as fp16 [K, n_end - n_begin] row-major (checkpoint row order) for columns
+// [n_begin, n_end); out has row stride n_end - n_begin.
+void gptq_dequantize(const GptqDeviceWeights& w, int64_t n_begin, int64_t n_end, __half* out, cudaStream_t stream);
+
+}  // namespace nibble::kernels
