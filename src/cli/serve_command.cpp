@@ -2,6 +2,7 @@
 // model loads), loads the model, tokenizer, chat template and engine, serves
 // until SIGTERM/SIGINT, then drains.
 #include <algorithm>
+#include <cstdio>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -17,10 +18,12 @@
 #include "nibble/chat/chat_template.h"
 #include "nibble/core/error.h"
 #include "nibble/core/logging.h"
+#include "nibble/core/memory_size.h"
 #include "nibble/engine/backend_factory.h"
 #include "nibble/model/loader.h"
 #include "nibble/scheduler/engine_loop.h"
 #include "nibble/server/http_server.h"
+#include "nibble/server/service_notify.h"
 #include "nibble/server/shutdown.h"
 #include "nibble/tokenizer/tokenizer.h"
 
@@ -38,6 +41,7 @@ struct ServeOptions {
   int kv_cache_tokens = 0;
   int threads = 0;
   double gpu_memory_utilization = 0.9;
+  std::string max_gpu_memory;
   bool enable_prefix_caching = true;
   double drain_timeout_s = 30.0;
   int read_timeout_s = 60;
@@ -69,7 +73,8 @@ void add_options(CLI::App& cmd, ServeOptions& o) {
       ->envname("NIBBLE_CHAT_TEMPLATE");
   cmd.add_option("--max-model-len", o.max_model_len, "Context length (default: the model's)")
       ->envname("NIBBLE_MAX_MODEL_LEN")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd.add_option("--max-num-seqs", o.max_num_seqs, "Most requests running at once")
       ->envname("NIBBLE_MAX_NUM_SEQS")
       ->check(CLI::PositiveNumber)
@@ -84,7 +89,8 @@ void add_options(CLI::App& cmd, ServeOptions& o) {
       ->capture_default_str();
   cmd.add_option("--kv-cache-tokens", o.kv_cache_tokens, "KV cache size in tokens (CPU pool; 0 = default)")
       ->envname("NIBBLE_KV_CACHE_TOKENS")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd.add_option("--device", o.device, "auto (CUDA when built with it and a GPU is present), cpu or cuda")
       ->envname("NIBBLE_DEVICE")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
@@ -93,9 +99,13 @@ void add_options(CLI::App& cmd, ServeOptions& o) {
       ->envname("NIBBLE_GPU_MEMORY_UTILIZATION")
       ->check(CLI::Range(0.05, 1.0))
       ->capture_default_str();
+  cmd.add_option("--max-gpu-memory", o.max_gpu_memory,
+                 "Plan GPU memory as for a card of this size, e.g. 24GiB (cuda; overrides --gpu-memory-utilization)")
+      ->envname("NIBBLE_MAX_GPU_MEMORY");
   cmd.add_option("--threads", o.threads, "CPU worker threads (0 = all cores)")
       ->envname("NIBBLE_THREADS")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd.add_option("--allowed-origins", o.http.allowed_origins, "CORS origins (comma-separated; * for any)")
       ->envname("NIBBLE_ALLOWED_ORIGINS")
       ->delimiter(',');
@@ -124,7 +134,8 @@ void add_options(CLI::App& cmd, ServeOptions& o) {
       ->capture_default_str();
   cmd.add_flag("--enable-prefix-caching,!--no-enable-prefix-caching", o.enable_prefix_caching,
                "Reuse the KV blocks of shared prompt prefixes")
-      ->envname("NIBBLE_ENABLE_PREFIX_CACHING");
+      ->envname("NIBBLE_ENABLE_PREFIX_CACHING")
+      ->default_str("true");
 }
 
 // Everything a served model consists of, kept alive together.
@@ -157,6 +168,7 @@ void load_stack(const ServeOptions& o, LoadedStack& s) {
   backend.threads = o.threads;
   backend.kv_cache_tokens = o.kv_cache_tokens;
   backend.gpu_memory_utilization = o.gpu_memory_utilization;
+  if (!o.max_gpu_memory.empty()) backend.max_gpu_memory = parse_memory_size(o.max_gpu_memory);
   backend.max_num_seqs = o.max_num_seqs;
   backend.max_num_batched_tokens = o.max_num_batched_tokens;
   s.backend = make_backend(*s.model, backend);
@@ -261,7 +273,9 @@ void serve(ServeOptions o) {
   spdlog::info("ready: http://{}:{}/v1 (max {} running, {} waiting, prefix caching {})", o.http.host, port,
                o.max_num_seqs, o.max_waiting, o.enable_prefix_caching ? "on" : "off");
 
+  server::notify_ready(fmt::format("serving {} on {}:{}", o.http.served_model_name, o.http.host, port));
   server::wait_for_shutdown_signal([&] { return serving.load(); });
+  server::notify_stopping();
   auto drain = std::chrono::milliseconds(static_cast<long long>(o.drain_timeout_s * 1000));
   server::drain_and_stop(http, [&] { stack.engine->shutdown(drain); });
   http_thread.join();
@@ -276,9 +290,16 @@ void register_serve(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("serve", "Serve a model over an OpenAI-compatible HTTP API");
   cmd->add_option("--config", *config_file, "TOML file setting any of these options (e.g. max-num-seqs = 64)")
       ->envname("NIBBLE_CONFIG");
+  auto check_config = std::make_shared<bool>(false);
+  cmd->add_flag("--check-config", *check_config,
+                "Check the options (command line, environment, --config file), print them as TOML and exit");
   add_options(*cmd, *options);
-  cmd->callback([cmd, options, config_file] {
+  cmd->callback([cmd, options, config_file, check_config] {
     if (!config_file->empty()) apply_config_file(*cmd, *config_file);
+    if (*check_config) {
+      std::fputs(cmd->config_to_str(/*default_also=*/true, /*write_description=*/true).c_str(), stdout);
+      return;
+    }
     serve(*options);
   });
 }

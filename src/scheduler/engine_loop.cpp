@@ -269,6 +269,8 @@ std::unique_ptr<EngineLoop> EngineLoop::start(Backend& backend, const SchedulerC
 
 std::unique_ptr<EngineLoop> EngineLoop::start(Backend& backend, const SchedulerConfig& config,
                                               EngineLoopOptions options) {
+  if (!options.forward_greedy && backend.has_device_greedy())
+    options.forward_greedy = [&backend](const Batch& batch) { return backend.forward_greedy(batch); };
   return std::make_unique<EngineLoopImpl>(backend, config, std::move(options));
 }
 

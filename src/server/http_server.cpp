@@ -1,5 +1,7 @@
 #include "nibble/server/http_server.h"
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <random>
 
@@ -178,7 +180,25 @@ void register_method_guards(httplib::Server& http) {
 struct HttpServer::Impl {
   ServerState state;
   httplib::Server http;
+  int listen_fd = -1;
 };
+
+namespace {
+
+// The Debian build of cpp-httplib listens with a backlog of 5, so bursts of
+// new connections (128 clients at once) overflow it and get reset. Re-listening
+// on the bound socket raises the backlog; the options keep httplib's
+// SO_REUSEADDR but not its SO_REUSEPORT, so a second server on the same port
+// fails to start instead of silently sharing it.
+constexpr int kListenBacklog = 4096;
+
+void listen_socket_options(int fd, int* listen_fd) {
+  int yes = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  *listen_fd = fd;
+}
+
+}  // namespace
 
 HttpServer::HttpServer(ServerConfig config) : impl_(std::make_unique<Impl>()) {
   ServerState& state = impl_->state;
@@ -187,6 +207,8 @@ HttpServer::HttpServer(ServerConfig config) : impl_(std::make_unique<Impl>()) {
   size_t threads = static_cast<size_t>(std::max(1, state.config.max_connections));
   http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   http.set_payload_max_length(state.config.max_body_size);
+  int* listen_fd = &impl_->listen_fd;
+  http.set_socket_options([listen_fd](socket_t fd) { listen_socket_options(fd, listen_fd); });
   http.set_read_timeout(state.config.read_timeout);
   http.set_write_timeout(state.config.write_timeout);
   http.set_keep_alive_timeout(state.config.keep_alive_timeout.count());
@@ -210,14 +232,16 @@ HttpServer::~HttpServer() = default;
 
 int HttpServer::bind() {
   const auto& config = impl_->state.config;
-  if (config.port == 0) {
-    int port = impl_->http.bind_to_any_port(config.host);
+  int port = config.port;
+  if (port == 0) {
+    port = impl_->http.bind_to_any_port(config.host);
     NIBBLE_CHECK(port > 0, fmt::format("cannot listen on {}: no free port", config.host));
-    return port;
+  } else {
+    NIBBLE_CHECK(impl_->http.bind_to_port(config.host, config.port),
+                 fmt::format("cannot listen on {}:{} (address in use or not available)", config.host, config.port));
   }
-  NIBBLE_CHECK(impl_->http.bind_to_port(config.host, config.port),
-               fmt::format("cannot listen on {}:{} (address in use or not available)", config.host, config.port));
-  return config.port;
+  if (impl_->listen_fd >= 0) ::listen(impl_->listen_fd, kListenBacklog);
+  return port;
 }
 
 void HttpServer::run() { impl_->http.listen_after_bind(); }

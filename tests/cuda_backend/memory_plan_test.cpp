@@ -3,6 +3,7 @@
 
 #include "memory_plan.h"
 #include "nibble/core/error.h"
+#include "nibble/core/memory_size.h"
 #include "nibble/engine/cuda_backend.h"
 
 namespace nibble {

@@ -27,6 +27,11 @@ class Backend {
   // Runs the model over batch: writes the new tokens' K/V into their blocks and
   // fills logits with batch.logits_indices.size() rows of vocab_size fp32 values.
   virtual void forward(const Batch& batch, std::vector<float>& logits) = 0;
+
+  // Backends that can take the argmax of each logits row themselves (ties to
+  // the lowest id) let all-greedy steps skip copying logits to the host.
+  virtual bool has_device_greedy() const { return false; }
+  virtual std::vector<int32_t> forward_greedy(const Batch& batch);
 };
 
 }  // namespace nibble

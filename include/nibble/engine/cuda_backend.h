@@ -23,7 +23,7 @@ struct CudaBackendOptions {
   // Fraction of the card's memory this process may use (weights, activations,
   // KV pool, CUDA context); ignored when max_gpu_memory > 0.
   double gpu_memory_utilization = 0.9;
-  uint64_t max_gpu_memory = 0;  // bytes; see parse_memory_size()
+  uint64_t max_gpu_memory = 0;  // bytes; see nibble/core/memory_size.h
   int block_size = 16;          // tokens per KV block
   int kv_cache_blocks = 0;      // > 0: exactly this many blocks (must fit); 0: as many as fit
   // Activation sizing: the most tokens and sequences one forward() may carry.
@@ -54,7 +54,8 @@ class CudaBackend : public Backend {
  public:
   // forward() plus greedy sampling on the GPU: the argmax token of each
   // logits row (ties to the lowest id), without copying logits to the host.
-  virtual std::vector<int32_t> forward_greedy(const Batch& batch) = 0;
+  bool has_device_greedy() const override { return true; }
+  std::vector<int32_t> forward_greedy(const Batch& batch) override = 0;
   // Turns decode-step graphs on or off (tests compare replay with eager).
   virtual void set_cuda_graphs(bool enabled) = 0;
   virtual int captured_graphs() const = 0;
@@ -77,9 +78,5 @@ bool cuda_device_available();
 // The number of usable CUDA devices (0 when there is no driver or no GPU).
 int cuda_device_count();
 
-// Parses a byte count: "24GiB", "512MiB", "80GB", "1.5G", "1000000". Binary
-// suffixes (KiB, MiB, GiB, TiB, and K/M/G/T) are powers of 1024, KB/MB/GB/TB
-// powers of 1000. Throws nibble::Error naming the text.
-uint64_t parse_memory_size(const std::string& text);
 
 }  // namespace nibble

@@ -63,6 +63,7 @@ struct EngineLoopOptions {
   // A backend that can pick argmax tokens on its own (CudaBackend::forward_greedy:
   // forward() plus the argmax of each logits row, ties to the lowest id) lets
   // steps whose samples are all plain greedy skip copying logits to the host.
+  // Left empty, start() uses the backend's own when has_device_greedy().
   std::function<std::vector<int32_t>(const Batch&)> forward_greedy;
   // Threads that sample a step's rows on the host (0: one per core, at most 16).
   // Tokens do not depend on it.

@@ -3,7 +3,7 @@
 #include <string>
 
 #include "nibble/core/error.h"
-#include "nibble/engine/cuda_backend.h"
+#include "nibble/core/memory_size.h"
 
 namespace nibble {
 

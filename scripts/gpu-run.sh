@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine from the bundle made by scripts/gpu-bundle.sh: the GPU
+# tests, nibble serve on the GPU answering a streamed request over HTTP, the
+# serving benchmark on it, and the end-to-end decode/prefill benchmark on dummy
+# Llama-3-8B and 70B shapes. Logs go to $OUT.
+cd "$(dirname "$0")"
+export LD_LIBRARY_PATH=$PWD/lib:${LD_LIBRARY_PATH:-}
+for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
+  [ -e "$d/libcublas.so.13" ] && export LD_LIBRARY_PATH=$d:$LD_LIBRARY_PATH
+done
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv,noheader
+step() { echo "=== $*"; }
+
+step "GPU tests"
+for t in kernels_gpu_test kernels_gptq_gpu_tests cuda_backend_test cuda_continuous_batching_test; do
+  ./$t --gtest_brief=1 > "$OUT/$t.log" 2>&1
+  echo "$t rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED)' "$OUT/$t.log" | tr '\n' ' ')"
+done
+
+step "nibble serve on the GPU"
+./nibble make-demo-model /tmp/demo-small --preset small > /dev/null 2>&1
+./nibble serve --model /tmp/demo-small --served-model-name demo --port 8123 --device cuda \
+  --log-level info > "$OUT/serve.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 120); do curl -fs http://127.0.0.1:8123/health > /dev/null && break; sleep 0.5; done
+grep -E "device|quant|ready" "$OUT/serve.log" | head -5
+curl -sS -N http://127.0.0.1:8123/v1/chat/completions -H 'Content-Type: application/json' \
+  -d '{"model":"demo","messages":[{"role":"user","content":"Hello"}],"max_tokens":12,"stream":true,"stream_options":{"include_usage":true}}' \
+  | tee "$OUT/stream.txt" | tail -4
+./serve_bench --url http://127.0.0.1:8123 --concurrency 1,8,32 --max-tokens 128 --json "$OUT/serve_bench.json" \
+  > "$OUT/serve_bench.log" 2>&1
+tail -8 "$OUT/serve_bench.log"
+kill -TERM $pid; wait $pid; echo "serve exit code $?"
+
+step "decode/prefill benchmark, dummy weights"
+./bench_cuda_decode config/llama-3-8b.json > "$OUT/bench_8b.log" 2>&1; tail -14 "$OUT/bench_8b.log"
+if [ -n "${RUN_70B:-}" ]; then
+  ./bench_cuda_decode config/llama-3-70b.json --decode-steps 32 > "$OUT/bench_70b.log" 2>&1; tail -14 "$OUT/bench_70b.log"
+fi
