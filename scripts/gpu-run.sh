@@ -21,7 +21,7 @@ done
 
 step "nibble serve on the GPU"
 ./nibble make-demo-model /tmp/demo-small --preset small > /dev/null 2>&1
-./nibble serve --model /tmp/demo-small --served-model-name demo --port 8123 --device cuda \
+./nibble serve --model /tmp/demo-small --served-model-name demo --port 8123 --device cuda --max-num-seqs 128 \
   --log-level info > "$OUT/serve.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 120); do curl -fs http://127.0.0.1:8123/health > /dev/null && break; sleep 0.5; done
@@ -29,7 +29,7 @@ grep -E "device|quant|ready" "$OUT/serve.log" | head -5
 curl -sS -N http://127.0.0.1:8123/v1/chat/completions -H 'Content-Type: application/json' \
   -d '{"model":"demo","messages":[{"role":"user","content":"Hello"}],"max_tokens":12,"stream":true,"stream_options":{"include_usage":true}}' \
   | tee "$OUT/stream.txt" | tail -4
-./serve_bench --url http://127.0.0.1:8123 --concurrency 1,8,32 --max-tokens 128 --json "$OUT/serve_bench.json" \
+./serve_bench --url http://127.0.0.1:8123 --concurrency 1,8,32,128 --requests-per-client 2 --prompt-tokens 128,512 --max-tokens 128 --json "$OUT/serve_bench.json" \
   > "$OUT/serve_bench.log" 2>&1
 tail -8 "$OUT/serve_bench.log"
 kill -TERM $pid; wait $pid; echo "serve exit code $?"
