@@ -26,8 +26,14 @@ using Clock = std::chrono::steady_clock;
 
 // The configured length, or the model's; never more than the KV pool holds,
 // so that a request sized to max_model_len always fits.
-int resolve_max_model_len(const SchedulerConfig& config, const ModelConfig& model, const KvCacheShape& kv) {
-  const int model_max = model.max_position_embeddings;
+int resolve_max_model_len(const SchedulerConfig& config, const Backend& backend) {
+  const KvCacheShape kv = backend.kv_cache_shape();
+  int model_max = backend.config().max_position_embeddings;
+  if (backend.max_context() > 0 && (model_max <= 0 || backend.max_context() < model_max)) {
+    spdlog::warn("the {} backend computes at most {} tokens of context for this model (sliding window); "
+                 "max_model_len is limited to that", backend.name(), backend.max_context());
+    model_max = backend.max_context();
+  }
   const long long capacity = static_cast<long long>(kv.num_blocks) * kv.block_size;
   if (config.max_model_len <= 0) {
     NIBBLE_CHECK(model_max > 0, "max_model_len is not set and the model's config.json has no max_position_embeddings");
@@ -39,7 +45,7 @@ int resolve_max_model_len(const SchedulerConfig& config, const ModelConfig& mode
     return model_max;
   }
   NIBBLE_CHECK(model_max <= 0 || config.max_model_len <= model_max,
-               fmt::format("max_model_len {} exceeds the model's max_position_embeddings {}", config.max_model_len,
+               fmt::format("max_model_len {} exceeds the {} tokens the model allows on this backend", config.max_model_len,
                            model_max));
   NIBBLE_CHECK(config.max_model_len <= capacity,
                fmt::format("max_model_len {} does not fit in the KV cache, which holds {} tokens ({} blocks of {}); "
@@ -85,7 +91,7 @@ class EngineLoopImpl final : public EngineLoop {
       : backend_(backend),
         options_(std::move(options)),
         config_(with_model_eos(config, backend.config())),
-        max_model_len_(resolve_max_model_len(config, backend.config(), backend.kv_cache_shape())),
+        max_model_len_(resolve_max_model_len(config, backend)),
         scheduler_(config_, backend.kv_cache_shape(), backend.config().vocab_size, max_model_len_,
                    std::random_device{}() ^ (static_cast<uint64_t>(std::random_device{}()) << 32)),
         shared_(std::make_shared<LoopShared>()) {

@@ -23,6 +23,10 @@ class Backend {
   virtual std::string name() const = 0;  // "cpu", "cuda"
   virtual const ModelConfig& config() const = 0;
   virtual KvCacheShape kv_cache_shape() const = 0;
+  // The longest context this backend computes exactly (0: the model's own
+  // limit). A backend without sliding-window attention serves a windowed
+  // model only up to its window.
+  virtual int max_context() const { return 0; }
 
   // Runs the model over batch: writes the new tokens' K/V into their blocks and
   // fills logits with batch.logits_indices.size() rows of vocab_size fp32 values.

@@ -48,6 +48,8 @@ class CudaBackendImpl final : public CudaBackend {
   ~CudaBackendImpl() override;
 
   std::string name() const override { return "cuda"; }
+  // The attention kernels have no sliding window: exact up to the window.
+  int max_context() const override { return config().sliding_window.value_or(0); }
   const ModelConfig& config() const override { return model_.config; }
   KvCacheShape kv_cache_shape() const override { return {report_.kv_blocks, block_size_}; }
   void forward(const Batch& batch, std::vector<float>& logits) override;
