@@ -1,10 +1,12 @@
-// Runs every `curl` example of README.md against a real `nibble serve` on the
-// demo model, so the README cannot drift from what the server does. Each ```sh
-// block made only of curl commands runs in bash with the port rewritten; every
-// request must succeed (HTTP 2xx), return no error object, and streams must
-// end with [DONE].
+// Runs every `curl` example and the OpenAI Node SDK example of README.md
+// against a real `nibble serve` on the demo model, so the README cannot drift
+// from what the server does. Each ```sh block made only of curl commands runs
+// in bash with the port rewritten; every request must succeed (HTTP 2xx),
+// return no error object, and streams must end with [DONE]. The ```js block
+// runs with node against the official `openai` package of tests/node.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
@@ -42,3 +44,19 @@ for (const [i, block] of blocks.entries()) {
     if (block.includes('"stream": true')) assert.match(out, /data: \[DONE\]/, out);
   });
 }
+
+const jsBlocks = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]);
+const nodeDir = fileURLToPath(new URL('../node/', import.meta.url));
+
+test('README OpenAI Node SDK example', { skip: !existsSync(`${nodeDir}node_modules/openai`) && 'no tests/node/node_modules' }, () => {
+  assert.equal(jsBlocks.length, 1, 'one Node example');
+  // Written beside tests/node/node_modules so `import OpenAI from 'openai'` resolves.
+  const file = `${nodeDir}readme-example-${process.pid}.mjs`;
+  writeFileSync(file, jsBlocks[0].replaceAll('127.0.0.1:8000', `127.0.0.1:${server.port}`));
+  try {
+    const out = execFileSync(process.execPath, [file], { encoding: 'utf8', timeout: 60000 });
+    assert.ok(out.length > 0, 'the example printed the streamed text');
+  } finally {
+    rmSync(file, { force: true });
+  }
+});
