@@ -1,6 +1,6 @@
 // End-to-end timing of the CUDA backend on dummy weights at a real model's
 // shapes (default config/llama-3-8b.json): batch-1 decode (CUDA graphs and
-// eager), small-batch decode and a 2,048-token prefill, each against the floor
+// eager), decode at 8-128 sequences and a 2,048-token prefill, each against the floor
 // of the same run: weight bytes read per step / measured device copy bandwidth.
 //   bench_cuda_decode [config.json] [--decode-steps N] [--prefill-tokens N]
 #include <cuda_runtime_api.h>
@@ -97,7 +97,7 @@ int main(int argc, char** argv) {
     const nibble::ModelConfig config = nibble::load_model_config(config_path);
     nibble::CudaBackendOptions options;
     options.max_num_batched_tokens = std::max(prefill_tokens, 64);
-    options.max_num_seqs = 64;
+    options.max_num_seqs = 128;
     const double copy_gbs = copy_bandwidth_gbs();
     auto t0 = Clock::now();
     auto backend = nibble::make_dummy_cuda_backend(config, options, 42);
@@ -147,8 +147,7 @@ int main(int argc, char** argv) {
     };
     decode_case(1, true);
     decode_case(1, false);
-    decode_case(8, true);
-    decode_case(32, true);
+    for (int batch : {8, 32, 64, 128}) decode_case(batch, true);
 
     backend->set_cuda_graphs(true);
     std::vector<double> times;
