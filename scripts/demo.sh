@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NIBBLE_SKIP_NPM=1 scripts/install-deps.sh
-scripts/build.sh
+NIBBLE_TARGET=nibble scripts/build.sh
 model_dir=${NIBBLE_DEMO_MODEL:-demo-model}
 if [ ! -f "$model_dir/config.json" ]; then
   ./build/nibble make-demo-model "$model_dir" --preset small
