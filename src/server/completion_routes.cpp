@@ -1,6 +1,8 @@
 // POST /v1/chat/completions and /v1/completions, streaming (SSE) or not.
 #include <spdlog/spdlog.h>
 
+#include <optional>
+
 #include "generation_job.h"
 #include "nibble/api/api_error.h"
 #include "nibble/api/responses.h"
@@ -167,29 +169,34 @@ bool write_stream(const ServingModel& model, const PreparedRequest& r, Generatio
   }
 
   std::string error;
+  auto send_update = [&](int index, const api::StreamUpdate& u, const std::optional<std::string>& finish_reason) {
+    json chunk;
+    if (chat) {
+      json delta = json::object();
+      if (!u.text.empty() || !finish_reason) delta["content"] = u.text;
+      json lp = r.logprobs ? api::chat_logprobs_content(u.logprobs, *model.codec) : json(nullptr);
+      chunk = api::chat_chunk_json(header, index, delta, lp, finish_reason, usage_null);
+    } else {
+      json lp = nullptr;
+      if (r.logprobs) {
+        api::CompletionLogprobs piece;
+        size_t base = r.echo ? r.echo_texts[job.prompt_index(index)].size() : 0;
+        piece.append(u.logprobs, u.text_offsets, base, *model.codec, r.top_logprobs);
+        lp = piece.to_json();
+      }
+      chunk = api::completion_chunk_json(header, index, u.text, lp, finish_reason, usage_null);
+    }
+    return write(sse_event(chunk));
+  };
   bool alive = job.run(
       [&](int index, const api::StreamUpdate& u) {
         if (!u.error.empty()) {
           error = u.error;
+          // Text generated before the failure still reaches the client.
+          if (!u.text.empty()) send_update(index, u, std::nullopt);
           return false;  // ends the job; the error event follows
         }
-        json chunk;
-        if (chat) {
-          json delta = json::object();
-          if (!u.text.empty() || !u.finish_reason) delta["content"] = u.text;
-          json lp = r.logprobs ? api::chat_logprobs_content(u.logprobs, *model.codec) : json(nullptr);
-          chunk = api::chat_chunk_json(header, index, delta, lp, u.finish_reason, usage_null);
-        } else {
-          json lp = nullptr;
-          if (r.logprobs) {
-            api::CompletionLogprobs piece;
-            size_t base = r.echo ? r.echo_texts[job.prompt_index(index)].size() : 0;
-            piece.append(u.logprobs, u.text_offsets, base, *model.codec, r.top_logprobs);
-            lp = piece.to_json();
-          }
-          chunk = api::completion_chunk_json(header, index, u.text, lp, u.finish_reason, usage_null);
-        }
-        return write(sse_event(chunk));
+        return send_update(index, u, u.finish_reason);
       },
       [&] { return write(": keep-alive\n\n"); });
 

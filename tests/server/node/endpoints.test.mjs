@@ -45,7 +45,7 @@ describe('info endpoints', () => {
   });
 
   test('GET /metrics is Prometheus text with the engine and latency metrics', async () => {
-    await server.post('/v1/completions', { prompt: 'metrics', max_tokens: 3 });
+    await server.post('/v1/completions', { prompt: 'metrics', max_tokens: 3, ignore_eos: true });
     const r = await server.get('/metrics');
     assert.equal(r.status, 200);
     assert.match(r.headers.get('content-type'), /text\/plain/);
