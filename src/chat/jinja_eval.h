@@ -62,7 +62,12 @@ class Evaluator {
   SourcePos pos_;
 };
 
-// Builtins (jinja_builtins.cpp).
+// Argument checks shared by filters and methods (jinja_methods.cpp).
+std::string require_string(const Value& v, const std::string& what);
+int64_t require_int(const Value& v, const std::string& what);
+
+// Filters, tests and globals (jinja_builtins.cpp); attributes, items,
+// iteration, `in` and Python methods (jinja_methods.cpp).
 Value apply_filter(Evaluator& ev, const std::string& name, const Value& input, CallArgs& args);
 bool apply_test(Evaluator& ev, const std::string& name, const Value& input, CallArgs& args);
 Value get_attribute(const Value& object, const std::string& name);
