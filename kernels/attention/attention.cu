@@ -2,6 +2,7 @@
 
 #include "attention/attention.h"
 #include "attention/decode_attention.cuh"
+#include "attention/attention_work.cuh"
 #include "attention/prefill_attention_mma.cuh"
 #include "common/device_utils.cuh"
 
@@ -34,20 +35,9 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(PagedAttentio
 
   const int item = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const int seq = p.work_seq[item];
-  const int q_first = p.query_start[seq];
-  const int q_len = p.query_start[seq + 1] - q_first;
-  const int qoff = p.work_qoff[item];
-  const int group = p.num_heads / p.num_kv_heads;
-  const int n_tok = min(kRows / group, q_len - qoff);
-  if (n_tok <= 0) return;
-  const int n_rows = n_tok * group;
-  const int ctx_start = p.seq_lens[seq] - q_len;
-  const int n_keys = ctx_start + qoff + n_tok;
-  const int n_chunks = (n_keys + kChunk - 1) / kChunk;
-  const int per_split = (n_chunks + p.num_splits - 1) / p.num_splits;
-  const int c_begin = split * per_split;
-  const int c_end = min(n_chunks, c_begin + per_split);
+  const BlockWork work = block_work(p, kRows, kChunk, item, split);
+  if (work.n_tok <= 0) return;
+  const auto [seq, q_first, q_len, qoff, group, n_tok, n_rows, ctx_start, n_keys, c_begin, c_end] = work;
 
   if (c_begin >= c_end) {  // nothing for this split: tell the combine pass
     for (int r = tid; r < n_rows; r += kThreads) {

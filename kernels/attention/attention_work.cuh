@@ -1,0 +1,42 @@
+#pragma once
+// The slice of paged attention one thread block computes, shared by the CUDA-core
+// and tensor-core kernels: up to `rows` query rows (tokens x heads of one GQA
+// group) of one work item, against its split of the `chunk`-key chunks.
+#include "attention/attention.h"
+
+namespace nibble::kernels {
+
+struct BlockWork {
+  int seq;        // the sequence of the work item
+  int q_first;    // flat index of the sequence's first new token
+  int q_len;      // new tokens of the sequence this step
+  int qoff;       // first new token (within the sequence) of this item
+  int group;      // query heads per KV head
+  int n_tok;      // tokens of this item (<= 0: nothing to do)
+  int n_rows;     // n_tok * group
+  int ctx_start;  // position of the sequence's first new token
+  int n_keys;     // keys the item's last token sees (causal)
+  int c_begin;    // this split's chunks: [c_begin, c_end)
+  int c_end;
+};
+
+__device__ __forceinline__ BlockWork block_work(const PagedAttentionParams& p, int rows, int chunk,
+                                                        int item, int split) {
+  BlockWork w;
+  w.seq = p.work_seq[item];
+  w.q_first = p.query_start[w.seq];
+  w.q_len = p.query_start[w.seq + 1] - w.q_first;
+  w.qoff = p.work_qoff[item];
+  w.group = p.num_heads / p.num_kv_heads;
+  w.n_tok = min(rows / w.group, w.q_len - w.qoff);
+  w.n_rows = w.n_tok * w.group;
+  w.ctx_start = p.seq_lens[w.seq] - w.q_len;
+  w.n_keys = w.ctx_start + w.qoff + w.n_tok;
+  const int n_chunks = (w.n_keys + chunk - 1) / chunk;
+  const int per_split = (n_chunks + p.num_splits - 1) / p.num_splits;
+  w.c_begin = split * per_split;
+  w.c_end = min(n_chunks, w.c_begin + per_split);
+  return w;
+}
+
+}  // namespace nibble::kernels
