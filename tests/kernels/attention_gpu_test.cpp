@@ -1,6 +1,7 @@
 // Paged attention (prefill chunks, decode tokens, prefix hits, GQA, flash-decoding
 // splits, sliding windows) against the scalar reference, on shuffled block tables.
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include "attention/attention.h"
@@ -193,6 +194,160 @@ TEST_F(AttentionTest, SlidingWindowDecodeMatchesReference) {
                                  AttentionCase{16, 2, 32, 7, decode}, AttentionCase{4, 4, 16, 16, decode},
                                  AttentionCase{8, 1, 256, 16, decode}})
     for (int window : {1, 100, 128, 129, 1000}) run_case(c, variants({1, 8, 32, 0}, true), rng_, seed_, window);
+}
+
+// Mean time of one paged_attention call in microseconds (after a warm-up call).
+double time_attention_us(const kernels::PagedAttentionParams& p, int reps) {
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  kernels::paged_attention(p, nullptr);
+  cudaEventRecord(start);
+  for (int i = 0; i < reps; ++i) kernels::paged_attention(p, nullptr);
+  cudaEventRecord(stop);
+  cudaEventSynchronize(stop);
+  float ms = 0;
+  cudaEventElapsedTime(&ms, start, stop);
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return 1000.0 * ms / reps;
+}
+
+// Long contexts with a small window cost the window: decode (8 sequences) and a
+// 512-token prefill chunk at 32768 keys with a 4096-key window run about as fast
+// as at 4096 keys without one and several times faster than at 32768 keys
+// without one. Everything before the last 5120 keys of each sequence is NaN, so
+// the windowed outputs also show that nothing earlier is read at this scale.
+TEST_F(AttentionTest, SlidingWindowCostsTheWindowNotTheContext) {
+  constexpr int kSeqs = 8, kCtx = 32768, kWindow = 4096, kHeads = 32, kKvHeads = 8, kDim = 128, kBs = 16;
+  constexpr int kChunkTokens = 512, kFinite = kWindow + 1024, kReps = 20;
+  const int blocks_per_seq = kCtx / kBs;
+  const size_t row_halves = static_cast<size_t>(kKvHeads) * kBs * kDim;  // one block
+  const size_t cache_n = row_halves * kSeqs * blocks_per_seq;
+  DeviceArray<uint16_t> d_k(cache_n), d_v(cache_n), d_q(static_cast<size_t>(kChunkTokens) * kHeads * kDim),
+      d_out(static_cast<size_t>(kChunkTokens) * kHeads * kDim);
+  ASSERT_NE(d_k.get(), nullptr);
+  ASSERT_NE(d_v.get(), nullptr);
+  CUDA_OK(cudaMemset(d_k.get(), 0xff, cache_n * 2));  // fp16 NaN
+  CUDA_OK(cudaMemset(d_v.get(), 0xff, cache_n * 2));
+  for (int s = 0; s < kSeqs; ++s) {
+    const size_t first = (static_cast<size_t>(s) * blocks_per_seq + (kCtx - kFinite) / kBs) * row_halves;
+    const size_t n = static_cast<size_t>(kFinite / kBs) * row_halves;
+    CUDA_OK(cudaMemset(d_k.get() + first, 0x30, n * 2));  // 0x3030: about 0.13
+    CUDA_OK(cudaMemset(d_v.get() + first, 0x3c, n * 2));  // 0x3c3c: about 1.06
+  }
+  CUDA_OK(cudaMemset(d_q.get(), 0x3c, d_q.size() * 2));
+  std::vector<int32_t> indices(static_cast<size_t>(kSeqs) * blocks_per_seq), indptr(kSeqs + 1);
+  std::iota(indices.begin(), indices.end(), 0);
+  for (int s = 0; s <= kSeqs; ++s) indptr[s] = s * blocks_per_seq;
+  DeviceArray<int32_t> d_ix(indices), d_ip(indptr);
+  DeviceArray<float> d_split_out(static_cast<size_t>(32) * kChunkTokens * kHeads * kDim),
+      d_split_lse(static_cast<size_t>(32) * kChunkTokens * kHeads * 2);
+  auto non_finite = [&](size_t n) {
+    auto out = d_out.download();
+    return std::count_if(out.begin(), out.begin() + n, [](uint16_t h) { return (h & 0x7c00) == 0x7c00; });
+  };
+
+  // Decode: one token per sequence at context ctx.
+  auto decode_us = [&](int ctx, int window, bool check) {
+    std::vector<int32_t> qs(kSeqs + 1), lens(kSeqs, ctx);
+    std::iota(qs.begin(), qs.end(), 0);
+    const auto work = kernels::plan_attention_work(qs, kernels::attention_tile_tokens(kDim, kHeads / kKvHeads));
+    DeviceArray<int32_t> d_qs(qs), d_sl(lens), d_ws(work.seq), d_wq(work.qoff);
+    kernels::PagedAttentionParams p;
+    p.q = d_q.as<__half>();
+    p.k_cache = d_k.as<__half>();
+    p.v_cache = d_v.as<__half>();
+    p.out = d_out.as<__half>();
+    p.query_start = d_qs.get();
+    p.seq_lens = d_sl.get();
+    p.kv_indptr = d_ip.get();
+    p.kv_indices = d_ix.get();
+    p.work_seq = d_ws.get();
+    p.work_qoff = d_wq.get();
+    p.num_work = static_cast<int>(work.seq.size());
+    p.num_tokens = kSeqs;
+    p.num_heads = kHeads;
+    p.num_kv_heads = kKvHeads;
+    p.head_dim = kDim;
+    p.block_size = kBs;
+    p.scale = 1.0f / std::sqrt(static_cast<float>(kDim));
+    p.window = window;
+    p.decode_only = true;
+    p.num_splits = kernels::attention_num_splits(p.num_work, kKvHeads, kernels::attention_item_keys(ctx, window, 1), 132);
+    p.split_out = d_split_out.get();
+    p.split_lse = d_split_lse.get();
+    const double us = time_attention_us(p, kReps);
+    if (check) {
+      EXPECT_EQ(non_finite(static_cast<size_t>(kSeqs) * kHeads * kDim), 0) << "decode window " << window;
+    }
+    return us;
+  };
+  // Prefill: the last kChunkTokens tokens of sequence 0, all of its context cached.
+  auto prefill_us = [&](int window, bool check) {
+    std::vector<int32_t> qs = {0, kChunkTokens}, lens = {kCtx};
+    const int tile = kernels::attention_tile_tokens(kDim, kHeads / kKvHeads);
+    const auto work = kernels::plan_attention_work(qs, tile);
+    DeviceArray<int32_t> d_qs(qs), d_sl(lens), d_ws(work.seq), d_wq(work.qoff);
+    kernels::PagedAttentionParams p;
+    p.q = d_q.as<__half>();
+    p.k_cache = d_k.as<__half>();
+    p.v_cache = d_v.as<__half>();
+    p.out = d_out.as<__half>();
+    p.query_start = d_qs.get();
+    p.seq_lens = d_sl.get();
+    p.kv_indptr = d_ip.get();
+    p.kv_indices = d_ix.get();
+    p.work_seq = d_ws.get();
+    p.work_qoff = d_wq.get();
+    p.num_work = static_cast<int>(work.seq.size());
+    p.num_tokens = kChunkTokens;
+    p.num_heads = kHeads;
+    p.num_kv_heads = kKvHeads;
+    p.head_dim = kDim;
+    p.block_size = kBs;
+    p.scale = 1.0f / std::sqrt(static_cast<float>(kDim));
+    p.window = window;
+    p.num_splits =
+        kernels::attention_num_splits(p.num_work, kKvHeads, kernels::attention_item_keys(kCtx, window, tile), 132);
+    p.split_out = d_split_out.get();
+    p.split_lse = d_split_lse.get();
+    const double us = time_attention_us(p, kReps);
+    if (check) {
+      EXPECT_EQ(non_finite(d_out.size()), 0) << "prefill window " << window;
+    }
+    return us;
+  };
+  const double dec_full = decode_us(kCtx, 0, false), dec_window = decode_us(kCtx, kWindow, true),
+               dec_short = decode_us(kWindow, 0, false);
+  const double pre_full = prefill_us(0, false), pre_window = prefill_us(kWindow, true);
+  CUDA_OK(cudaGetLastError());
+
+  // Same-run copy bandwidth (read + write) for the decode's bytes-read fraction.
+  const size_t copy_bytes = cache_n;  // half of K into V (after the timed runs)
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  cudaMemcpy(d_v.get(), d_k.get(), copy_bytes, cudaMemcpyDeviceToDevice);
+  cudaEventRecord(start);
+  for (int i = 0; i < kReps; ++i) cudaMemcpy(d_v.get(), d_k.get(), copy_bytes, cudaMemcpyDeviceToDevice);
+  cudaEventRecord(stop);
+  cudaEventSynchronize(stop);
+  float copy_ms = 0;
+  cudaEventElapsedTime(&copy_ms, start, stop);
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  const double copy_gbs = 2.0 * copy_bytes * kReps / (copy_ms * 1e-3) / 1e9;
+  const double window_bytes = 2.0 * kSeqs * kWindow * kKvHeads * kDim * 2;
+  const double dec_gbs = window_bytes / (dec_window * 1e-6) / 1e9;
+  std::printf("[bench] decode 8 seqs h32/kv8 d128: ctx 32768 no window %.1f us, ctx 32768 window 4096 %.1f us "
+              "(%.0f GB/s of K/V, %.2f of copy %.0f GB/s), ctx 4096 no window %.1f us\n",
+              dec_full, dec_window, dec_gbs, dec_gbs / copy_gbs, copy_gbs, dec_short);
+  std::printf("[bench] prefill 512 tokens at 32768 h32/kv8 d128 (tensor cores): no window %.1f us, window 4096 %.1f us\n",
+              pre_full, pre_window);
+  EXPECT_LT(dec_window, 0.4 * dec_full);
+  EXPECT_LT(dec_window, 2.0 * dec_short);
+  EXPECT_LT(pre_window, 0.4 * pre_full);
 }
 
 }  // namespace
