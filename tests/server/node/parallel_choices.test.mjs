@@ -167,12 +167,14 @@ describe('n > 1 lifecycle', () => {
     try {
       const generatedBefore = await slow.metric('nibble_generation_tokens_total');
       await new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no chunks arrived')), 10000);
         const req = http.request(slow.url('/v1/completions'), {
           method: 'POST', headers: { 'content-type': 'application/json' },
         }, (res) => {
           let chunks = 0;
           res.on('data', () => {
             if (++chunks === 6) {
+              clearTimeout(timer);
               req.destroy();
               resolve();
             }
@@ -181,7 +183,6 @@ describe('n > 1 lifecycle', () => {
         });
         req.on('error', () => {});
         req.end(JSON.stringify({ prompt: 'long stories', n: N, max_tokens: longTokens, ignore_eos: true, stream: true }));
-        setTimeout(() => reject(new Error('no chunks arrived')), 10000);
       });
       assert.equal(await slow.waitMetric('nibble_kv_cache_blocks_used', 0, 8000), 0);
       assert.equal(await slow.waitMetric('nibble_num_requests_running', 0, 2000), 0);
