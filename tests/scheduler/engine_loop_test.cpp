@@ -190,7 +190,7 @@ TEST(EngineLoop, CancelSampleStopsOnlyThatSample) {
   backend.delay = 1ms;
   auto loop = EngineLoop::start(backend, loop_config());
   EXPECT_EQ(loop->max_samples_per_request(), loop_config().max_num_seqs);
-  GenerationRequest r = make_request(7, 6, 60);
+  GenerationRequest r = make_request(7, 6, 200);  // long enough that the cancel lands mid-generation
   r.stop.ignore_eos = true;
   r.n = 3;
   SubmitResult s = loop->submit(r);
@@ -201,9 +201,12 @@ TEST(EngineLoop, CancelSampleStopsOnlyThatSample) {
   got.error.resize(3);
   bool cancelled = false;
   const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (!s.handle->finished() && std::chrono::steady_clock::now() < deadline) {
+  for (;;) {
     auto out = s.handle->next(50ms);
-    if (!out) continue;
+    if (!out) {
+      if (s.handle->finished() || std::chrono::steady_clock::now() > deadline) break;
+      continue;
+    }
     ASSERT_FALSE(got.reason[out->index].has_value()) << "delivery after finish";
     got.tokens[out->index].insert(got.tokens[out->index].end(), out->new_tokens.begin(), out->new_tokens.end());
     if (out->finish) got.reason[out->index] = out->finish;
@@ -218,7 +221,7 @@ TEST(EngineLoop, CancelSampleStopsOnlyThatSample) {
   ASSERT_TRUE(s.handle->finished());
   ASSERT_TRUE(got.reason[1].has_value());
   EXPECT_EQ(*got.reason[1], FinishReason::Abort);
-  EXPECT_LT(got.tokens[1].size(), 60u);
+  EXPECT_LT(got.tokens[1].size(), 200u);
   for (int k : {0, 2}) {
     Expected e = generate_alone(r, k, *r.sampling.seed, kEos, kVocab, 4096);
     EXPECT_EQ(got.tokens[k], e.tokens) << "sample " << k;
