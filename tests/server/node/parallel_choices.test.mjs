@@ -42,7 +42,7 @@ function pickStop(texts) {
   texts.forEach((text, k) => {
     const others = texts.filter((_, j) => j !== k);
     for (let len = 2; len <= 8; len++) {
-      for (let p = 1; p < Math.ceil(text.length / 2) && p + len <= text.length; p++) {
+      for (let p = 3; p < Math.ceil(text.length / 2) && p + len <= text.length; p++) {
         const stop = text.slice(p, p + len);
         if (!clean(stop) || stop.trim() === '' || text.indexOf(stop) !== p) continue;
         if (others.some((o) => o.includes(stop))) continue;
