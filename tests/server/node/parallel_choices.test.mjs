@@ -193,6 +193,20 @@ describe('n > 1 lifecycle', () => {
     }
   });
 
+  test('several prompts with n = 2: choices numbered prompt by prompt, each prompt prefilled once', async () => {
+    const prompts = ['First prompt of two', 'Second prompt of two'];
+    const before = await server.metric('nibble_prompt_tokens_total');
+    const r = await server.post('/v1/completions',
+      { prompt: prompts, n: 2, max_tokens: 5, temperature: 1.0, seed: 9, ignore_eos: true });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json.choices.map((c) => c.index), [0, 1, 2, 3]);
+    assert.equal(await server.waitMetric('nibble_prompt_tokens_total', before + r.json.usage.prompt_tokens),
+      before + r.json.usage.prompt_tokens);
+    const single = await server.post('/v1/completions',
+      { prompt: prompts[1], n: 1, max_tokens: 5, temperature: 1.0, seed: 10, ignore_eos: true });
+    assert.equal(single.json.choices[0].text, r.json.choices[3].text);
+  });
+
   test('n above --max-num-seqs is split over several engine requests with the same seeds', async () => {
     const r = await server.post('/v1/completions',
       { prompt: 'Many choices', n: 10, max_tokens: 6, temperature: 1.0, seed: 77, ignore_eos: true });
