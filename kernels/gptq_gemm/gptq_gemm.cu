@@ -199,6 +199,8 @@ void gptq_gemm(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y
                const GptqWorkspace& ws, cudaStream_t stream) {
   if (M <= kGptqSmallMMax)
     gptq_gemm_fused(w, x, M, y, bias, ws, stream);
+  else if (w.bits == 4 && M <= kGptqMmaMMax)
+    gptq_gemm_mma(w, x, M, y, bias, ws, stream);
   else
     gptq_gemm_dequant_cublas(w, x, M, y, bias, ws, stream);
 }

@@ -8,7 +8,12 @@
 //     loads, fp32 accumulation across rows), split over K when N alone cannot fill
 //     the GPU; split partials are added into an fp32 accumulator in the workspace
 //     and the last block of each tile writes y.
-//   larger M (prefill): the weight is dequantized to an fp16 scratch, column
+//   kGptqSmallMMax < M <= kGptqMmaMMax, 4-bit weights: a tensor-core kernel
+//     (mma.sync m16n8k16, fp32 accumulation) that streams the weights through a
+//     cp.async pipeline into shared memory once per 64-row M chunk and
+//     dequantizes them in registers; split over K like the fused kernel (its
+//     workspace then needs room for M rows: gptq_splitk_workspace_bytes(M, N)).
+//   larger M (prefill), and 8-bit weights above kGptqSmallMMax: the weight is dequantized to an fp16 scratch, column
 //     chunk by column chunk, and multiplied by cuBLAS (fp32 accumulation).
 //
 // Plain pointers and a stream; argument checks (shapes, null pointers) throw
@@ -57,6 +62,11 @@ struct GptqWorkspace {
 // Largest M served by the fused kernel; above it the dequantize + cuBLAS path runs.
 inline constexpr int64_t kGptqSmallMMax = 8;
 
+// Largest M served by the tensor-core kernel (4-bit); above it dequantize + cuBLAS
+// (measured crossover: bench/NOTES.md). Size the split-K workspace for
+// min(largest batch, kGptqMmaMMax) rows, or that kernel cannot split K.
+inline constexpr int64_t kGptqMmaMMax = 256;
+
 // Split-K workspace for every call with M <= max_m and N <= max_n: 16 KB of
 // counters plus an fp32 [max_m, max_n] accumulator.
 size_t gptq_splitk_workspace_bytes(int64_t max_m, int64_t max_n);
@@ -69,9 +79,12 @@ GptqDeviceWeights gptq_device_view(const GptqPrepared& host, const uint32_t* qwe
 void gptq_gemm(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,
                const GptqWorkspace& ws, cudaStream_t stream);
 
-// The two paths on their own (gptq_gemm picks one by M); the benchmark times both.
+// The three paths on their own (gptq_gemm picks one by M and bits); the benchmark
+// times them all. gptq_gemm_mma takes 4-bit weights only (throws otherwise).
 void gptq_gemm_fused(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,
                      const GptqWorkspace& ws, cudaStream_t stream);
+void gptq_gemm_mma(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,
+                   const GptqWorkspace& ws, cudaStream_t stream);
 void gptq_gemm_dequant_cublas(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y,
                               const __half* bias, const GptqWorkspace& ws, cudaStream_t stream);
 

@@ -1,0 +1,340 @@
+// Tensor-core GPTQ GEMM for 4-bit weights: y[M, N] = x[M, K] W[K, N] (+ bias)
+// with mma.sync m16n8k16 (fp16 in, fp32 accumulate), sm_80 and later.
+//
+// Block (mchunk, ntile, split) computes rows [m0, m0 + MT) over 256 columns from
+// input rows [k_begin, k_end). Its 8 warps sit side by side along N, 32 columns
+// each, and each warp owns all MT rows, so every weight byte is read from DRAM
+// once per M chunk and used by one warp only. The weights stream through a ring
+// of 64-row stages (cp.async, 16-byte chunks), together with the scales and zeros
+// of the stage's two 32-row halves and the stage's [MT, 64] tile of x.
+//
+// No repacking of the weight layout (gptq_layout.h) is needed. For a 32-row
+// chunk, lane (g = lane / 4, t = lane % 4) reads one 16-byte chunk: word row t
+// (rows 8t .. 8t + 7) of 4 adjacent columns c0 + 4g + i, i = 0..3. Word i yields
+// half2 pairs (rows 8t + 2j, 8t + 2j + 1), j = 0..3, exactly the B fragment
+// shape of m16n8k16 (two consecutive k per register) once the k order inside the
+// chunk is relabelled: MMA 0 takes rows 8t + {0,1} as k = 2t, 2t + 1 and rows
+// 8t + {2,3} as k = 2t + 8, 2t + 9; MMA 1 does the same with rows 8t + 4 .. 8t + 7.
+// The A fragment under that relabelling is x[row][8t .. 8t + 7], one 16-byte
+// shared-memory load per row, so x needs no permutation either. N-tile i of the
+// warp holds columns c0 + 4g + i in its slot g, so a lane's accumulators cover 8
+// adjacent output columns c0 + 8t .. c0 + 8t + 7 (slots 2t, 2t + 1 of the 4 tiles).
+//
+// Dequantization is exact up to the fp16 product: (0x6400 | q) + zeros = q - zero,
+// then times the scale (as gptq_dequant.cu does for the cuBLAS path).
+// Split-K: like the fused kernel, fp32 atomics into the workspace accumulator and
+// the last block of a tile writes y (the fp32 order varies between runs).
+#include <cuda_fp16.h>
+
+#include "gptq_gemm/gptq_mma.cuh"
+#include "gptq_gemm/gptq_mma_plan.h"
+
+namespace nibble::kernels::detail {
+namespace {
+
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  const int bytes = valid ? 16 : 0;  // 0: zero-fill, nothing read
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(bytes));
+}
+
+__device__ __forceinline__ void cp_async8(void* smem, const void* gmem, bool valid) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  const int bytes = valid ? 8 : 0;
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(s), "l"(gmem), "r"(bytes));
+}
+
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::); }
+
+__device__ __forceinline__ void mma_16816(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                          uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// (q[2j], q[2j + 1]) of a word as half2 (q - zero) * scale; z2 holds -(1024 + zero).
+__device__ __forceinline__ uint32_t dequant_pair(uint32_t word, int j, __half2 z2, __half2 s2) {
+  const uint32_t t = ((word >> (4 * j)) & 0x000F000Fu) | 0x64006400u;
+  const __half2 v = __hmul2(__hadd2(*reinterpret_cast<const __half2*>(&t), z2), s2);
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+__device__ __forceinline__ uint2 pack_half4(float a, float b, float c, float d) {
+  __half2 lo = __floats2half2_rn(a, b), hi = __floats2half2_rn(c, d);
+  return make_uint2(*reinterpret_cast<uint32_t*>(&lo), *reinterpret_cast<uint32_t*>(&hi));
+}
+
+__device__ __forceinline__ float4 load_bias4(const __half* bias, int n) {
+  if (!bias) return make_float4(0.f, 0.f, 0.f, 0.f);
+  const uint2 raw = *reinterpret_cast<const uint2*>(bias + n);
+  const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&raw.x));
+  const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&raw.y));
+  return make_float4(a.x, a.y, b.x, b.y);
+}
+
+// Index of 16-byte chunk `c` of x row `m` in a stage's x tile: rows m and m + 1 land
+// on different bank halves, so the 8 lanes of a load phase never collide.
+__device__ __forceinline__ int a_chunk(int m, int c) { return c ^ ((m & 1) << 2); }
+// Index of 16-byte chunk `c` of weight word row `r` in a stage (same reason, for
+// the 4 word rows a phase reads).
+__device__ __forceinline__ int w_chunk(int r, int c) { return c ^ ((r & 3) << 1); }
+
+template <int MI>
+__global__ void __launch_bounds__(kMmaThreads, 2) gptq_mma_kernel(MmaParams p) {
+  constexpr int MT = 16 * MI;
+  constexpr int STAGE = mma_stage_bytes(MT);
+  constexpr int A_CHUNKS = MT * kMmaStageRows / 8;  // 16-byte chunks of x per stage
+  constexpr int A_PER_THREAD = (A_CHUNKS + kMmaThreads - 1) / kMmaThreads;
+  extern __shared__ __align__(16) unsigned char smem[];
+  __shared__ bool last_block;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int g = lane >> 2, t = lane & 3;
+  const int mchunk = blockIdx.x, ntile = blockIdx.y, split = blockIdx.z;
+  const int m0 = mchunk * MT, n0 = ntile * kMmaTileN;
+  const int k_begin = split * p.rows_per_split;
+  const int k_end = min(p.K, k_begin + p.rows_per_split);
+  const int nstages = (k_end - k_begin + kMmaStageRows - 1) / kMmaStageRows;
+  // Stage buffer: weights [8 word rows][256] uint32 | scales, zeros [2 halves][2][256] fp16 | x [MT][64] fp16.
+  auto stage_buf = [&](int st) { return smem + (st % kMmaStages) * STAGE; };
+  auto x_tile = [&](int st) { return reinterpret_cast<__half*>(stage_buf(st) + kMmaStageQuantBytes); };
+
+  // Weights (zero-filled past k_end or N), the scales and zeros of both 32-row
+  // halves, and x when it can be copied as is.
+  auto load_stage = [&](int st) {
+    unsigned char* buf = stage_buf(st);
+    const int kb = k_begin + st * kMmaStageRows;
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      const int c = tid + i * kMmaThreads;
+      const int row = c >> 6, col = c & 63;
+      const int n = n0 + col * 4;
+      const bool valid = kb + row * 8 < k_end && n < p.N;
+      const uint32_t* src = valid ? p.qweight + static_cast<size_t>(kb / 8 + row) * p.N + n : p.qweight;
+      cp_async16(reinterpret_cast<uint32_t*>(buf) + row * kMmaTileN + 4 * w_chunk(row, col), src, valid);
+    }
+    {
+      const int half = tid >> 7, kind = (tid >> 6) & 1, col = tid & 63;
+      const int n = n0 + col * 4;
+      const int k = min(kb + half * 32, p.K - 1);
+      const int group = min(k / p.group_rows, p.groups - 1);
+      const __half* base = kind ? p.zeros : p.scales;
+      const bool valid = n < p.N;
+      __half* dst = reinterpret_cast<__half*>(buf + kMmaStageWeightBytes) + (half * 2 + kind) * kMmaTileN + col * 4;
+      cp_async8(dst, valid ? base + static_cast<size_t>(group) * p.N + n : base, valid);
+    }
+    if (p.x_vec) {
+      __half* xs = x_tile(st);
+#pragma unroll
+      for (int i = 0; i < A_PER_THREAD; ++i) {
+        const int c = tid + i * kMmaThreads;
+        if (c >= A_CHUNKS) break;
+        const int m = c >> 3, cc = c & 7;
+        const int k = kb + cc * 8;
+        const bool valid = m0 + m < p.M && k < k_end;  // zeros past k_end: zero-filled weights add nothing
+        cp_async16(xs + m * kMmaStageRows + 8 * a_chunk(m, cc),
+                   valid ? p.x + static_cast<size_t>(m0 + m) * p.K + k : p.x, valid);
+      }
+    }
+  };
+
+  // x gathered through perm (or not 16-byte aligned): loaded into registers one
+  // iteration before it is stored, so the loads overlap the tensor-core work.
+  uint4 gathered[A_PER_THREAD];
+  auto gather_x = [&](int st) {
+    const int kb = k_begin + st * kMmaStageRows;
+#pragma unroll
+    for (int i = 0; i < A_PER_THREAD; ++i) {
+      const int c = tid + i * kMmaThreads;
+      const int m = c >> 3, cc = c & 7;
+      const int k = kb + cc * 8;
+      gathered[i] = make_uint4(0, 0, 0, 0);
+      if (c >= A_CHUNKS || st >= nstages || m0 + m >= p.M || k >= k_end) continue;
+      const __half* row = p.x + static_cast<size_t>(m0 + m) * p.K;
+      uint32_t packed[4];
+#pragma unroll
+      for (int e = 0; e < 8; e += 2) {
+        const unsigned short lo = __half_as_ushort(row[p.perm ? __ldg(p.perm + k + e) : k + e]);
+        const unsigned short hi = __half_as_ushort(row[p.perm ? __ldg(p.perm + k + e + 1) : k + e + 1]);
+        packed[e / 2] = static_cast<uint32_t>(lo) | static_cast<uint32_t>(hi) << 16;
+      }
+      gathered[i] = make_uint4(packed[0], packed[1], packed[2], packed[3]);
+    }
+  };
+  auto store_x = [&](int st) {
+    __half* xs = x_tile(st);
+#pragma unroll
+    for (int i = 0; i < A_PER_THREAD; ++i) {
+      const int c = tid + i * kMmaThreads;
+      if (c >= A_CHUNKS) break;
+      const int m = c >> 3, cc = c & 7;
+      *reinterpret_cast<uint4*>(xs + m * kMmaStageRows + 8 * a_chunk(m, cc)) = gathered[i];
+    }
+  };
+
+  float acc[MI][4][4];
+#pragma unroll
+  for (int mi = 0; mi < MI; ++mi)
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) acc[mi][i][c] = 0.f;
+
+#pragma unroll 1
+  for (int st = 0; st < kMmaStages - 1; ++st) {
+    if (st < nstages) {
+      load_stage(st);
+      if (!p.x_vec) {
+        gather_x(st);
+        store_x(st);
+      }
+    }
+    cp_async_commit();
+  }
+
+#pragma unroll 1
+  for (int st = 0; st < nstages; ++st) {
+    cp_async_wait<kMmaStages - 2>();
+    __syncthreads();  // stage st visible; every warp is done with stage st - 1
+    const int next = st + kMmaStages - 1;
+    if (next < nstages) load_stage(next);
+    cp_async_commit();
+    if (!p.x_vec) gather_x(next);
+
+    const unsigned char* buf = stage_buf(st);
+    const __half* xs = x_tile(st);
+    const int kb = k_begin + st * kMmaStageRows;
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      if (kb + half * 32 >= k_end) break;
+      const int wrow = 4 * half + t;
+      const uint4 wq = *reinterpret_cast<const uint4*>(reinterpret_cast<const uint32_t*>(buf) + wrow * kMmaTileN +
+                                                       4 * w_chunk(wrow, 8 * warp + g));
+      const __half* sz =
+          reinterpret_cast<const __half*>(buf + kMmaStageWeightBytes) + half * 2 * kMmaTileN + warp * 32 + 4 * g;
+      const uint2 sraw = *reinterpret_cast<const uint2*>(sz);
+      const uint2 zraw = *reinterpret_cast<const uint2*>(sz + kMmaTileN);
+      const __half* sh = reinterpret_cast<const __half*>(&sraw);
+      const __half* zh = reinterpret_cast<const __half*>(&zraw);
+      const uint32_t words[4] = {wq.x, wq.y, wq.z, wq.w};
+      uint32_t b[4][4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const __half2 s2 = __half2half2(sh[i]), z2 = __half2half2(zh[i]);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) b[i][j] = dequant_pair(words[i], j, z2, s2);
+      }
+      const int ac = 4 * half + t;
+#pragma unroll
+      for (int mi = 0; mi < MI; ++mi) {
+        const int r = 16 * mi + g;
+        const uint4 u = *reinterpret_cast<const uint4*>(xs + r * kMmaStageRows + 8 * a_chunk(r, ac));
+        const uint4 v = *reinterpret_cast<const uint4*>(xs + (r + 8) * kMmaStageRows + 8 * a_chunk(r + 8, ac));
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          mma_16816(acc[mi][i], u.x, v.x, u.y, v.y, b[i][0], b[i][1]);
+          mma_16816(acc[mi][i], u.z, v.z, u.w, v.w, b[i][2], b[i][3]);
+        }
+      }
+    }
+    // The buffer of stage `next` was freed by the barrier above; its x becomes
+    // visible to the other warps at the barrier of the next iteration.
+    if (!p.x_vec && next < nstages) store_x(next);
+  }
+  cp_async_wait_all();
+
+  // Lane's outputs: rows 16 mi + g (+ 8), columns wb + 8t + 4h + i = acc[mi][i][2 * hrow + h].
+  const int wb = n0 + warp * 32 + 8 * t;
+  if (p.splits == 1) {
+#pragma unroll
+    for (int mi = 0; mi < MI; ++mi)
+#pragma unroll
+      for (int hrow = 0; hrow < 2; ++hrow) {
+        const int row = m0 + 16 * mi + g + 8 * hrow;
+        if (row >= p.M) continue;
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int n = wb + 4 * h;
+          if (n >= p.N) continue;
+          const float4 b = load_bias4(p.bias, n);
+          const int c = 2 * hrow + h;
+          *reinterpret_cast<uint2*>(p.y + static_cast<size_t>(row) * p.N + n) =
+              pack_half4(acc[mi][0][c] + b.x, acc[mi][1][c] + b.y, acc[mi][2][c] + b.z, acc[mi][3][c] + b.w);
+        }
+      }
+    return;
+  }
+
+#pragma unroll
+  for (int mi = 0; mi < MI; ++mi)
+#pragma unroll
+    for (int hrow = 0; hrow < 2; ++hrow) {
+      const int row = m0 + 16 * mi + g + 8 * hrow;
+      if (row >= p.M) continue;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int n = wb + 4 * h;
+        if (n >= p.N) continue;
+        const int c = 2 * hrow + h;
+        float* dst = p.partial + static_cast<size_t>(row) * p.N + n;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+        atomicAdd(reinterpret_cast<float4*>(dst), make_float4(acc[mi][0][c], acc[mi][1][c], acc[mi][2][c], acc[mi][3][c]));
+#else
+#pragma unroll
+        for (int i = 0; i < 4; ++i) atomicAdd(dst + i, acc[mi][i][c]);
+#endif
+      }
+    }
+  __threadfence();
+  __syncthreads();
+  if (tid == 0) {
+    unsigned* counter = p.counters + mchunk * gridDim.y + ntile;
+    const unsigned arrived = atomicAdd(counter, 1u);
+    last_block = arrived == static_cast<unsigned>(p.splits - 1);
+    if (last_block) *counter = 0u;  // leave the workspace as we found it
+  }
+  __syncthreads();
+  if (!last_block) return;
+  __threadfence();
+  for (int c = tid; c < MT * (kMmaTileN / 4); c += kMmaThreads) {
+    const int row = m0 + c / (kMmaTileN / 4);
+    const int n = n0 + 4 * (c % (kMmaTileN / 4));
+    if (row >= p.M || n >= p.N) continue;
+    float4* total = reinterpret_cast<float4*>(p.partial + static_cast<size_t>(row) * p.N + n);
+    const float4 sum = __ldcg(total);
+    const float4 b = load_bias4(p.bias, n);
+    __stcg(total, make_float4(0.f, 0.f, 0.f, 0.f));
+    *reinterpret_cast<uint2*>(p.y + static_cast<size_t>(row) * p.N + n) =
+        pack_half4(sum.x + b.x, sum.y + b.y, sum.z + b.z, sum.w + b.w);
+  }
+}
+
+template <int MI>
+void launch_tile(const MmaParams& p, dim3 grid, size_t smem, cudaStream_t stream) {
+  // The largest plan's shared memory, allowed once per instantiation.
+  static const cudaError_t configured = cudaFuncSetAttribute(
+      gptq_mma_kernel<MI>, cudaFuncAttributeMaxDynamicSharedMemorySize, kMmaStages * mma_stage_bytes(16 * MI));
+  (void)configured;
+  gptq_mma_kernel<MI><<<grid, kMmaThreads, smem, stream>>>(p);
+}
+
+}  // namespace
+
+void launch_mma(const MmaParams& p, int m_tile, dim3 grid, size_t smem, cudaStream_t stream) {
+  switch (m_tile) {
+    case 16: launch_tile<1>(p, grid, smem, stream); break;
+    case 32: launch_tile<2>(p, grid, smem, stream); break;
+    default: launch_tile<4>(p, grid, smem, stream); break;
+  }
+}
+
+}  // namespace nibble::kernels::detail
