@@ -228,7 +228,7 @@ int main(int argc, char** argv) {
       const int ncopies = static_cast<int>(copies.views.size());
       gptq_dequantize(copies.views[0], 0, shape.N, wfp16, stream);
       for (int64_t M : ms) {
-        if (!var.all_m && M > 1 && !(var.act && M == 64)) continue;
+        if (!var.all_m && M > 1 && !(var.act && (M == 16 || M == 64))) continue;
         const double flops = 2.0 * M * shape.K * shape.N;
         const double io_bytes = static_cast<double>(copies.bytes_per_copy) + 2.0 * M * (shape.K + shape.N);
         const float alpha = 1.f, beta = 0.f;
@@ -260,7 +260,7 @@ int main(int argc, char** argv) {
         if (M > kGptqSmallMMax && var.bits == 4) {
           std::vector<MmaOverride> overrides = {MmaOverride{}};
           if ((M == 16 || M == 64) && var.all_m)
-            for (int per_sm : {1, 3, 4}) overrides.push_back(MmaOverride{0, per_sm * prop.multiProcessorCount});
+            for (int per_sm : {1, 2, 3, 4, 6}) overrides.push_back(MmaOverride{0, per_sm * prop.multiProcessorCount});
           for (const MmaOverride& o : overrides) {
             const int calls = M >= 1024 ? std::min(ncopies, 8) : ncopies;
             const double us = graph_us(stream, calls, [&](int i) {
@@ -269,7 +269,7 @@ int main(int argc, char** argv) {
             add(o.blocks_target ? "mma-sweep" : "mma", us, mma_plan_text(M, shape.N, shape.K, splitk_bytes, o));
           }
         }
-        if (M >= 8 && M != 32 && M != 128) {
+        if (M >= 8) {
           int i = 0;
           const double us = median_us(stream, 4, 9, [&] {
             for (int j = 0; j < 4; ++j)
@@ -316,7 +316,7 @@ int main(int argc, char** argv) {
                 r.variant.c_str(), r.path.c_str(), static_cast<long long>(r.M), r.us, r.gbs, 100 * r.frac_copy,
                 r.tflops, r.cublas_us, r.cublas_tflops, r.plan.c_str());
   }
-  std::printf("\ntensor-core sweep (blocks target 1, 3, 4 per SM; default 2): best per shape and M\n");
+  std::printf("\ntensor-core sweep (blocks target 1, 2, 3, 4, 6 per SM): best per shape and M\n");
   for (const Row& d : rows) {
     if (d.path != "mma" || d.variant != "4bit-g128" || (d.M != 16 && d.M != 64)) continue;
     const Row* best = &d;

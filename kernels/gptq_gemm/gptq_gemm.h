@@ -13,8 +13,9 @@
 //     cp.async pipeline into shared memory once per 64-row M chunk and
 //     dequantizes them in registers; split over K like the fused kernel (its
 //     workspace then needs room for M rows: gptq_splitk_workspace_bytes(M, N)).
-//   larger M (prefill), and 8-bit weights above kGptqSmallMMax: the weight is dequantized to an fp16 scratch, column
-//     chunk by column chunk, and multiplied by cuBLAS (fp32 accumulation).
+//   larger M (prefill), and 8-bit weights above kGptqSmallMMax: the weight is
+//     dequantized to an fp16 scratch, column chunk by column chunk, and multiplied
+//     by cuBLAS (fp32 accumulation).
 //
 // Plain pointers and a stream; argument checks (shapes, null pointers) throw
 // nibble::Error before anything is launched. Every call is asynchronous on `stream`.
@@ -51,7 +52,8 @@ struct GptqWorkspace {
   // (correct, but slow when N alone cannot fill the GPU).
   void* splitk = nullptr;
   size_t splitk_bytes = 0;
-  // fp16 dequantized-weight scratch of the large-M path; any size of at least
+  // fp16 dequantized-weight scratch of the large-M path (the tensor-core path
+  // gathers act-order x into it when it holds M * K * 2 bytes); any size of at least
   // K * 64 * 2 bytes works (less means more, narrower column chunks); K * N * 2
   // bytes does it in one cuBLAS call.
   void* dequant = nullptr;

@@ -90,7 +90,7 @@ __device__ __forceinline__ int a_chunk(int m, int c) { return c ^ ((m & 1) << 2)
 __device__ __forceinline__ int w_chunk(int r, int c) { return c ^ ((r & 3) << 1); }
 
 template <int MI>
-__global__ void __launch_bounds__(kMmaThreads, 2) gptq_mma_kernel(MmaParams p) {
+__global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(16 * MI)) gptq_mma_kernel(MmaParams p) {
   constexpr int MT = 16 * MI;
   constexpr int STAGE = mma_stage_bytes(MT);
   constexpr int A_CHUNKS = MT * kMmaStageRows / 8;  // 16-byte chunks of x per stage
@@ -108,47 +108,61 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gptq_mma_kernel(MmaParams p) {
   auto stage_buf = [&](int st) { return smem + (st % kMmaStages) * STAGE; };
   auto x_tile = [&](int st) { return reinterpret_cast<__half*>(stage_buf(st) + kMmaStageQuantBytes); };
 
+  // Loader state: stages are requested in order, so each thread keeps its source
+  // pointers and the group of its scale row and advances them by one stage per call.
+  const int w_row = tid >> 6, w_col = tid & 63;  // weight chunks (w_row + 4i, w_col), i = 0, 1
+  const bool w_col_ok = n0 + 4 * w_col < p.N;
+  const uint32_t* w_src = p.qweight + (static_cast<size_t>(k_begin / 8 + w_row) * p.N + n0 + 4 * w_col);
+  const size_t w_step = static_cast<size_t>(kMmaStageRows / 8) * p.N;
+  int w_dst[2];
+#pragma unroll
+  for (int i = 0; i < 2; ++i) w_dst[i] = (w_row + 4 * i) * kMmaTileN + 4 * w_chunk(w_row + 4 * i, w_col);
+  const int s_half = tid >> 7, s_kind = (tid >> 6) & 1;  // scale/zero chunk: (half, kind, w_col)
+  const __half* s_src = (s_kind ? p.zeros : p.scales) + n0 + 4 * w_col;
+  int s_group = min(min(k_begin + 32 * s_half, p.K - 1) / p.group_rows, p.groups - 1);
+  int s_group_end = (s_group + 1) * p.group_rows;  // first row of the next group
+  const int s_dst = kMmaStageWeightBytes / 2 + (s_half * 2 + s_kind) * kMmaTileN + 4 * w_col;  // in halves
+  // x chunk i of a thread: row (tid / 8) + 32 i, columns 8 (tid % 8) .. + 7 of the stage.
+  const int x_m = tid >> 3, x_cc = tid & 7;
+  const __half* x_src = p.x + (static_cast<size_t>(m0 + x_m) * p.K + k_begin + x_cc * 8);
+  const int x_dst = x_m * kMmaStageRows + 8 * a_chunk(x_m, x_cc);  // rows 32 apart keep their parity
+  int x_k = k_begin + x_cc * 8;
+  int load_k = k_begin;  // first row of the next stage to load
+
   // Weights (zero-filled past k_end or N), the scales and zeros of both 32-row
-  // halves, and x when it can be copied as is.
-  auto load_stage = [&](int st) {
+  // halves, and x when it can be copied as is (zeros past M and k_end, so that
+  // zero-filled weights add nothing).
+  auto load_next_stage = [&](int st) {
     unsigned char* buf = stage_buf(st);
-    const int kb = k_begin + st * kMmaStageRows;
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
-      const int c = tid + i * kMmaThreads;
-      const int row = c >> 6, col = c & 63;
-      const int n = n0 + col * 4;
-      const bool valid = kb + row * 8 < k_end && n < p.N;
-      const uint32_t* src = valid ? p.qweight + static_cast<size_t>(kb / 8 + row) * p.N + n : p.qweight;
-      cp_async16(reinterpret_cast<uint32_t*>(buf) + row * kMmaTileN + 4 * w_chunk(row, col), src, valid);
+      const bool valid = w_col_ok && load_k + (w_row + 4 * i) * 8 < k_end;
+      cp_async16(reinterpret_cast<uint32_t*>(buf) + w_dst[i], valid ? w_src + i * 4 * p.N : p.qweight, valid);
     }
-    {
-      const int half = tid >> 7, kind = (tid >> 6) & 1, col = tid & 63;
-      const int n = n0 + col * 4;
-      const int k = min(kb + half * 32, p.K - 1);
-      const int group = min(k / p.group_rows, p.groups - 1);
-      const __half* base = kind ? p.zeros : p.scales;
-      const bool valid = n < p.N;
-      __half* dst = reinterpret_cast<__half*>(buf + kMmaStageWeightBytes) + (half * 2 + kind) * kMmaTileN + col * 4;
-      cp_async8(dst, valid ? base + static_cast<size_t>(group) * p.N + n : base, valid);
+    while (load_k + 32 * s_half >= s_group_end && s_group < p.groups - 1) {
+      ++s_group;
+      s_group_end += p.group_rows;
     }
+    cp_async8(reinterpret_cast<__half*>(buf) + s_dst, w_col_ok ? s_src + static_cast<size_t>(s_group) * p.N : p.scales,
+              w_col_ok);
     if (p.x_vec) {
       __half* xs = x_tile(st);
 #pragma unroll
       for (int i = 0; i < A_PER_THREAD; ++i) {
-        const int c = tid + i * kMmaThreads;
-        if (c >= A_CHUNKS) break;
-        const int m = c >> 3, cc = c & 7;
-        const int k = kb + cc * 8;
-        const bool valid = m0 + m < p.M && k < k_end;  // zeros past k_end: zero-filled weights add nothing
-        cp_async16(xs + m * kMmaStageRows + 8 * a_chunk(m, cc),
-                   valid ? p.x + static_cast<size_t>(m0 + m) * p.K + k : p.x, valid);
+        if (tid + i * kMmaThreads >= A_CHUNKS) break;
+        const bool valid = m0 + x_m + 32 * i < p.M && x_k < k_end;
+        cp_async16(xs + x_dst + 32 * i * kMmaStageRows, valid ? x_src + static_cast<size_t>(32 * i) * p.K : p.x,
+                   valid);
       }
+      x_src += kMmaStageRows;
+      x_k += kMmaStageRows;
     }
+    w_src += w_step;
+    load_k += kMmaStageRows;
   };
 
-  // x gathered through perm (or not 16-byte aligned): loaded into registers one
-  // iteration before it is stored, so the loads overlap the tensor-core work.
+  // x gathered through perm (no room to gather it beforehand) or not 16-byte
+  // aligned: plain loads, stored before the stage's compute (the slow fallback).
   uint4 gathered[A_PER_THREAD];
   auto gather_x = [&](int st) {
     const int kb = k_begin + st * kMmaStageRows;
@@ -192,7 +206,7 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gptq_mma_kernel(MmaParams p) {
 #pragma unroll 1
   for (int st = 0; st < kMmaStages - 1; ++st) {
     if (st < nstages) {
-      load_stage(st);
+      load_next_stage(st);
       if (!p.x_vec) {
         gather_x(st);
         store_x(st);
@@ -206,9 +220,12 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gptq_mma_kernel(MmaParams p) {
     cp_async_wait<kMmaStages - 2>();
     __syncthreads();  // stage st visible; every warp is done with stage st - 1
     const int next = st + kMmaStages - 1;
-    if (next < nstages) load_stage(next);
+    if (next < nstages) load_next_stage(next);
     cp_async_commit();
-    if (!p.x_vec) gather_x(next);
+    if (!p.x_vec && next < nstages) {  // buffer of `next` freed by the barrier above
+      gather_x(next);
+      store_x(next);
+    }
 
     const unsigned char* buf = stage_buf(st);
     const __half* xs = x_tile(st);
@@ -246,9 +263,6 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gptq_mma_kernel(MmaParams p) {
         }
       }
     }
-    // The buffer of stage `next` was freed by the barrier above; its x becomes
-    // visible to the other warps at the barrier of the next iteration.
-    if (!p.x_vec && next < nstages) store_x(next);
   }
   cp_async_wait_all();
 
@@ -318,6 +332,22 @@ __global__ void __launch_bounds__(kMmaThreads, 2) gptq_mma_kernel(MmaParams p) {
   }
 }
 
+__global__ void gather_columns_kernel(const __half* x, const int32_t* perm, int M, int K, __half* out) {
+  const int chunks = K / 8;
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= static_cast<int64_t>(M) * chunks) return;
+  const int m = static_cast<int>(i / chunks), r = static_cast<int>(i % chunks) * 8;
+  const __half* row = x + static_cast<size_t>(m) * K;
+  uint32_t packed[4];
+#pragma unroll
+  for (int e = 0; e < 8; e += 2) {
+    const unsigned short lo = __half_as_ushort(row[__ldg(perm + r + e)]);
+    const unsigned short hi = __half_as_ushort(row[__ldg(perm + r + e + 1)]);
+    packed[e / 2] = static_cast<uint32_t>(lo) | static_cast<uint32_t>(hi) << 16;
+  }
+  *reinterpret_cast<uint4*>(out + static_cast<size_t>(m) * K + r) = make_uint4(packed[0], packed[1], packed[2], packed[3]);
+}
+
 template <int MI>
 void launch_tile(const MmaParams& p, dim3 grid, size_t smem, cudaStream_t stream) {
   // The largest plan's shared memory, allowed once per instantiation.
@@ -328,6 +358,14 @@ void launch_tile(const MmaParams& p, dim3 grid, size_t smem, cudaStream_t stream
 }
 
 }  // namespace
+
+void launch_gather_columns(const __half* x, const int32_t* perm, int M, int K, __half* out, cudaStream_t stream) {
+  const int64_t total = static_cast<int64_t>(M) * (K / 8);
+  if (total == 0) return;
+  const int threads = 256;
+  gather_columns_kernel<<<static_cast<unsigned>((total + threads - 1) / threads), threads, 0, stream>>>(x, perm, M, K,
+                                                                                                      out);
+}
 
 void launch_mma(const MmaParams& p, int m_tile, dim3 grid, size_t smem, cudaStream_t stream) {
   switch (m_tile) {

@@ -28,4 +28,8 @@ struct MmaParams {
 // m_tile 16, 32 or 64; grid (mchunks, ntiles, splits); smem from the plan.
 void launch_mma(const MmaParams& p, int m_tile, dim3 grid, size_t smem, cudaStream_t stream);
 
+// out[m, r] = x[m, perm[r]] for m < M, r < K (K a multiple of 8, out 16-byte aligned):
+// act-order activations gathered once so the GEMM copies them with cp.async.
+void launch_gather_columns(const __half* x, const int32_t* perm, int M, int K, __half* out, cudaStream_t stream);
+
 }  // namespace nibble::kernels::detail

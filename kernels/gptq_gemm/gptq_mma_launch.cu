@@ -50,10 +50,10 @@ MmaPlan plan_mma(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, 
   if (override.rows_per_split > 0) {
     rows = round_up(override.rows_per_split, kMmaStageRows);
   } else {
-    // About two resident blocks per SM (shared memory allows two); never more
-    // blocks than that, so no second, mostly idle wave; at least 128 rows each
-    // (fewer adds more fp32 atomics than it saves).
-    const int64_t target = override.blocks_target > 0 ? override.blocks_target : 2 * int64_t{sms};
+    // One wave of resident blocks (never more, so no second, mostly idle wave);
+    // at least 128 rows each (fewer adds more fp32 atomics than it saves).
+    const int64_t target =
+        override.blocks_target > 0 ? override.blocks_target : int64_t{mma_blocks_per_sm(plan.m_tile)} * sms;
     const int64_t splits = std::max<int64_t>(1, target / base);
     rows = std::max<int64_t>(128, round_up(ceil_div(K, splits), kMmaStageRows));
   }
@@ -86,7 +86,16 @@ void gptq_gemm_mma_with(const GptqDeviceWeights& w, const __half* x, int64_t M, 
   p.groups = static_cast<int>(w.groups);
   p.rows_per_split = plan.rows_per_split;
   p.splits = plan.splits;
-  p.x_vec = !w.perm && aligned(x, 16) ? 1 : 0;
+  // Act-order: gather x once into the dequant scratch when it has room (the
+  // kernel then copies it like plain x); otherwise the kernel gathers as it goes.
+  const size_t gathered_bytes = static_cast<size_t>(M) * w.K * sizeof(__half);
+  if (w.perm && ws.dequant && ws.dequant_bytes >= gathered_bytes && aligned(ws.dequant, 16)) {
+    auto* gathered = static_cast<__half*>(ws.dequant);
+    detail::launch_gather_columns(x, w.perm, p.M, p.K, gathered, stream);
+    p.x = gathered;
+    p.perm = nullptr;
+  }
+  p.x_vec = !p.perm && aligned(p.x, 16) ? 1 : 0;
   if (plan.splits > 1) {
     p.counters = static_cast<unsigned*>(ws.splitk);
     p.partial = reinterpret_cast<float*>(static_cast<char*>(ws.splitk) + detail::kCounterBytes);

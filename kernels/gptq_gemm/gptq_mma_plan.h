@@ -20,6 +20,8 @@ inline constexpr int kMmaStages = 6;      // ring depth (stages in flight + 1)
 inline constexpr int kMmaStageWeightBytes = kMmaStageRows / 8 * kMmaTileN * 4;
 inline constexpr int kMmaStageQuantBytes = kMmaStageWeightBytes + 2 * 2 * kMmaTileN * 2;
 constexpr int mma_stage_bytes(int m_tile) { return kMmaStageQuantBytes + m_tile * kMmaStageRows * 2; }
+// Resident blocks per SM the kernel is built for (registers; shared memory fits them).
+constexpr int mma_blocks_per_sm(int m_tile) { return m_tile == 16 ? 3 : 2; }
 
 struct MmaPlan {
   int m_tile = 16;          // rows of x per block: 16, 32 or 64
@@ -33,7 +35,7 @@ struct MmaPlan {
 // Zero fields mean "choose".
 struct MmaOverride {
   int rows_per_split = 0;  // forced rows per split (rounded up to 64)
-  int blocks_target = 0;   // blocks to aim for when splitting K (default: 2 per SM)
+  int blocks_target = 0;   // blocks to aim for when splitting K (default: one wave of resident blocks)
 };
 
 // Splitting K needs the fp32 [M, N] accumulator and a counter per tile in the

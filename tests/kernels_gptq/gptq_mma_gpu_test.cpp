@@ -10,6 +10,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gptq_gemm/gptq_gemm.h"
@@ -64,13 +65,18 @@ struct Layer {
   }
 };
 
+// Split-K workspace (zero-filled) and, optionally, the dequant scratch that the
+// tensor-core path uses to gather act-order x.
 struct SplitWorkspace {
-  std::unique_ptr<Buffer> splitk;
+  std::unique_ptr<Buffer> splitk, scratch;
   GptqWorkspace ws;
-  explicit SplitWorkspace(size_t bytes) : splitk(std::make_unique<Buffer>(bytes)) {
+  explicit SplitWorkspace(size_t bytes, size_t scratch_bytes = 0)
+      : splitk(std::make_unique<Buffer>(bytes)), scratch(std::make_unique<Buffer>(scratch_bytes)) {
     if (bytes) cudaMemset(splitk->ptr, 0, bytes);
     ws.splitk = splitk->ptr;
     ws.splitk_bytes = bytes;
+    ws.dequant = scratch->ptr;
+    ws.dequant_bytes = scratch_bytes;
   }
   bool zero() const {
     if (!splitk->ptr) return true;
@@ -121,11 +127,11 @@ TEST(GptqMmaPlan, CoversKWithinSharedMemoryAndFillsTheGpu) {
             EXPECT_EQ(p.splits, 1) << what;
           }
           if (p.splits > 1) {
-            EXPECT_LE(int64_t{p.mchunks} * p.ntiles * p.splits, 2 * 132) << what;
+            EXPECT_LE(int64_t{p.mchunks} * p.ntiles * p.splits, mma_blocks_per_sm(p.m_tile) * 132) << what;
           }
         }
-  // The Llama-3-8B 4096x4096 layer at M = 16 splits K 16 ways: 256 blocks for 132 SMs.
-  const MmaPlan qkv = plan_mma(16, 4096, 4096, 132, roomy, MmaOverride{});
+  // The Llama-3-8B 4096x4096 layer at M = 64 splits K 16 ways: 256 blocks for 2 x 132 resident.
+  const MmaPlan qkv = plan_mma(64, 4096, 4096, 132, roomy, MmaOverride{});
   EXPECT_EQ(qkv.splits, 16);
   EXPECT_EQ(qkv.rows_per_split, 256);
   // Too small a workspace for M = 64: no split.
@@ -177,13 +183,16 @@ TEST_F(GptqMmaGpu, OddShapesAgainstReference) {
     const std::vector<double> ref_d(ref.begin(), ref.end());
     auto xd = to_device(x);
     auto bd = to_device(bias);
-    for (size_t ws_bytes : {gptq_splitk_workspace_bytes(Mmax, oc.N), size_t{0}}) {
-      SplitWorkspace w(ws_bytes);
+    const size_t gather_bytes = static_cast<size_t>(Mmax * oc.K) * 2;
+    for (auto [ws_bytes, scratch_bytes] : {std::pair{gptq_splitk_workspace_bytes(Mmax, oc.N), gather_bytes},
+                                           std::pair{gptq_splitk_workspace_bytes(Mmax, oc.N), size_t{0}},
+                                           std::pair{size_t{0}, size_t{0}}}) {
+      SplitWorkspace w(ws_bytes, scratch_bytes);
       for (int64_t M : ms) {
         const auto y = run_mma(layer, xd->as<__half>(), M, oc.bias ? bd->as<__half>() : nullptr, w.ws);
         const MmaPlan plan = plan_mma(M, oc.N, oc.K, 132, ws_bytes, MmaOverride{});
         const std::string what = spec.name() + " M=" + std::to_string(M) + (oc.bias ? " bias" : "") +
-                                 " ws=" + std::to_string(ws_bytes);
+                                 " ws=" + std::to_string(ws_bytes) + (scratch_bytes ? " gather scratch" : "");
         ASSERT_EQ(nonfinite(y), 0u) << what;
         const double err = relative_error(y.data(), ref_d.data(), y.size());
         EXPECT_LT(err, kTolerance) << what << " (splits on 132 SMs: " << plan.splits << ")";
@@ -256,7 +265,7 @@ TEST_F(GptqMmaGpu, LargeActivationsStayAccurate) {
   for (float v : ref) ASSERT_LT(std::fabs(v), 65504.f) << "test data must keep y inside the fp16 range";
   const std::vector<double> ref_d(ref.begin(), ref.end());
   auto xd = to_device(x);
-  SplitWorkspace w(gptq_splitk_workspace_bytes(M, spec.N));
+  SplitWorkspace w(gptq_splitk_workspace_bytes(M, spec.N), static_cast<size_t>(M * spec.K) * 2);
   const auto y = run_mma(layer, xd->as<__half>(), M, nullptr, w.ws);
   ASSERT_EQ(nonfinite(y), 0u);
   const double err = relative_error(y.data(), ref_d.data(), y.size());
