@@ -17,6 +17,7 @@
 #include <functional>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gptq_gemm/gptq_gemm.h"
@@ -174,10 +175,12 @@ std::string mma_plan_text(int64_t M, int64_t N, int64_t K, size_t ws, const MmaO
 int main(int argc, char** argv) {
   std::string json_path;
   bool quick = false;
+  int64_t profile_m = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--json" && i + 1 < argc) json_path = argv[++i];
     else if (a == "--quick") quick = true;
+    else if (a == "--profile" && i + 1 < argc) profile_m = std::atoll(argv[++i]);
   }
   cudaDeviceProp prop{};
   check(cudaGetDeviceProperties(&prop, 0), "props");
@@ -209,6 +212,20 @@ int main(int argc, char** argv) {
   check(cudaMemcpy(x, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice), "x");
   auto* y = static_cast<__half*>(device_alloc(static_cast<size_t>(2048) * 128256 * 2));
   auto* wfp16 = static_cast<__half*>(device_alloc(static_cast<size_t>(max_k) * max_n * 2));
+
+  if (profile_m > 0) {
+    // For a profiler: the tensor-core kernel twice on each big layer shape at M = profile_m.
+    for (auto [K, N] : {std::pair<int64_t, int64_t>{4096, 14336}, {14336, 4096}}) {
+      const GptqPrepared host = random_layer(K, N, 4, 128, false, rng);
+      LayerCopies copies;
+      upload_copies(host, 0, copies);
+      for (int r = 0; r < 2; ++r) gptq_gemm_mma(copies.views[0], x, profile_m, y, nullptr, ws, stream);
+      check(cudaStreamSynchronize(stream), "profile");
+      std::printf("profiled K=%lld N=%lld M=%lld: %s\n", static_cast<long long>(K), static_cast<long long>(N),
+                  static_cast<long long>(profile_m), mma_plan_text(profile_m, N, K, splitk_bytes, MmaOverride{}).c_str());
+    }
+    return 0;
+  }
 
   struct Shape { const char* name; int64_t K, N; };
   const Shape shapes[] = {{"qkv-like 4096x4096", 4096, 4096}, {"kv 4096x1024", 4096, 1024},
