@@ -8,11 +8,11 @@
 //     loads, fp32 accumulation across rows), split over K when N alone cannot fill
 //     the GPU; split partials are added into an fp32 accumulator in the workspace
 //     and the last block of each tile writes y.
-//   kGptqSmallMMax < M <= kGptqMmaMMax, 4-bit weights: a tensor-core kernel
-//     (mma.sync m16n8k16, fp32 accumulation) that streams the weights through a
-//     cp.async pipeline into shared memory once per 64-row M chunk and
-//     dequantizes them in registers; split over K like the fused kernel (its
-//     workspace then needs room for M rows: gptq_splitk_workspace_bytes(M, N)).
+//   kGptqSmallMMax < M <= 32, and up to kGptqMmaMMax on big layers, 4-bit weights:
+//     a tensor-core kernel (mma.sync m16n8k16, fp32 accumulation) that streams the
+//     weights through a cp.async pipeline into shared memory once per 64-row M
+//     chunk and dequantizes them in registers; split over K like the fused kernel
+//     (its workspace then needs room for M rows: gptq_splitk_workspace_bytes(M, N)).
 //   larger M (prefill), and 8-bit weights above kGptqSmallMMax: the weight is
 //     dequantized to an fp16 scratch, column chunk by column chunk, and multiplied
 //     by cuBLAS (fp32 accumulation).
@@ -64,10 +64,11 @@ struct GptqWorkspace {
 // Largest M served by the fused kernel; above it the dequantize + cuBLAS path runs.
 inline constexpr int64_t kGptqSmallMMax = 8;
 
-// Largest M served by the tensor-core kernel (4-bit); above it dequantize + cuBLAS
-// (measured crossover: bench/NOTES.md). Size the split-K workspace for
-// min(largest batch, kGptqMmaMMax) rows, or that kernel cannot split K.
-inline constexpr int64_t kGptqMmaMMax = 256;
+// Largest M that gptq_gemm sends to the tensor-core kernel (4-bit; the rule is
+// gptq_mma_preferred in gptq_mma_plan.h, crossover measured in bench/NOTES.md).
+// Size the split-K workspace for min(largest batch, kGptqMmaMMax) rows, or that
+// kernel cannot split K (correct, but several times slower).
+inline constexpr int64_t kGptqMmaMMax = 64;
 
 // Split-K workspace for every call with M <= max_m and N <= max_n: 16 KB of
 // counters plus an fp32 [max_m, max_n] accumulator.

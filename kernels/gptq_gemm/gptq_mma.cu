@@ -38,10 +38,19 @@ __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool va
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(bytes));
 }
 
-__device__ __forceinline__ void cp_async8(void* smem, const void* gmem, bool valid) {
+// Copies only when `valid` (the destination keeps its old contents otherwise).
+__device__ __forceinline__ void cp_async16_if(void* smem, const void* gmem, bool valid) {
   const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  const int bytes = valid ? 8 : 0;
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(s), "l"(gmem), "r"(bytes));
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %2, 0;\n @p cp.async.cg.shared.global [%0], [%1], 16;\n}\n" ::"r"(s),
+      "l"(gmem), "r"(static_cast<int>(valid)));
+}
+
+__device__ __forceinline__ void cp_async8_if(void* smem, const void* gmem, bool valid) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %2, 0;\n @p cp.async.ca.shared.global [%0], [%1], 8;\n}\n" ::"r"(s),
+      "l"(gmem), "r"(static_cast<int>(valid)));
 }
 
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
@@ -62,11 +71,28 @@ __device__ __forceinline__ void mma_16816(float (&c)[4], uint32_t a0, uint32_t a
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-// (q[2j], q[2j + 1]) of a word as half2 (q - zero) * scale; z2 holds -(1024 + zero).
-__device__ __forceinline__ uint32_t dequant_pair(uint32_t word, int j, __half2 z2, __half2 s2) {
-  const uint32_t t = ((word >> (4 * j)) & 0x000F000Fu) | 0x64006400u;
-  const __half2 v = __hmul2(__hadd2(*reinterpret_cast<const __half2*>(&t), z2), s2);
-  return *reinterpret_cast<const uint32_t*>(&v);
+// (a & mask) | bits in one LOP3.
+template <uint32_t MASK, uint32_t BITS>
+__device__ __forceinline__ uint32_t and_or(uint32_t a) {
+  uint32_t d;
+  asm("lop3.b32 %0, %1, %2, %3, 0xEA;\n" : "=r"(d) : "r"(a), "n"(MASK), "n"(BITS));
+  return d;
+}
+
+__device__ __forceinline__ uint32_t as_u32(__half2 h) { return *reinterpret_cast<const uint32_t*>(&h); }
+__device__ __forceinline__ __half2 as_h2(uint32_t u) { return *reinterpret_cast<const __half2*>(&u); }
+
+// The four half2 pairs (q[2j], q[2j + 1]) of a word as (q - zero) * scale, exact
+// up to the product's rounding. Even nibbles: (0x6400 | q) = 1024 + q, plus z =
+// -(1024 + zero). Odd nibbles are read in place as 1024 + 16 q: times 1/16 plus
+// z64 = -(64 + zero) (all integers below 2048: exact in fp16).
+__device__ __forceinline__ void dequant_word(uint32_t w, __half2 z, __half2 z64, __half2 s, uint32_t (&b)[4]) {
+  const __half2 sixteenth = as_h2(0x2C002C00u);  // 1/16
+  const uint32_t hi = w >> 8;
+  b[0] = as_u32(__hmul2(__hadd2(as_h2(and_or<0x000F000Fu, 0x64006400u>(w)), z), s));
+  b[1] = as_u32(__hmul2(__hfma2(as_h2(and_or<0x00F000F0u, 0x64006400u>(w)), sixteenth, z64), s));
+  b[2] = as_u32(__hmul2(__hadd2(as_h2(and_or<0x000F000Fu, 0x64006400u>(hi)), z), s));
+  b[3] = as_u32(__hmul2(__hfma2(as_h2(and_or<0x00F000F0u, 0x64006400u>(hi)), sixteenth, z64), s));
 }
 
 __device__ __forceinline__ uint2 pack_half4(float a, float b, float c, float d) {
@@ -104,9 +130,10 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(16 * MI)) gptq_
   const int k_begin = split * p.rows_per_split;
   const int k_end = min(p.K, k_begin + p.rows_per_split);
   const int nstages = (k_end - k_begin + kMmaStageRows - 1) / kMmaStageRows;
-  // Stage buffer: weights [8 word rows][256] uint32 | scales, zeros [2 halves][2][256] fp16 | x [MT][64] fp16.
-  auto stage_buf = [&](int st) { return smem + (st % kMmaStages) * STAGE; };
-  auto x_tile = [&](int st) { return reinterpret_cast<__half*>(stage_buf(st) + kMmaStageQuantBytes); };
+  // Stage buffer (ring slot): weights [8 word rows][256] uint32 | scales, zeros
+  // [2 halves][2][256] fp16 | x [MT][64] fp16.
+  auto stage_buf = [&](int slot) { return smem + slot * STAGE; };
+  auto x_tile = [&](int slot) { return reinterpret_cast<__half*>(stage_buf(slot) + kMmaStageQuantBytes); };
 
   // Loader state: stages are requested in order, so each thread keeps its source
   // pointers and the group of its scale row and advances them by one stage per call.
@@ -129,24 +156,23 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(16 * MI)) gptq_
   int x_k = k_begin + x_cc * 8;
   int load_k = k_begin;  // first row of the next stage to load
 
-  // Weights (zero-filled past k_end or N), the scales and zeros of both 32-row
-  // halves, and x when it can be copied as is (zeros past M and k_end, so that
-  // zero-filled weights add nothing).
-  auto load_next_stage = [&](int st) {
-    unsigned char* buf = stage_buf(st);
+  // Weights and the scales and zeros of both 32-row halves (skipped past k_end or
+  // N: stale shared memory there only meets zero x or unwritten columns; any bit
+  // pattern dequantizes to a finite value), and x when it can be copied as is
+  // (zero-filled past M and k_end, so that stale weights add nothing).
+  auto load_next_stage = [&](int slot) {
+    unsigned char* buf = stage_buf(slot);
 #pragma unroll
-    for (int i = 0; i < 2; ++i) {
-      const bool valid = w_col_ok && load_k + (w_row + 4 * i) * 8 < k_end;
-      cp_async16(reinterpret_cast<uint32_t*>(buf) + w_dst[i], valid ? w_src + i * 4 * p.N : p.qweight, valid);
-    }
+    for (int i = 0; i < 2; ++i)
+      cp_async16_if(reinterpret_cast<uint32_t*>(buf) + w_dst[i], w_src + i * 4 * p.N,
+                    w_col_ok && load_k + (w_row + 4 * i) * 8 < k_end);
     while (load_k + 32 * s_half >= s_group_end && s_group < p.groups - 1) {
       ++s_group;
       s_group_end += p.group_rows;
     }
-    cp_async8(reinterpret_cast<__half*>(buf) + s_dst, w_col_ok ? s_src + static_cast<size_t>(s_group) * p.N : p.scales,
-              w_col_ok);
+    cp_async8_if(reinterpret_cast<__half*>(buf) + s_dst, s_src + static_cast<size_t>(s_group) * p.N, w_col_ok);
     if (p.x_vec) {
-      __half* xs = x_tile(st);
+      __half* xs = x_tile(slot);
 #pragma unroll
       for (int i = 0; i < A_PER_THREAD; ++i) {
         if (tid + i * kMmaThreads >= A_CHUNKS) break;
@@ -184,8 +210,8 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(16 * MI)) gptq_
       gathered[i] = make_uint4(packed[0], packed[1], packed[2], packed[3]);
     }
   };
-  auto store_x = [&](int st) {
-    __half* xs = x_tile(st);
+  auto store_x = [&](int slot) {
+    __half* xs = x_tile(slot);
 #pragma unroll
     for (int i = 0; i < A_PER_THREAD; ++i) {
       const int c = tid + i * kMmaThreads;
@@ -215,47 +241,52 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(16 * MI)) gptq_
     cp_async_commit();
   }
 
+  // Per-thread shared-memory byte offsets inside a stage: the weight chunk and
+  // the scales of each 32-row half, the x rows 16 mi + g (+ 8 at +1024 bytes).
+  int w_off[2], x_off[2];
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int wrow = 4 * half + t;
+    w_off[half] = (wrow * kMmaTileN + 4 * w_chunk(wrow, 8 * warp + g)) * 4;
+    x_off[half] = kMmaStageQuantBytes + (g * kMmaStageRows + 8 * a_chunk(g, 4 * half + t)) * 2;
+  }
+  const int sz_off = kMmaStageWeightBytes + (warp * 32 + 4 * g) * 2;  // + 1024 per half, zeros + 512
+
+  int read_slot = 0, write_slot = kMmaStages - 1;
 #pragma unroll 1
   for (int st = 0; st < nstages; ++st) {
     cp_async_wait<kMmaStages - 2>();
-    __syncthreads();  // stage st visible; every warp is done with stage st - 1
+    __syncthreads();  // stage st visible; every warp is done with the slot written next
     const int next = st + kMmaStages - 1;
-    if (next < nstages) load_next_stage(next);
-    cp_async_commit();
-    if (!p.x_vec && next < nstages) {  // buffer of `next` freed by the barrier above
-      gather_x(next);
-      store_x(next);
+    if (next < nstages) {
+      load_next_stage(write_slot);
+      if (!p.x_vec) {
+        gather_x(next);
+        store_x(write_slot);
+      }
     }
+    cp_async_commit();
 
-    const unsigned char* buf = stage_buf(st);
-    const __half* xs = x_tile(st);
+    const unsigned char* buf = stage_buf(read_slot);
     const int kb = k_begin + st * kMmaStageRows;
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       if (kb + half * 32 >= k_end) break;
-      const int wrow = 4 * half + t;
-      const uint4 wq = *reinterpret_cast<const uint4*>(reinterpret_cast<const uint32_t*>(buf) + wrow * kMmaTileN +
-                                                       4 * w_chunk(wrow, 8 * warp + g));
-      const __half* sz =
-          reinterpret_cast<const __half*>(buf + kMmaStageWeightBytes) + half * 2 * kMmaTileN + warp * 32 + 4 * g;
-      const uint2 sraw = *reinterpret_cast<const uint2*>(sz);
-      const uint2 zraw = *reinterpret_cast<const uint2*>(sz + kMmaTileN);
-      const __half* sh = reinterpret_cast<const __half*>(&sraw);
-      const __half* zh = reinterpret_cast<const __half*>(&zraw);
+      const uint4 wq = *reinterpret_cast<const uint4*>(buf + w_off[half]);
+      const uint2 sraw = *reinterpret_cast<const uint2*>(buf + sz_off + half * 1024);
+      const uint2 zraw = *reinterpret_cast<const uint2*>(buf + sz_off + half * 1024 + 512);
+      const __half2 s01 = as_h2(sraw.x), s23 = as_h2(sraw.y), z01 = as_h2(zraw.x), z23 = as_h2(zraw.y);
+      const __half2 scale[4] = {__low2half2(s01), __high2half2(s01), __low2half2(s23), __high2half2(s23)};
+      const __half2 zero[4] = {__low2half2(z01), __high2half2(z01), __low2half2(z23), __high2half2(z23)};
+      const __half2 to64 = as_h2(0x63806380u);  // 960: -(1024 + zero) + 960 = -(64 + zero)
       const uint32_t words[4] = {wq.x, wq.y, wq.z, wq.w};
       uint32_t b[4][4];
 #pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const __half2 s2 = __half2half2(sh[i]), z2 = __half2half2(zh[i]);
-#pragma unroll
-        for (int j = 0; j < 4; ++j) b[i][j] = dequant_pair(words[i], j, z2, s2);
-      }
-      const int ac = 4 * half + t;
+      for (int i = 0; i < 4; ++i) dequant_word(words[i], zero[i], __hadd2(zero[i], to64), scale[i], b[i]);
 #pragma unroll
       for (int mi = 0; mi < MI; ++mi) {
-        const int r = 16 * mi + g;
-        const uint4 u = *reinterpret_cast<const uint4*>(xs + r * kMmaStageRows + 8 * a_chunk(r, ac));
-        const uint4 v = *reinterpret_cast<const uint4*>(xs + (r + 8) * kMmaStageRows + 8 * a_chunk(r + 8, ac));
+        const uint4 u = *reinterpret_cast<const uint4*>(buf + x_off[half] + mi * 16 * kMmaStageRows * 2);
+        const uint4 v = *reinterpret_cast<const uint4*>(buf + x_off[half] + mi * 16 * kMmaStageRows * 2 + 1024);
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
           mma_16816(acc[mi][i], u.x, v.x, u.y, v.y, b[i][0], b[i][1]);
@@ -263,6 +294,8 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(16 * MI)) gptq_
         }
       }
     }
+    read_slot = read_slot + 1 == kMmaStages ? 0 : read_slot + 1;
+    write_slot = write_slot + 1 == kMmaStages ? 0 : write_slot + 1;
   }
   cp_async_wait_all();
 

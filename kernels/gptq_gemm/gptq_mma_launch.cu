@@ -50,10 +50,10 @@ MmaPlan plan_mma(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, 
   if (override.rows_per_split > 0) {
     rows = round_up(override.rows_per_split, kMmaStageRows);
   } else {
-    // One wave of resident blocks (never more, so no second, mostly idle wave);
-    // at least 128 rows each (fewer adds more fp32 atomics than it saves).
-    const int64_t target =
-        override.blocks_target > 0 ? override.blocks_target : int64_t{mma_blocks_per_sm(plan.m_tile)} * sms;
+    // Two blocks per SM (never more than fit at once, so no second, mostly idle
+    // wave; the benchmark's sweep found fewer, longer splits better than three per
+    // SM: each split adds an fp32 [M, N] of atomics); at least 128 rows each.
+    const int64_t target = override.blocks_target > 0 ? override.blocks_target : 2 * int64_t{sms};
     const int64_t splits = std::max<int64_t>(1, target / base);
     rows = std::max<int64_t>(128, round_up(ceil_div(K, splits), kMmaStageRows));
   }
@@ -64,6 +64,12 @@ MmaPlan plan_mma(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, 
   plan.splits = static_cast<int>(ceil_div(K, rows));
   plan.smem_bytes = static_cast<size_t>(kMmaStages) * mma_stage_bytes(plan.m_tile);
   return plan;
+}
+
+bool gptq_mma_preferred(const GptqDeviceWeights& w, int64_t M, const GptqWorkspace& ws) {
+  if (w.bits != 4 || M <= kGptqSmallMMax) return false;
+  if (!ws.cublas || !ws.dequant) return true;
+  return M <= kMmaAlwaysMMax || (M <= kGptqMmaMMax && w.K * w.N >= kMmaBigLayerWeights);
 }
 
 void gptq_gemm_mma_with(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,

@@ -35,13 +35,21 @@ struct MmaPlan {
 // Zero fields mean "choose".
 struct MmaOverride {
   int rows_per_split = 0;  // forced rows per split (rounded up to 64)
-  int blocks_target = 0;   // blocks to aim for when splitting K (default: one wave of resident blocks)
+  int blocks_target = 0;   // blocks to aim for when splitting K (default: 2 per SM)
 };
 
 // Splitting K needs the fp32 [M, N] accumulator and a counter per tile in the
 // split-K workspace (gptq_splitk_workspace_bytes(M, N) bytes); without room the
 // plan runs each tile over all of K.
 MmaPlan plan_mma(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, const MmaOverride& override);
+
+// Whether gptq_gemm sends a product with M > kGptqSmallMMax to the tensor-core
+// kernel rather than dequantize + cuBLAS: 4-bit weights and either M <= 32, or
+// M <= kGptqMmaMMax on a big layer (K * N >= kMmaBigLayerWeights), or no cuBLAS
+// handle / dequant scratch in the workspace. Measured crossover: bench/NOTES.md.
+inline constexpr int64_t kMmaAlwaysMMax = 32;
+inline constexpr int64_t kMmaBigLayerWeights = int64_t{32} << 20;
+bool gptq_mma_preferred(const GptqDeviceWeights& w, int64_t M, const GptqWorkspace& ws);
 
 // gptq_gemm_mma with a chosen plan (benchmark sweeps).
 void gptq_gemm_mma_with(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,

@@ -138,6 +138,29 @@ TEST(GptqMmaPlan, CoversKWithinSharedMemoryAndFillsTheGpu) {
   EXPECT_EQ(plan_mma(64, 4096, 4096, 132, gptq_splitk_workspace_bytes(8, 4096), MmaOverride{}).splits, 1);
 }
 
+TEST(GptqMmaPlan, DispatchFollowsTheMeasuredCrossover) {
+  GptqDeviceWeights big;
+  big.K = 4096;
+  big.N = 14336;
+  big.bits = 4;
+  GptqDeviceWeights small = big;
+  small.N = 4096;
+  int handle_stand_in = 0;
+  GptqWorkspace ws;
+  ws.cublas = reinterpret_cast<cublasHandle_t>(&handle_stand_in);
+  ws.dequant = &handle_stand_in;
+  EXPECT_FALSE(gptq_mma_preferred(big, kGptqSmallMMax, ws));
+  EXPECT_TRUE(gptq_mma_preferred(small, kGptqSmallMMax + 1, ws));
+  EXPECT_TRUE(gptq_mma_preferred(small, 32, ws));
+  EXPECT_FALSE(gptq_mma_preferred(small, 33, ws));
+  EXPECT_TRUE(gptq_mma_preferred(big, 64, ws));
+  EXPECT_FALSE(gptq_mma_preferred(big, 65, ws));
+  EXPECT_TRUE(gptq_mma_preferred(big, 2048, GptqWorkspace{}));  // no cuBLAS path available
+  GptqDeviceWeights eight = big;
+  eight.bits = 8;
+  EXPECT_FALSE(gptq_mma_preferred(eight, 16, ws));
+}
+
 class GptqMmaGpu : public ::testing::Test {
  protected:
   void SetUp() override {
