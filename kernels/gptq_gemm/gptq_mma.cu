@@ -64,8 +64,7 @@ __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wai
 
 __device__ __forceinline__ void mma_16816(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
                                           uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
       "{%0, %1, %2, %3};\n"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
@@ -287,11 +286,12 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(16 * MI)) gptq_
       for (int mi = 0; mi < MI; ++mi) {
         const uint4 u = *reinterpret_cast<const uint4*>(buf + x_off[half] + mi * 16 * kMmaStageRows * 2);
         const uint4 v = *reinterpret_cast<const uint4*>(buf + x_off[half] + mi * 16 * kMmaStageRows * 2 + 1024);
+        // Rows 8t .. 8t + 3 of the chunk for all four column tiles, then rows
+        // 8t + 4 .. 8t + 7: no two consecutive MMAs share an accumulator.
 #pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          mma_16816(acc[mi][i], u.x, v.x, u.y, v.y, b[i][0], b[i][1]);
-          mma_16816(acc[mi][i], u.z, v.z, u.w, v.w, b[i][2], b[i][3]);
-        }
+        for (int i = 0; i < 4; ++i) mma_16816(acc[mi][i], u.x, v.x, u.y, v.y, b[i][0], b[i][1]);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) mma_16816(acc[mi][i], u.z, v.z, u.w, v.w, b[i][2], b[i][3]);
       }
     }
     read_slot = read_slot + 1 == kMmaStages ? 0 : read_slot + 1;
