@@ -66,8 +66,9 @@ inline constexpr int64_t kGptqSmallMMax = 8;
 
 // Largest M that gptq_gemm sends to the tensor-core kernel (4-bit; the rule is
 // gptq_mma_preferred in gptq_mma_plan.h, crossover measured in bench/NOTES.md).
-// Size the split-K workspace for min(largest batch, kGptqMmaMMax) rows, or that
-// kernel cannot split K (correct, but several times slower).
+// Size the split-K workspace for min(largest batch, kGptqMmaMMax) rows: with less
+// room for a call's M, gptq_gemm keeps dequantize + cuBLAS (the kernel could not
+// split K and would be several times slower).
 inline constexpr int64_t kGptqMmaMMax = 64;
 
 // Split-K workspace for every call with M <= max_m and N <= max_n: 16 KB of

@@ -44,9 +44,10 @@ struct MmaOverride {
 MmaPlan plan_mma(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, const MmaOverride& override);
 
 // Whether gptq_gemm sends a product with M > kGptqSmallMMax to the tensor-core
-// kernel rather than dequantize + cuBLAS: 4-bit weights and either M <= 32, or
-// M <= kGptqMmaMMax on a big layer (K * N >= kMmaBigLayerWeights), or no cuBLAS
-// handle / dequant scratch in the workspace. Measured crossover: bench/NOTES.md.
+// kernel rather than dequantize + cuBLAS: 4-bit weights, a split-K workspace with
+// room for M rows, and either M <= 32 or M <= kGptqMmaMMax on a big layer
+// (K * N >= kMmaBigLayerWeights); always when the workspace has no cuBLAS handle
+// or dequant scratch. Measured crossover: bench/NOTES.md.
 inline constexpr int64_t kMmaAlwaysMMax = 32;
 inline constexpr int64_t kMmaBigLayerWeights = int64_t{32} << 20;
 bool gptq_mma_preferred(const GptqDeviceWeights& w, int64_t M, const GptqWorkspace& ws);

@@ -145,10 +145,12 @@ TEST(GptqMmaPlan, DispatchFollowsTheMeasuredCrossover) {
   big.bits = 4;
   GptqDeviceWeights small = big;
   small.N = 4096;
-  int handle_stand_in = 0;
+  int stand_in = 0;  // the rule looks at the workspace's pointers and sizes only
   GptqWorkspace ws;
-  ws.cublas = reinterpret_cast<cublasHandle_t>(&handle_stand_in);
-  ws.dequant = &handle_stand_in;
+  ws.cublas = reinterpret_cast<cublasHandle_t>(&stand_in);
+  ws.dequant = &stand_in;
+  ws.splitk = &stand_in;
+  ws.splitk_bytes = gptq_splitk_workspace_bytes(kGptqMmaMMax, 14336);
   EXPECT_FALSE(gptq_mma_preferred(big, kGptqSmallMMax, ws));
   EXPECT_TRUE(gptq_mma_preferred(small, kGptqSmallMMax + 1, ws));
   EXPECT_TRUE(gptq_mma_preferred(small, 32, ws));
@@ -156,6 +158,9 @@ TEST(GptqMmaPlan, DispatchFollowsTheMeasuredCrossover) {
   EXPECT_TRUE(gptq_mma_preferred(big, 64, ws));
   EXPECT_FALSE(gptq_mma_preferred(big, 65, ws));
   EXPECT_TRUE(gptq_mma_preferred(big, 2048, GptqWorkspace{}));  // no cuBLAS path available
+  GptqWorkspace small_splitk = ws;  // room for M <= 8 only: no split-K at M = 16
+  small_splitk.splitk_bytes = gptq_splitk_workspace_bytes(kGptqSmallMMax, 14336);
+  EXPECT_FALSE(gptq_mma_preferred(big, 16, small_splitk));
   GptqDeviceWeights eight = big;
   eight.bits = 8;
   EXPECT_FALSE(gptq_mma_preferred(eight, 16, ws));
