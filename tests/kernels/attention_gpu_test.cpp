@@ -213,12 +213,12 @@ double time_attention_us(const kernels::PagedAttentionParams& p, int reps) {
   return 1000.0 * ms / reps;
 }
 
-// Long contexts with a small window cost the window: decode (8 sequences) and a
-// 512-token prefill chunk at 32768 keys with a 4096-key window run about as fast
-// as at 4096 keys without one and several times faster than at 32768 keys
-// without one. Everything before the last 5120 keys of each sequence is NaN, so
-// the windowed outputs also show that nothing earlier is read at this scale.
-TEST_F(AttentionTest, SlidingWindowCostsTheWindowNotTheContext) {
+// A 4096-key window over 32768 keys (decode, 8 sequences, and a 512-token
+// prefill chunk): everything before the last 5120 keys of each sequence is NaN,
+// so finite outputs show that nothing before the window is read at this scale.
+// The timings it prints (full context, window, short context) are information
+// for bench/RESULTS.md, not assertions: speed belongs to benchmarks.
+TEST_F(AttentionTest, SlidingWindowReadsOnlyTheWindowAtScale) {
   constexpr int kSeqs = 8, kCtx = 32768, kWindow = 4096, kHeads = 32, kKvHeads = 8, kDim = 128, kBs = 16;
   constexpr int kChunkTokens = 512, kFinite = kWindow + 1024, kReps = 20;
   const int blocks_per_seq = kCtx / kBs;
@@ -345,9 +345,6 @@ TEST_F(AttentionTest, SlidingWindowCostsTheWindowNotTheContext) {
               dec_full, dec_window, dec_gbs, dec_gbs / copy_gbs, copy_gbs, dec_short);
   std::printf("[bench] prefill 512 tokens at 32768 h32/kv8 d128 (tensor cores): no window %.1f us, window 4096 %.1f us\n",
               pre_full, pre_window);
-  EXPECT_LT(dec_window, 0.4 * dec_full);
-  EXPECT_LT(dec_window, 2.0 * dec_short);
-  EXPECT_LT(pre_window, 0.4 * pre_full);
 }
 
 }  // namespace
