@@ -88,6 +88,14 @@ class Scheduler {
   std::vector<Delivery> update(const SchedulerStep& step, std::span<const float> logits);
   // For greedy_only steps: tokens[r] is the argmax (lowest id on ties) of logits row r.
   std::vector<Delivery> update_with_tokens(const SchedulerStep& step, std::span<const int32_t> tokens);
+  // For backends that sample on the device (Backend::forward_sample): the
+  // step's samples, in the order update_with_samples expects their results.
+  // Call once per step, before the forward: it does update()'s bookkeeping
+  // (computed tokens, the fork of n > 1 requests at their first sample). The
+  // rows point into the scheduler's token histories, valid until the update.
+  std::vector<SampleRow> prepare_sampling(const SchedulerStep& step);
+  // results[i] is the sample drawn for prepare_sampling's row i.
+  std::vector<Delivery> update_with_samples(const SchedulerStep& step, std::span<const SampleResult> results);
   // The backend failed on this step: its requests finish with Error.
   std::vector<Delivery> fail_step(const SchedulerStep& step, const std::string& message);
 

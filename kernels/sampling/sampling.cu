@@ -1,0 +1,617 @@
+#include <cfloat>
+#include <climits>
+#include <cmath>
+
+#include "sampling/sampling.h"
+
+// Mirrors src/engine/sampler.cpp step by step; comments name the step of
+// sampler.h. Where the CPU rounds a float (exp of a float argument, the
+// penalties) this code rounds the same way with explicit _rn intrinsics, so
+// only the order of double summations differs.
+namespace nibble::kernels {
+namespace {
+
+constexpr int kThreads = 512;
+constexpr int kWarps = kThreads / 32;
+constexpr int kDigits = 256;
+constexpr unsigned kFull = 0xffffffffu;
+
+// ---- the RNG (port of sampler_uniform) ----
+__device__ __forceinline__ uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+__device__ __forceinline__ double sampler_uniform(uint64_t seed, uint64_t counter) {
+  const uint64_t bits = splitmix64(splitmix64(seed) ^ (counter * 0xD1B54A32D192ED03ull + 0x9E3779B97F4A7C15ull));
+  return static_cast<double>(bits >> 11) * 0x1.0p-53;
+}
+
+// expf as the CPU computes it (correctly rounded but for the rarest ties).
+__device__ __forceinline__ float exp_float(float a) { return __double2float_rn(exp(static_cast<double>(a))); }
+
+// ---- ordering keys: a larger key comes first ----
+struct Key {
+  uint64_t hi = 0, lo = 0;
+};
+__device__ __forceinline__ bool key_ge(const Key& a, const Key& b) { return a.hi > b.hi || (a.hi == b.hi && a.lo >= b.lo); }
+
+// (value descending, id ascending) as one integer; -0 and +0 compare equal.
+__device__ __forceinline__ uint64_t main_key(float x, int id) {
+  if (x == 0.0f) x = 0.0f;
+  const uint32_t b = __float_as_uint(x);
+  const uint32_t ord = (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+  return (static_cast<uint64_t>(ord) << 32) | (0xFFFFFFFFu - static_cast<uint32_t>(id));
+}
+
+__device__ __forceinline__ int key_digit(const Key& k, int level) {
+  const uint64_t word = level < 8 ? k.hi : k.lo;
+  return static_cast<int>((word >> (56 - 8 * (level & 7))) & 0xff);
+}
+
+// Whether k agrees with prefix on the digits of levels [0, level).
+__device__ __forceinline__ bool key_matches(const Key& k, const Key& prefix, int level) {
+  if (level == 0) return true;
+  if (level <= 8) return (k.hi >> (64 - 8 * level)) == (prefix.hi >> (64 - 8 * level));
+  if (k.hi != prefix.hi) return false;
+  return (k.lo >> (64 - 8 * (level - 8))) == (prefix.lo >> (64 - 8 * (level - 8)));
+}
+
+__device__ __forceinline__ void set_digit(Key& k, int level, int digit) {
+  uint64_t& word = level < 8 ? k.hi : k.lo;
+  word |= static_cast<uint64_t>(digit) << (56 - 8 * (level & 7));
+}
+
+// ---- shared scratch ----
+struct Scratch {
+  double mass[kDigits];
+  int count[kDigits];
+  double red_d[kWarps];
+  float red_f[kWarps];
+  int red_i[kWarps];
+  double warp_total[kWarps];
+  int warp_last[kWarps];
+  Key prefix;
+  double remaining;
+  int bucket_count;
+  int finished;
+  int walker;
+  double walker_prefix;
+  int token;
+  int last;
+  int num_top;
+  uint64_t top_keys[kMaxSampleTopLogprobs];
+};
+
+// ---- warp / block reductions (every thread gets the result) ----
+__device__ __forceinline__ double warp_sum_d(double v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFull, v, o);
+  return v;
+}
+
+__device__ __forceinline__ double warp_inclusive_scan(double v) {
+  const int lane = threadIdx.x & 31;
+  for (int o = 1; o < 32; o <<= 1) {
+    const double up = __shfl_up_sync(kFull, v, o);
+    if (lane >= o) v += up;
+  }
+  return v;
+}
+
+__device__ double block_sum(double v, Scratch& s) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  v = warp_sum_d(v);
+  __syncthreads();
+  if (lane == 0) s.red_d[warp] = v;
+  __syncthreads();
+  return warp_sum_d(lane < kWarps ? s.red_d[lane] : 0.0);
+}
+
+// fmaxf ignores NaN, as std::max(running, v) does.
+__device__ float block_max_f(float v, Scratch& s) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(kFull, v, o));
+  __syncthreads();
+  if (lane == 0) s.red_f[warp] = v;
+  __syncthreads();
+  v = lane < kWarps ? s.red_f[lane] : -INFINITY;
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(kFull, v, o));
+  return v;
+}
+
+__device__ int block_sum_i(int v, Scratch& s) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFull, v, o);
+  __syncthreads();
+  if (lane == 0) s.red_i[warp] = v;
+  __syncthreads();
+  v = lane < kWarps ? s.red_i[lane] : 0;
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFull, v, o);
+  return v;
+}
+
+// ---- one sample's row after steps 2-5 (bias, suppression, penalties) ----
+struct Row {
+  const float* logits;
+  const uint32_t* touched;  // shared bitmap: ids with a SampleEntry
+  const SampleEntry* entries;
+  int num_entries;
+  float repetition_penalty;
+  int vocab;
+
+  __device__ float raw(int i) const { return logits[i]; }
+
+  __device__ float value(int i) const {
+    float x = logits[i];
+    if (touched[i >> 5] & (1u << (i & 31))) x = apply(x, find(i));
+    return x;
+  }
+
+  __device__ const SampleEntry& find(int id) const {
+    int lo = 0, hi = num_entries - 1;
+    while (lo < hi) {
+      const int mid = (lo + hi) >> 1;
+      if (entries[mid].id < id) lo = mid + 1;
+      else hi = mid;
+    }
+    return entries[lo];
+  }
+
+  __device__ float apply(float x, const SampleEntry& e) const {
+    if (e.flags & kEntryBias) x = __fadd_rn(x, e.bias);
+    if (e.flags & kEntrySuppress) x = -INFINITY;
+    if (e.flags & kEntryRepeat) x = x > 0.0f ? __fdiv_rn(x, repetition_penalty) : __fmul_rn(x, repetition_penalty);
+    if (e.flags & kEntryCounted) x = __fsub_rn(x, e.subtract);
+    return x;
+  }
+};
+
+__device__ __forceinline__ void keep_better(float& best_v, int& best_i, float v, int i) {
+  if (v > best_v || (v == best_v && i < best_i)) {
+    best_v = v;
+    best_i = i;
+  }
+}
+
+// Step 6: the argmax, lowest id on ties (NaN never wins).
+__device__ int argmax_row(const Row& row, Scratch& s) {
+  float best_v = -INFINITY;
+  int best_i = INT_MAX;
+  for (int i = threadIdx.x; i < row.vocab; i += kThreads) {
+    const float v = row.value(i);
+    if (v == v) keep_better(best_v, best_i, v, i);
+  }
+  for (int o = 16; o > 0; o >>= 1) {
+    const float v = __shfl_xor_sync(kFull, best_v, o);
+    const int i = __shfl_xor_sync(kFull, best_i, o);
+    keep_better(best_v, best_i, v, i);
+  }
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  __syncthreads();
+  if (lane == 0) {
+    s.red_f[warp] = best_v;
+    s.red_i[warp] = best_i;
+  }
+  __syncthreads();
+  best_v = lane < kWarps ? s.red_f[lane] : -INFINITY;
+  best_i = lane < kWarps ? s.red_i[lane] : INT_MAX;
+  for (int o = 16; o > 0; o >>= 1) {
+    const float v = __shfl_xor_sync(kFull, best_v, o);
+    const int i = __shfl_xor_sync(kFull, best_i, o);
+    keep_better(best_v, best_i, v, i);
+  }
+  return best_i == INT_MAX ? 0 : best_i;
+}
+
+// Step 12: the first id (ascending) whose running sum of weight(id) exceeds
+// target; the last id of positive weight when rounding leaves none. Each warp
+// owns a contiguous segment; the warp whose segment holds the crossing walks it
+// 32 ids at a time with a warp scan.
+template <typename Weight>
+__device__ int draw(int vocab, double target, Weight weight, Scratch& s) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int seg = ((vocab + kWarps - 1) / kWarps + 31) & ~31;
+  const int begin = warp * seg, end = min(begin + seg, vocab);
+  double running = 0.0;
+  int last = -1;
+  for (int base = begin; base < end; base += 32) {
+    const int i = base + lane;
+    const double w = i < end ? weight(i) : 0.0;
+    const double incl = warp_inclusive_scan(w);
+    running += __shfl_sync(kFull, incl, 31);
+    if (w > 0.0) last = i;
+  }
+  for (int o = 16; o > 0; o >>= 1) last = max(last, __shfl_xor_sync(kFull, last, o));
+  __syncthreads();
+  if (lane == 0) {
+    s.warp_total[warp] = running;
+    s.warp_last[warp] = last;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    double prefix = 0.0;
+    int walker = -1, last_any = -1;
+    for (int w = 0; w < kWarps; ++w) last_any = max(last_any, s.warp_last[w]);
+    for (int w = 0; w < kWarps; ++w) {
+      if (prefix + s.warp_total[w] > target) {
+        walker = w;
+        break;
+      }
+      prefix += s.warp_total[w];
+    }
+    s.walker = walker;
+    s.walker_prefix = prefix;
+    s.last = last_any;
+    s.token = -1;
+  }
+  __syncthreads();
+  if (warp == s.walker) {
+    running = s.walker_prefix;
+    for (int base = warp * seg; base < vocab; base += 32) {
+      const int i = base + lane;
+      const double w = i < vocab ? weight(i) : 0.0;
+      const double incl = warp_inclusive_scan(w);
+      const unsigned hit = __ballot_sync(kFull, w > 0.0 && running + incl > target);
+      if (hit) {
+        if (lane == 0) s.token = base + __ffs(hit) - 1;
+        break;
+      }
+      running += __shfl_sync(kFull, incl, 31);
+    }
+  }
+  __syncthreads();
+  const int token = s.token >= 0 ? s.token : max(s.last, 0);
+  __syncthreads();
+  return token;
+}
+
+// Radix selection over the members' keys (most significant 8-bit digit first):
+// the key of the element at which the running weight, in descending key order,
+// first reaches target. Members with key >= the result are the shortest prefix
+// reaching target; all members when it is never reached. KeyOf(i, key) says
+// whether i is a member and sets its key; WeightOf(i) is its weight.
+template <typename KeyOf, typename WeightOf>
+__device__ Key select_cutoff(int vocab, int levels, double target, KeyOf key_of, WeightOf weight_of, Scratch& s) {
+  const int lane = threadIdx.x & 31;
+  if (threadIdx.x == 0) {
+    s.prefix = Key{};
+    s.remaining = target;
+    s.finished = 0;
+  }
+  for (int level = 0; level < levels; ++level) {
+    __syncthreads();
+    if (s.finished) break;
+    for (int d = threadIdx.x; d < kDigits; d += kThreads) {
+      s.mass[d] = 0.0;
+      s.count[d] = 0;
+    }
+    __syncthreads();
+    const Key prefix = s.prefix;
+    // Lanes with the same digit add up their weights first (__match_any_sync),
+    // so the hot buckets see one shared atomic per warp, not one per id.
+    const int padded = (vocab + kThreads - 1) / kThreads * kThreads;
+    for (int i = threadIdx.x; i < padded; i += kThreads) {
+      Key k;
+      int d = -1;
+      if (i < vocab && key_of(i, k) && key_matches(k, prefix, level)) d = key_digit(k, level);
+      if (__ballot_sync(kFull, d >= 0) == 0) continue;
+      const double w = d >= 0 ? weight_of(i) : 0.0;
+      const unsigned peers = __match_any_sync(kFull, d);
+      double group = 0.0;
+      for (int src = 0; src < 32; ++src) {
+        const double x = __shfl_sync(kFull, w, src);
+        if ((peers >> src) & 1u) group += x;
+      }
+      if (d >= 0 && lane == __ffs(peers) - 1) {
+        atomicAdd(&s.count[d], __popc(peers));
+        atomicAdd(&s.mass[d], group);
+      }
+    }
+    __syncthreads();
+    if (threadIdx.x < 32) {
+      // Lane l holds digits 255-8l .. 248-8l (descending).
+      double lane_mass = 0.0;
+      int lane_count = 0;
+      for (int j = 0; j < 8; ++j) {
+        const int d = 255 - (lane * 8 + j);
+        lane_mass += s.mass[d];
+        lane_count += s.count[d];
+      }
+      const double incl = warp_inclusive_scan(lane_mass);
+      const double remaining = s.remaining;
+      const unsigned crossing = __ballot_sync(kFull, lane_count > 0 && incl >= remaining);
+      const unsigned nonempty = __ballot_sync(kFull, lane_count > 0);
+      // The crossing lane, or else the last lane with members (take them all).
+      const int owner = crossing ? __ffs(crossing) - 1 : (nonempty ? 31 - __clz(nonempty) : -1);
+      if (lane == owner) {
+        double before = incl - lane_mass;
+        int chosen = -1;
+        double chosen_before = before;
+        for (int j = 0; j < 8; ++j) {
+          const int d = 255 - (lane * 8 + j);
+          if (s.count[d] == 0) continue;
+          chosen = d;
+          chosen_before = before;
+          if (before + s.mass[d] >= remaining) break;
+          before += s.mass[d];
+        }
+        set_digit(s.prefix, level, chosen);
+        s.remaining = remaining - chosen_before;
+        s.bucket_count = s.count[chosen];
+        if (s.bucket_count <= 1) s.finished = 1;
+      }
+      if (owner < 0 && lane == 0) s.finished = 1;
+    }
+  }
+  __syncthreads();
+  const Key result = s.prefix;
+  __syncthreads();
+  return result;
+}
+
+__device__ __forceinline__ bool is_finite(float v) { return isfinite(v); }
+
+// Steps 8-11 as a membership test and probability per id, stage by stage.
+struct Filter {
+  Row row;
+  double temperature;
+  double max_value;
+  uint64_t cut_k = 0;   // top_k: main key >= cut_k
+  uint64_t cut_p = 0;   // top_p
+  double sum0 = 1.0;    // softmax denominator over the top_k survivors
+  double sum_p = 1.0;   // top_p renormalization
+  double min_p_threshold = -1.0;
+  double sum_m = 1.0;   // min_p renormalization
+  double entropy = 0.0;
+  Key cut_t;            // typical_p: typical key >= cut_t
+  double sum_t = 1.0;   // typical_p renormalization
+
+  // stage 0: after top_k (p = softmax); 1: after top_p; 2: after min_p; 3: after typical_p.
+  __device__ bool eval(int i, int stage, double& p, uint64_t& key) const {
+    const float v = row.value(i);
+    if (!is_finite(v)) return false;
+    key = main_key(v, i);
+    if (key < cut_k) return false;
+    if (stage >= 1 && key < cut_p) return false;
+    const double value = static_cast<double>(v) / temperature;
+    const float e = exp_float(__double2float_rn(value - max_value));
+    p = static_cast<double>(e) / sum0;
+    if (stage == 0) return true;
+    p /= sum_p;
+    if (stage == 1) return true;
+    if (!(p >= min_p_threshold)) return false;
+    p /= sum_m;
+    if (stage == 2) return true;
+    if (!key_ge(typical_key(p, key), cut_t)) return false;
+    p /= sum_t;
+    return true;
+  }
+
+  // Ascending |surprise - entropy| first, then more probable first.
+  __device__ Key typical_key(double p, uint64_t key) const {
+    const double surprise = p > 0.0 ? -log(p) : INFINITY;
+    const double distance = fabs(surprise - entropy);
+    return Key{~static_cast<uint64_t>(__double_as_longlong(distance)), key};
+  }
+};
+
+__device__ int sample_unfiltered(const Row& row, const SampleJob& job, double u, Scratch& s) {
+  // Steps 9 and 12 straight over the row, in float as the CPU does.
+  float m = -INFINITY;
+  for (int i = threadIdx.x; i < row.vocab; i += kThreads) m = fmaxf(m, row.value(i));
+  m = block_max_f(m, s);
+  if (!is_finite(m)) return argmax_row(row, s);
+  const float inv_t = __double2float_rn(1.0 / job.temperature);
+  auto weight = [&](int i) -> double {
+    const float v = row.value(i);
+    if (!is_finite(v)) return 0.0;
+    return exp_float(__fmul_rn(__fsub_rn(v, m), inv_t));
+  };
+  double total = 0.0;
+  for (int i = threadIdx.x; i < row.vocab; i += kThreads) total += weight(i);
+  total = block_sum(total, s);
+  return draw(row.vocab, u * total, weight, s);
+}
+
+__device__ int sample_filtered(const Row& row, const SampleJob& job, double u, Scratch& s) {
+  const int vocab = row.vocab;
+  float vmax = -INFINITY;
+  int finite = 0;
+  for (int i = threadIdx.x; i < vocab; i += kThreads) {
+    const float v = row.value(i);
+    if (is_finite(v)) {
+      vmax = fmaxf(vmax, v);
+      ++finite;
+    }
+  }
+  vmax = block_max_f(vmax, s);
+  finite = block_sum_i(finite, s);
+  if (finite == 0) return argmax_row(row, s);
+
+  Filter f{row, job.temperature, static_cast<double>(vmax) / job.temperature};
+  // Step 8: top_k by count.
+  if (job.top_k > 0 && job.top_k < finite) {
+    auto key_of = [&](int i, Key& k) {
+      const float v = row.value(i);
+      if (!is_finite(v)) return false;
+      k = Key{main_key(v, i), 0};
+      return true;
+    };
+    f.cut_k = select_cutoff(vocab, 8, static_cast<double>(job.top_k), key_of, [](int) { return 1.0; }, s).hi;
+  }
+  // Step 9: softmax over the survivors.
+  double p = 0.0, sum = 0.0;
+  uint64_t key = 0;
+  f.sum0 = 1.0;
+  for (int i = threadIdx.x; i < vocab; i += kThreads)
+    if (f.eval(i, 0, p, key)) sum += p;
+  f.sum0 = block_sum(sum, s);
+  if (job.top_p < 1.0) {
+    auto key_of = [&](int i, Key& k) {  // stage-0 membership needs no exp
+      const float v = row.value(i);
+      if (!is_finite(v)) return false;
+      k = Key{main_key(v, i), 0};
+      return k.hi >= f.cut_k;
+    };
+    auto weight_of = [&](int i) {
+      double q = 0.0;
+      uint64_t mk;
+      f.eval(i, 0, q, mk);
+      return q;
+    };
+    f.cut_p = select_cutoff(vocab, 8, job.top_p, key_of, weight_of, s).hi;
+    sum = 0.0;
+    for (int i = threadIdx.x; i < vocab; i += kThreads)
+      if (f.eval(i, 1, p, key)) sum += p;
+    f.sum_p = block_sum(sum, s);
+  }
+  // Step 10: min_p against the most probable survivor.
+  if (job.min_p > 0.0) {
+    // The most probable survivor is the row's maximum, whose exp is exactly 1.
+    const double p_max = (1.0 / f.sum0) / f.sum_p;
+    f.min_p_threshold = job.min_p * p_max;
+    sum = 0.0;
+    for (int i = threadIdx.x; i < vocab; i += kThreads)
+      if (f.eval(i, 2, p, key)) sum += p;
+    f.sum_m = block_sum(sum, s);
+  }
+  // Step 11: typical_p.
+  if (job.typical_p < 1.0) {
+    double h = 0.0;
+    for (int i = threadIdx.x; i < vocab; i += kThreads)
+      if (f.eval(i, 2, p, key) && p > 0.0) h -= p * log(p);
+    f.entropy = block_sum(h, s);
+    auto key_of = [&](int i, Key& k) {
+      double q;
+      uint64_t mk;
+      if (!f.eval(i, 2, q, mk)) return false;
+      k = f.typical_key(q, mk);
+      return true;
+    };
+    auto weight_of = [&](int i) {
+      double q = 0.0;
+      uint64_t mk;
+      f.eval(i, 2, q, mk);
+      return q;
+    };
+    f.cut_t = select_cutoff(vocab, 16, job.typical_p, key_of, weight_of, s);
+    sum = 0.0;
+    for (int i = threadIdx.x; i < vocab; i += kThreads)
+      if (f.eval(i, 3, p, key)) sum += p;
+    f.sum_t = block_sum(sum, s);
+  }
+  // Step 12 over the final probabilities.
+  auto weight = [&](int i) -> double {
+    double q = 0.0;
+    uint64_t mk;
+    return f.eval(i, 3, q, mk) ? q : 0.0;
+  };
+  double total = 0.0;
+  for (int i = threadIdx.x; i < vocab; i += kThreads) total += weight(i);
+  total = block_sum(total, s);
+  return draw(vocab, u * total, weight, s);
+}
+
+// Step 1: raw log_softmax of the token and the top alternatives.
+__device__ void fill_logprobs(const Row& row, const SampleJob& job, int token, Scratch& s, SampleOutput& out) {
+  const int vocab = row.vocab;
+  float m = -INFINITY;
+  for (int i = threadIdx.x; i < vocab; i += kThreads) m = fmaxf(m, row.raw(i));
+  m = block_max_f(m, s);
+  double sum = 0.0;
+  for (int i = threadIdx.x; i < vocab; i += kThreads) sum += exp_float(__fsub_rn(row.raw(i), m));
+  sum = block_sum(sum, s);
+  const double log_z = static_cast<double>(m) + log(sum);
+  const int n = min(min(job.top_logprobs, kMaxSampleTopLogprobs), vocab);
+  if (threadIdx.x == 0) s.num_top = 0;
+  if (n > 0) {
+    auto key_of = [&](int i, Key& k) {
+      k = Key{main_key(row.raw(i), i), 0};
+      return true;
+    };
+    const uint64_t cut = select_cutoff(vocab, 8, static_cast<double>(n), key_of, [](int) { return 1.0; }, s).hi;
+    for (int i = threadIdx.x; i < vocab; i += kThreads) {
+      const uint64_t k = main_key(row.raw(i), i);
+      if (k < cut) continue;
+      const int slot = atomicAdd(&s.num_top, 1);
+      if (slot < n) s.top_keys[slot] = k;
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) {
+    const int found = min(s.num_top, n);
+    for (int a = 1; a < found; ++a) {  // insertion sort, best first
+      const uint64_t k = s.top_keys[a];
+      int b = a;
+      for (; b > 0 && s.top_keys[b - 1] < k; --b) s.top_keys[b] = s.top_keys[b - 1];
+      s.top_keys[b] = k;
+    }
+    out.token = token;
+    out.logprob = __double2float_rn(static_cast<double>(row.raw(token)) - log_z);
+    out.num_top = found;
+    for (int a = 0; a < found; ++a) {
+      const int id = static_cast<int>(0xFFFFFFFFu - static_cast<uint32_t>(s.top_keys[a]));
+      out.top_ids[a] = id;
+      out.top_logprobs[a] = __double2float_rn(static_cast<double>(row.raw(id)) - log_z);
+    }
+  }
+}
+
+__device__ bool is_filtered(const SampleJob& job, int vocab) {
+  return (job.top_k > 0 && job.top_k < vocab) || job.top_p < 1.0 || job.min_p > 0.0 || job.typical_p < 1.0;
+}
+
+__global__ void __launch_bounds__(kThreads) sample_kernel(const float* __restrict__ logits, int vocab,
+                                                          const SampleJob* __restrict__ jobs,
+                                                          const SampleEntry* __restrict__ entries,
+                                                          SampleOutput* __restrict__ outputs) {
+  extern __shared__ uint32_t touched[];
+  __shared__ Scratch s;
+  const SampleJob job = jobs[blockIdx.x];
+  const int words = (vocab + 31) / 32;
+  for (int w = threadIdx.x; w < words; w += kThreads) touched[w] = 0;
+  __syncthreads();
+  const SampleEntry* mine = entries + job.entry_begin;
+  for (int e = threadIdx.x; e < job.entry_count; e += kThreads) {
+    const int id = mine[e].id;
+    atomicOr(&touched[id >> 5], 1u << (id & 31));
+  }
+  __syncthreads();
+  const Row row{logits + static_cast<size_t>(job.logits_row) * vocab, touched, mine, job.entry_count,
+                job.repetition_penalty, vocab};
+  int token;
+  if (job.temperature <= 0.0) {
+    token = argmax_row(row, s);
+  } else {
+    const double u = sampler_uniform(job.seed, job.counter);
+    token = is_filtered(job, vocab) ? sample_filtered(row, job, u, s) : sample_unfiltered(row, job, u, s);
+  }
+  SampleOutput& out = outputs[blockIdx.x];
+  if (job.logprobs) {
+    fill_logprobs(row, job, token, s, out);
+  } else if (threadIdx.x == 0) {
+    out.token = token;
+    out.logprob = 0.0f;
+    out.num_top = 0;
+  }
+}
+
+}  // namespace
+
+cudaError_t sample_rows(const float* logits, int vocab, const SampleJob* jobs, int num_jobs,
+                        const SampleEntry* entries, SampleOutput* out, cudaStream_t stream) {
+  if (num_jobs <= 0) return cudaSuccess;
+  if (vocab <= 0) return cudaErrorInvalidValue;
+  const size_t smem = static_cast<size_t>((vocab + 31) / 32) * sizeof(uint32_t);
+  if (smem + sizeof(Scratch) > 48 * 1024) {
+    const cudaError_t err = cudaFuncSetAttribute(sample_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                 static_cast<int>(smem));
+    if (err != cudaSuccess) return err;
+  }
+  sample_kernel<<<num_jobs, kThreads, smem, stream>>>(logits, vocab, jobs, entries, out);
+  return cudaGetLastError();
+}
+
+}  // namespace nibble::kernels
