@@ -207,13 +207,14 @@ __device__ int argmax_row(const Row& row, Scratch& s) {
 
 // Step 12: the first id (ascending) whose running sum of weight(id) exceeds
 // target; the last id of positive weight when rounding leaves none. Each warp
-// owns a contiguous segment; the warp whose segment holds the crossing walks it
-// 32 ids at a time with a warp scan.
+// owns a contiguous segment and sums it 32 ids at a time, keeping its running
+// sum after every 32-id chunk in chunk_incl; the warp whose segment holds the
+// crossing finds the chunk from those sums and walks it with a warp scan.
 template <typename Weight>
-__device__ int draw(int vocab, double target, Weight weight, Scratch& s) {
+__device__ int draw(int vocab, double target, Weight weight, double* chunk_incl, Scratch& s) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int seg = ((vocab + kWarps - 1) / kWarps + 31) & ~31;
-  const int begin = warp * seg, end = min(begin + seg, vocab);
+  const int begin = min(warp * seg, vocab), end = min(begin + seg, vocab);
   double running = 0.0;
   int last = -1;
   for (int base = begin; base < end; base += 32) {
@@ -221,6 +222,7 @@ __device__ int draw(int vocab, double target, Weight weight, Scratch& s) {
     const double w = i < end ? weight(i) : 0.0;
     const double incl = warp_inclusive_scan(w);
     running += __shfl_sync(kFull, incl, 31);
+    if (lane == 0) chunk_incl[base >> 5] = running;
     if (w > 0.0) last = i;
   }
   for (int o = 16; o > 0; o >>= 1) last = max(last, __shfl_xor_sync(kFull, last, o));
@@ -248,8 +250,20 @@ __device__ int draw(int vocab, double target, Weight weight, Scratch& s) {
   }
   __syncthreads();
   if (warp == s.walker) {
-    running = s.walker_prefix;
-    for (int base = warp * seg; base < vocab; base += 32) {
+    const double prefix = s.walker_prefix;
+    const int first_chunk = begin >> 5, end_chunk = (end + 31) >> 5;
+    // The first chunk whose running sum passes target (the last one does).
+    int chunk = end_chunk - 1;
+    for (int c0 = first_chunk; c0 < end_chunk; c0 += 32) {
+      const int c = c0 + lane;
+      const unsigned hit = __ballot_sync(kFull, c < end_chunk && prefix + chunk_incl[c] > target);
+      if (hit) {
+        chunk = c0 + __ffs(hit) - 1;
+        break;
+      }
+    }
+    running = prefix + (chunk > first_chunk ? chunk_incl[chunk - 1] : 0.0);
+    for (int base = chunk * 32; base < vocab; base += 32) {  // past the chunk only if rounding says so
       const int i = base + lane;
       const double w = i < vocab ? weight(i) : 0.0;
       const double incl = warp_inclusive_scan(w);
@@ -320,13 +334,15 @@ __device__ Key select_cutoff(int vocab, int levels, double target, KeyOf key_of,
         lane_count += s.count[d];
       }
       const double incl = warp_inclusive_scan(lane_mass);
+      const double up = __shfl_up_sync(kFull, incl, 1);
+      const double excl = lane > 0 ? up : 0.0;
       const double remaining = s.remaining;
       const unsigned crossing = __ballot_sync(kFull, lane_count > 0 && incl >= remaining);
       const unsigned nonempty = __ballot_sync(kFull, lane_count > 0);
       // The crossing lane, or else the last lane with members (take them all).
       const int owner = crossing ? __ffs(crossing) - 1 : (nonempty ? 31 - __clz(nonempty) : -1);
       if (lane == owner) {
-        double before = incl - lane_mass;
+        double before = excl;
         int chosen = -1;
         double chosen_before = before;
         for (int j = 0; j < 8; ++j) {
@@ -365,6 +381,7 @@ struct Filter {
   double min_p_threshold = -1.0;
   double sum_m = 1.0;   // min_p renormalization
   double entropy = 0.0;
+  bool typical = false;
   Key cut_t;            // typical_p: typical key >= cut_t
   double sum_t = 1.0;   // typical_p renormalization
 
@@ -384,7 +401,7 @@ struct Filter {
     if (!(p >= min_p_threshold)) return false;
     p /= sum_m;
     if (stage == 2) return true;
-    if (!key_ge(typical_key(p, key), cut_t)) return false;
+    if (typical && !key_ge(typical_key(p, key), cut_t)) return false;
     p /= sum_t;
     return true;
   }
@@ -397,7 +414,7 @@ struct Filter {
   }
 };
 
-__device__ int sample_unfiltered(const Row& row, const SampleJob& job, double u, Scratch& s) {
+__device__ int sample_unfiltered(const Row& row, const SampleJob& job, double u, double* chunk_incl, Scratch& s) {
   // Steps 9 and 12 straight over the row, in float as the CPU does.
   float m = -INFINITY;
   for (int i = threadIdx.x; i < row.vocab; i += kThreads) m = fmaxf(m, row.value(i));
@@ -412,10 +429,10 @@ __device__ int sample_unfiltered(const Row& row, const SampleJob& job, double u,
   double total = 0.0;
   for (int i = threadIdx.x; i < row.vocab; i += kThreads) total += weight(i);
   total = block_sum(total, s);
-  return draw(row.vocab, u * total, weight, s);
+  return draw(row.vocab, u * total, weight, chunk_incl, s);
 }
 
-__device__ int sample_filtered(const Row& row, const SampleJob& job, double u, Scratch& s) {
+__device__ int sample_filtered(const Row& row, const SampleJob& job, double u, double* chunk_incl, Scratch& s) {
   const int vocab = row.vocab;
   float vmax = -INFINITY;
   int finite = 0;
@@ -497,6 +514,7 @@ __device__ int sample_filtered(const Row& row, const SampleJob& job, double u, S
       return q;
     };
     f.cut_t = select_cutoff(vocab, 16, job.typical_p, key_of, weight_of, s);
+    f.typical = true;
     sum = 0.0;
     for (int i = threadIdx.x; i < vocab; i += kThreads)
       if (f.eval(i, 3, p, key)) sum += p;
@@ -511,7 +529,7 @@ __device__ int sample_filtered(const Row& row, const SampleJob& job, double u, S
   double total = 0.0;
   for (int i = threadIdx.x; i < vocab; i += kThreads) total += weight(i);
   total = block_sum(total, s);
-  return draw(vocab, u * total, weight, s);
+  return draw(vocab, u * total, weight, chunk_incl, s);
 }
 
 // Step 1: raw log_softmax of the token and the top alternatives.
@@ -567,10 +585,12 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const float* __restric
                                                           const SampleJob* __restrict__ jobs,
                                                           const SampleEntry* __restrict__ entries,
                                                           SampleOutput* __restrict__ outputs) {
-  extern __shared__ uint32_t touched[];
+  extern __shared__ double dynamic_smem[];
   __shared__ Scratch s;
   const SampleJob job = jobs[blockIdx.x];
   const int words = (vocab + 31) / 32;
+  double* chunk_incl = dynamic_smem;  // [words]
+  uint32_t* touched = reinterpret_cast<uint32_t*>(dynamic_smem + words);  // [words]
   for (int w = threadIdx.x; w < words; w += kThreads) touched[w] = 0;
   __syncthreads();
   const SampleEntry* mine = entries + job.entry_begin;
@@ -586,7 +606,8 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const float* __restric
     token = argmax_row(row, s);
   } else {
     const double u = sampler_uniform(job.seed, job.counter);
-    token = is_filtered(job, vocab) ? sample_filtered(row, job, u, s) : sample_unfiltered(row, job, u, s);
+    token = is_filtered(job, vocab) ? sample_filtered(row, job, u, chunk_incl, s)
+                                     : sample_unfiltered(row, job, u, chunk_incl, s);
   }
   SampleOutput& out = outputs[blockIdx.x];
   if (job.logprobs) {
@@ -604,7 +625,7 @@ cudaError_t sample_rows(const float* logits, int vocab, const SampleJob* jobs, i
                         const SampleEntry* entries, SampleOutput* out, cudaStream_t stream) {
   if (num_jobs <= 0) return cudaSuccess;
   if (vocab <= 0) return cudaErrorInvalidValue;
-  const size_t smem = static_cast<size_t>((vocab + 31) / 32) * sizeof(uint32_t);
+  const size_t smem = static_cast<size_t>((vocab + 31) / 32) * (sizeof(double) + sizeof(uint32_t));
   if (smem + sizeof(Scratch) > 48 * 1024) {
     const cudaError_t err = cudaFuncSetAttribute(sample_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                  static_cast<int>(smem));

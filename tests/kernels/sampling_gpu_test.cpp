@@ -401,7 +401,7 @@ TEST_F(SamplingGpuTest, SeveralSamplesShareARowAndTheRowIsNotWritten) {
   p.temperature = 0.9;
   p.top_p = 0.95;
   p.repetition_penalty = 1.2;
-  p.logit_bias = {{1, 20.0f}};
+  p.logit_bias = {{1, 3.0f}};
   std::vector<int32_t> prompt = {1, 2, 3, 4, 5};
   std::vector<std::pair<int, SampleInput>> inputs;
   for (int s = 0; s < 16; ++s) {
