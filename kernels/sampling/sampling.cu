@@ -29,8 +29,39 @@ __device__ __forceinline__ double sampler_uniform(uint64_t seed, uint64_t counte
   return static_cast<double>(bits >> 11) * 0x1.0p-53;
 }
 
-// expf as the CPU computes it (correctly rounded but for the rarest ties).
-__device__ __forceinline__ float exp_float(float a) { return __double2float_rn(exp(static_cast<double>(a))); }
+// std::exp(float) as glibc computes it for the CPU Sampler (its expf): x =
+// k/32 + r in double, 2^(k/32) from a 32-entry table of bit patterns
+// (2^(i/32) minus i << 47), a degree-3 polynomial in r, one rounding to float.
+// Every operation is spelled _rn so none is fused. About 12 double operations
+// instead of a full double exp; the table lives in shared memory (indices
+// differ per lane).
+__constant__ uint64_t kExp2Table[32] = {
+    0x3ff0000000000000ull, 0x3fefd9b0d3158574ull, 0x3fefb5586cf9890full, 0x3fef9301d0125b51ull,
+    0x3fef72b83c7d517bull, 0x3fef54873168b9aaull, 0x3fef387a6e756238ull, 0x3fef1e9df51fdee1ull,
+    0x3fef06fe0a31b715ull, 0x3feef1a7373aa9cbull, 0x3feedea64c123422ull, 0x3feece086061892dull,
+    0x3feebfdad5362a27ull, 0x3feeb42b569d4f82ull, 0x3feeab07dd485429ull, 0x3feea47eb03a5585ull,
+    0x3feea09e667f3bcdull, 0x3fee9f75e8ec5f74ull, 0x3feea11473eb0187ull, 0x3feea589994cce13ull,
+    0x3feeace5422aa0dbull, 0x3feeb737b0cdc5e5ull, 0x3feec49182a3f090ull, 0x3feed503b23e255dull,
+    0x3feee89f995ad3adull, 0x3feeff76f2fb5e47ull, 0x3fef199bdd85529cull, 0x3fef3720dcef9069ull,
+    0x3fef5818dcfba487ull, 0x3fef7c97337b9b5full, 0x3fefa4afa2a490daull, 0x3fefd0765b6e4540ull};
+constexpr double kInvLn2N = 0x1.71547652b82fep+0 * 32;
+constexpr double kExpShift = 0x1.8p+52;
+constexpr double kExpC0 = 0x1.c6af84b912394p-5 / 32 / 32 / 32;
+constexpr double kExpC1 = 0x1.ebfce50fac4f3p-3 / 32 / 32;
+constexpr double kExpC2 = 0x1.62e42ff0c52d6p-1 / 32;
+
+__device__ __forceinline__ float exp_float(float x, const uint64_t* table) {
+  if (x < -0x1.9fe368p6f) return 0.0f;  // underflows (and -inf)
+  if (x != x || x > 0x1.62e42ep6f) return x != x ? x : INFINITY;
+  const double z = __dmul_rn(kInvLn2N, static_cast<double>(x));
+  const double shifted = __dadd_rn(z, kExpShift);
+  const uint64_t ki = static_cast<uint64_t>(__double_as_longlong(shifted));
+  const double r = __dsub_rn(z, __dsub_rn(shifted, kExpShift));
+  const double scale = __longlong_as_double(static_cast<long long>(table[ki & 31] + (ki << 47)));
+  const double c = __dadd_rn(__dmul_rn(kExpC0, r), kExpC1);
+  const double y = __dadd_rn(__dmul_rn(c, __dmul_rn(r, r)), __dadd_rn(__dmul_rn(kExpC2, r), 1.0));
+  return __double2float_rn(__dmul_rn(y, scale));
+}
 
 // ---- ordering keys: a larger key comes first ----
 struct Key {
@@ -82,7 +113,9 @@ struct Scratch {
   int token;
   int last;
   int num_top;
+  double total;
   uint64_t top_keys[kMaxSampleTopLogprobs];
+  uint64_t exp_table[32];
 };
 
 // ---- warp / block reductions (every thread gets the result) ----
@@ -140,8 +173,10 @@ struct Row {
   int num_entries;
   float repetition_penalty;
   int vocab;
+  const uint64_t* exp_table;  // shared copy of kExp2Table
 
   __device__ float raw(int i) const { return logits[i]; }
+  __device__ float exp(float x) const { return exp_float(x, exp_table); }
 
   __device__ float value(int i) const {
     float x = logits[i];
@@ -206,12 +241,12 @@ __device__ int argmax_row(const Row& row, Scratch& s) {
 }
 
 // Step 12: the first id (ascending) whose running sum of weight(id) exceeds
-// target; the last id of positive weight when rounding leaves none. Each warp
+// u * (sum of all weights); the last id of positive weight when rounding leaves none. Each warp
 // owns a contiguous segment and sums it 32 ids at a time, keeping its running
 // sum after every 32-id chunk in chunk_incl; the warp whose segment holds the
 // crossing finds the chunk from those sums and walks it with a warp scan.
 template <typename Weight>
-__device__ int draw(int vocab, double target, Weight weight, double* chunk_incl, Scratch& s) {
+__device__ int draw(int vocab, double u, Weight weight, double* chunk_incl, Scratch& s) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int seg = ((vocab + kWarps - 1) / kWarps + 31) & ~31;
   const int begin = min(warp * seg, vocab), end = min(begin + seg, vocab);
@@ -233,6 +268,11 @@ __device__ int draw(int vocab, double target, Weight weight, double* chunk_incl,
   }
   __syncthreads();
   if (threadIdx.x == 0) {
+    // The total of the weights (step 12's sum of kept p) from the warps' sums.
+    double total = 0.0;
+    for (int w = 0; w < kWarps; ++w) total += s.warp_total[w];
+    s.total = u * total;
+    const double target = s.total;
     double prefix = 0.0;
     int walker = -1, last_any = -1;
     for (int w = 0; w < kWarps; ++w) last_any = max(last_any, s.warp_last[w]);
@@ -250,6 +290,7 @@ __device__ int draw(int vocab, double target, Weight weight, double* chunk_incl,
   }
   __syncthreads();
   if (warp == s.walker) {
+    const double target = s.total;
     const double prefix = s.walker_prefix;
     const int first_chunk = begin >> 5, end_chunk = (end + 31) >> 5;
     // The first chunk whose running sum passes target (the last one does).
@@ -286,8 +327,12 @@ __device__ int draw(int vocab, double target, Weight weight, double* chunk_incl,
 // first reaches target. Members with key >= the result are the shortest prefix
 // reaching target; all members when it is never reached. KeyOf(i, key) says
 // whether i is a member and sets its key; WeightOf(i) is its weight.
+//
+// relative: target is a fraction of the members' total weight, which is
+// returned in *total (the softmax denominator for top_p, from the same pass).
 template <typename KeyOf, typename WeightOf>
-__device__ Key select_cutoff(int vocab, int levels, double target, KeyOf key_of, WeightOf weight_of, Scratch& s) {
+__device__ Key select_cutoff(int vocab, int levels, double target, KeyOf key_of, WeightOf weight_of, Scratch& s,
+                             bool relative = false, double* total = nullptr) {
   const int lane = threadIdx.x & 31;
   if (threadIdx.x == 0) {
     s.prefix = Key{};
@@ -303,24 +348,26 @@ __device__ Key select_cutoff(int vocab, int levels, double target, KeyOf key_of,
     }
     __syncthreads();
     const Key prefix = s.prefix;
-    // Lanes with the same digit add up their weights first (__match_any_sync),
-    // so the hot buckets see one shared atomic per warp, not one per id.
+    // Lanes with the same digit add up their weights first, so the hot
+    // buckets see one shared atomic per warp, not one per id.
     const int padded = (vocab + kThreads - 1) / kThreads * kThreads;
     for (int i = threadIdx.x; i < padded; i += kThreads) {
       Key k;
       int d = -1;
       if (i < vocab && key_of(i, k) && key_matches(k, prefix, level)) d = key_digit(k, level);
-      if (__ballot_sync(kFull, d >= 0) == 0) continue;
+      unsigned pending = __ballot_sync(kFull, d >= 0);
+      if (pending == 0) continue;
       const double w = d >= 0 ? weight_of(i) : 0.0;
-      const unsigned peers = __match_any_sync(kFull, d);
-      double group = 0.0;
-      for (int src = 0; src < 32; ++src) {
-        const double x = __shfl_sync(kFull, w, src);
-        if ((peers >> src) & 1u) group += x;
-      }
-      if (d >= 0 && lane == __ffs(peers) - 1) {
-        atomicAdd(&s.count[d], __popc(peers));
-        atomicAdd(&s.mass[d], group);
+      while (pending) {  // one group of lanes with the same digit at a time
+        const int leader = __ffs(pending) - 1;
+        const int digit = __shfl_sync(kFull, d, leader);
+        const unsigned peers = __ballot_sync(kFull, d == digit);
+        const double group = warp_sum_d(d == digit ? w : 0.0);
+        if (lane == leader) {
+          atomicAdd(&s.count[digit], __popc(peers));
+          atomicAdd(&s.mass[digit], group);
+        }
+        pending &= ~peers;
       }
     }
     __syncthreads();
@@ -336,7 +383,12 @@ __device__ Key select_cutoff(int vocab, int levels, double target, KeyOf key_of,
       const double incl = warp_inclusive_scan(lane_mass);
       const double up = __shfl_up_sync(kFull, incl, 1);
       const double excl = lane > 0 ? up : 0.0;
-      const double remaining = s.remaining;
+      double remaining = s.remaining;
+      if (relative && level == 0) {
+        const double all = __shfl_sync(kFull, incl, 31);
+        remaining = target * all;
+        if (lane == 0) s.total = all;
+      }
       const unsigned crossing = __ballot_sync(kFull, lane_count > 0 && incl >= remaining);
       const unsigned nonempty = __ballot_sync(kFull, lane_count > 0);
       // The crossing lane, or else the last lane with members (take them all).
@@ -363,6 +415,7 @@ __device__ Key select_cutoff(int vocab, int levels, double target, KeyOf key_of,
   }
   __syncthreads();
   const Key result = s.prefix;
+  if (total) *total = s.total;
   __syncthreads();
   return result;
 }
@@ -393,7 +446,7 @@ struct Filter {
     if (key < cut_k) return false;
     if (stage >= 1 && key < cut_p) return false;
     const double value = static_cast<double>(v) / temperature;
-    const float e = exp_float(__double2float_rn(value - max_value));
+    const float e = row.exp(__double2float_rn(value - max_value));
     p = static_cast<double>(e) / sum0;
     if (stage == 0) return true;
     p /= sum_p;
@@ -424,12 +477,9 @@ __device__ int sample_unfiltered(const Row& row, const SampleJob& job, double u,
   auto weight = [&](int i) -> double {
     const float v = row.value(i);
     if (!is_finite(v)) return 0.0;
-    return exp_float(__fmul_rn(__fsub_rn(v, m), inv_t));
+    return row.exp(__fmul_rn(__fsub_rn(v, m), inv_t));
   };
-  double total = 0.0;
-  for (int i = threadIdx.x; i < row.vocab; i += kThreads) total += weight(i);
-  total = block_sum(total, s);
-  return draw(row.vocab, u * total, weight, chunk_incl, s);
+  return draw(row.vocab, u, weight, chunk_incl, s);
 }
 
 __device__ int sample_filtered(const Row& row, const SampleJob& job, double u, double* chunk_incl, Scratch& s) {
@@ -458,14 +508,16 @@ __device__ int sample_filtered(const Row& row, const SampleJob& job, double u, d
     };
     f.cut_k = select_cutoff(vocab, 8, static_cast<double>(job.top_k), key_of, [](int) { return 1.0; }, s).hi;
   }
-  // Step 9: softmax over the survivors.
+  // Step 9: softmax over the survivors. With top_p its denominator comes from
+  // the first selection pass, whose weights are then the unnormalized exps.
   double p = 0.0, sum = 0.0;
   uint64_t key = 0;
   f.sum0 = 1.0;
-  for (int i = threadIdx.x; i < vocab; i += kThreads)
-    if (f.eval(i, 0, p, key)) sum += p;
-  f.sum0 = block_sum(sum, s);
-  if (job.top_p < 1.0) {
+  if (job.top_p >= 1.0) {
+    for (int i = threadIdx.x; i < vocab; i += kThreads)
+      if (f.eval(i, 0, p, key)) sum += p;
+    f.sum0 = block_sum(sum, s);
+  } else {
     auto key_of = [&](int i, Key& k) {  // stage-0 membership needs no exp
       const float v = row.value(i);
       if (!is_finite(v)) return false;
@@ -478,7 +530,9 @@ __device__ int sample_filtered(const Row& row, const SampleJob& job, double u, d
       f.eval(i, 0, q, mk);
       return q;
     };
-    f.cut_p = select_cutoff(vocab, 8, job.top_p, key_of, weight_of, s).hi;
+    double denominator = 1.0;
+    f.cut_p = select_cutoff(vocab, 8, job.top_p, key_of, weight_of, s, true, &denominator).hi;
+    f.sum0 = denominator;
     sum = 0.0;
     for (int i = threadIdx.x; i < vocab; i += kThreads)
       if (f.eval(i, 1, p, key)) sum += p;
@@ -526,10 +580,7 @@ __device__ int sample_filtered(const Row& row, const SampleJob& job, double u, d
     uint64_t mk;
     return f.eval(i, 3, q, mk) ? q : 0.0;
   };
-  double total = 0.0;
-  for (int i = threadIdx.x; i < vocab; i += kThreads) total += weight(i);
-  total = block_sum(total, s);
-  return draw(vocab, u * total, weight, chunk_incl, s);
+  return draw(vocab, u, weight, chunk_incl, s);
 }
 
 // Step 1: raw log_softmax of the token and the top alternatives.
@@ -539,7 +590,7 @@ __device__ void fill_logprobs(const Row& row, const SampleJob& job, int token, S
   for (int i = threadIdx.x; i < vocab; i += kThreads) m = fmaxf(m, row.raw(i));
   m = block_max_f(m, s);
   double sum = 0.0;
-  for (int i = threadIdx.x; i < vocab; i += kThreads) sum += exp_float(__fsub_rn(row.raw(i), m));
+  for (int i = threadIdx.x; i < vocab; i += kThreads) sum += row.exp(__fsub_rn(row.raw(i), m));
   sum = block_sum(sum, s);
   const double log_z = static_cast<double>(m) + log(sum);
   const int n = min(min(job.top_logprobs, kMaxSampleTopLogprobs), vocab);
@@ -592,6 +643,7 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const float* __restric
   double* chunk_incl = dynamic_smem;  // [words]
   uint32_t* touched = reinterpret_cast<uint32_t*>(dynamic_smem + words);  // [words]
   for (int w = threadIdx.x; w < words; w += kThreads) touched[w] = 0;
+  if (threadIdx.x < 32) s.exp_table[threadIdx.x] = kExp2Table[threadIdx.x];
   __syncthreads();
   const SampleEntry* mine = entries + job.entry_begin;
   for (int e = threadIdx.x; e < job.entry_count; e += kThreads) {
@@ -600,7 +652,7 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const float* __restric
   }
   __syncthreads();
   const Row row{logits + static_cast<size_t>(job.logits_row) * vocab, touched, mine, job.entry_count,
-                job.repetition_penalty, vocab};
+                job.repetition_penalty, vocab, s.exp_table};
   int token;
   if (job.temperature <= 0.0) {
     token = argmax_row(row, s);
