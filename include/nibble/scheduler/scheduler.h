@@ -1,7 +1,9 @@
 #pragma once
 // The scheduler as a pure step function (vLLM V1 style): no threads, no
 // clocks. The engine loop calls schedule() -> Backend::forward(batch) ->
-// update(); tests drive the same calls directly.
+// update() (with device sampling: schedule() -> prepare_sampling() ->
+// Backend::forward_sample() -> update_with_samples()); tests drive the same
+// calls directly.
 //
 // Every sequence (one sample of a request) has tokens (prompt + generated)
 // and computed_tokens (those whose K/V are in its blocks). Each step:
