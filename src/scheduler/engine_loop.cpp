@@ -100,6 +100,7 @@ class EngineLoopImpl final : public EngineLoop {
   EngineLoopImpl(Backend& backend, const SchedulerConfig& config, EngineLoopOptions options)
       : backend_(backend),
         options_(std::move(options)),
+        device_sampling_(options_.device_sampling && backend.has_device_sampling()),
         config_(with_model_eos(config, backend.config())),
         max_model_len_(resolve_max_model_len(config, backend)),
         scheduler_(config_, backend.kv_cache_shape(), backend.config().vocab_size, max_model_len_,
@@ -245,9 +246,14 @@ class EngineLoopImpl final : public EngineLoop {
     }
     std::vector<Delivery> deliveries;
     try {
-      if (options_.forward_greedy && work.greedy_only && !work.batch.logits_indices.empty()) {
+      const bool samples = !work.batch.logits_indices.empty();
+      if (options_.forward_greedy && work.greedy_only && samples) {
         std::vector<int32_t> tokens = options_.forward_greedy(work.batch);
         deliveries = scheduler_.update_with_tokens(work, tokens);
+      } else if (device_sampling_ && samples) {
+        const std::vector<SampleRow> rows = scheduler_.prepare_sampling(work);
+        const std::vector<SampleResult> results = backend_.forward_sample(work.batch, rows);
+        deliveries = scheduler_.update_with_samples(work, results);
       } else {
         backend_.forward(work.batch, logits_);
         deliveries = scheduler_.update(work, logits_);
@@ -274,6 +280,7 @@ class EngineLoopImpl final : public EngineLoop {
 
   Backend& backend_;
   EngineLoopOptions options_;
+  bool device_sampling_;
   SchedulerConfig config_;
   int max_model_len_;
   Scheduler scheduler_;  // engine thread only (submit reads its immutable limits)

@@ -502,7 +502,29 @@ std::vector<Delivery> Scheduler::update_with_tokens(const SchedulerStep& step, s
   return append_jobs();
 }
 
+std::vector<SampleRow> Scheduler::prepare_sampling(const SchedulerStep& step) {
+  collect_jobs(step);
+  std::vector<SampleRow> rows;
+  rows.reserve(jobs_.size());
+  for (const SampleJob& job : jobs_) rows.push_back({job.row, sample_input(*job.seq, {})});
+  return rows;
+}
+
+std::vector<Delivery> Scheduler::update_with_samples(const SchedulerStep&, std::span<const SampleResult> results) {
+  NIBBLE_CHECK(results.size() == jobs_.size(),
+               fmt::format("scheduler: the backend returned {} samples for {} prepared rows", results.size(),
+                           jobs_.size()));
+  for (size_t i = 0; i < jobs_.size(); ++i) {
+    const int32_t t = results[i].token;
+    NIBBLE_CHECK(t >= 0 && t < limits_.vocab_size, fmt::format("scheduler: the backend sampled token {} outside the vocabulary", t));
+    jobs_[i].token = t;
+    jobs_[i].logprob = results[i].logprob;
+  }
+  return append_jobs();
+}
+
 std::vector<Delivery> Scheduler::fail_step(const SchedulerStep& step, const std::string& message) {
+  jobs_.clear();  // samples prepared for a step that never produced them
   std::vector<Delivery> out;
   for (const ScheduledSequence& s : step.sequences) {
     auto part = abort_request(s.request_key, FinishReason::Error, message);

@@ -69,6 +69,10 @@ struct EngineLoopOptions {
   // steps whose samples are all plain greedy skip copying logits to the host.
   // Left empty, start() uses the backend's own when has_device_greedy().
   std::function<std::vector<int32_t>(const Batch&)> forward_greedy;
+  // With a backend that has_device_sampling(), every other step that samples
+  // goes through Backend::forward_sample (no logits copied to the host).
+  // false keeps the host Sampler (tests and benchmarks compare the two).
+  bool device_sampling = true;
   // Threads that sample a step's rows on the host (0: one per core, at most 16).
   // Tokens do not depend on it.
   int sampling_threads = 0;

@@ -1,7 +1,9 @@
 #pragma once
 // The scheduler as a pure step function (vLLM V1 style): no threads, no
 // clocks. The engine loop calls schedule() -> Backend::forward(batch) ->
-// update(); tests drive the same calls directly.
+// update() (with device sampling: schedule() -> prepare_sampling() ->
+// Backend::forward_sample() -> update_with_samples()); tests drive the same
+// calls directly.
 //
 // Every sequence (one sample of a request) has tokens (prompt + generated)
 // and computed_tokens (those whose K/V are in its blocks). Each step:
@@ -96,6 +98,14 @@ class Scheduler {
   std::vector<Delivery> update(const SchedulerStep& step, std::span<const float> logits);
   // For greedy_only steps: tokens[r] is the argmax (lowest id on ties) of logits row r.
   std::vector<Delivery> update_with_tokens(const SchedulerStep& step, std::span<const int32_t> tokens);
+  // For backends that sample on the device (Backend::forward_sample): the
+  // step's samples, in the order update_with_samples expects their results.
+  // Call once per step, before the forward: it does update()'s bookkeeping
+  // (computed tokens, the fork of n > 1 requests at their first sample). The
+  // rows point into the scheduler's token histories, valid until the update.
+  std::vector<SampleRow> prepare_sampling(const SchedulerStep& step);
+  // results[i] is the sample drawn for prepare_sampling's row i.
+  std::vector<Delivery> update_with_samples(const SchedulerStep& step, std::span<const SampleResult> results);
   // The backend failed on this step: its requests finish with Error.
   std::vector<Delivery> fail_step(const SchedulerStep& step, const std::string& message);
 

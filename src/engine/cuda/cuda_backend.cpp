@@ -23,6 +23,8 @@
 #include "norm/rmsnorm.h"
 #include "rope/rope.h"
 #include "sampling/argmax.h"
+#include "sampling/sample_jobs_host.h"
+#include "sampling/sampling.h"
 #include "step_plan.h"
 #include "workspace.h"
 
@@ -52,6 +54,8 @@ class CudaBackendImpl final : public CudaBackend {
   KvCacheShape kv_cache_shape() const override { return {report_.kv_blocks, block_size_}; }
   void forward(const Batch& batch, std::vector<float>& logits) override;
   std::vector<int32_t> forward_greedy(const Batch& batch) override;
+  bool has_device_sampling() const override { return true; }
+  std::vector<SampleResult> forward_sample(const Batch& batch, std::span<const SampleRow> rows) override;
   void set_cuda_graphs(bool enabled) override { graphs_enabled_ = enabled; }
   int captured_graphs() const override { return static_cast<int>(graphs_.size()); }
   const CudaMemoryReport& memory_report() const override { return report_; }
@@ -83,6 +87,8 @@ class CudaBackendImpl final : public CudaBackend {
   bool graphs_enabled_ = true;
   std::vector<int> buckets_;
   std::map<int, cudaGraphExec_t> graphs_;
+  std::unique_ptr<kernels::SampleJobBuilder> sample_jobs_;
+  Sampler host_sampler_;  // samples the device does not take (see forward_sample)
 };
 
 CudaBackendImpl::CudaBackendImpl(const ModelSource& source, const CudaBackendOptions& options) : options_(options) {
@@ -124,6 +130,11 @@ CudaBackendImpl::CudaBackendImpl(const ModelSource& source, const CudaBackendOpt
   const uint64_t largest_kn = static_cast<uint64_t>(c.hidden_size) * c.intermediate_size * 2;
   limits.gptq_dequant_bytes = static_cast<size_t>(
       std::max<uint64_t>(std::min<uint64_t>(largest_kn, 256ull << 20), static_cast<uint64_t>(max_k) * 64 * 2));
+  // Device sampling: one job per running sample; entries for bias, suppressed
+  // ids and penalized ids (distinct prompt + output ids with a repetition
+  // penalty), 2048 per sample on average. Beyond that a sample is drawn on the host.
+  limits.max_sample_jobs = limits.max_seqs;
+  limits.max_sample_entries = static_cast<size_t>(limits.max_seqs) * 2048;
   const uint64_t weight_bytes = source.device_bytes();
   const uint64_t activation_bytes = cuda::Workspace::bytes_needed(c, limits);
   const uint64_t kv_bytes_per_token = 2ull * c.num_hidden_layers * c.num_key_value_heads * c.head_dim * 2;
@@ -187,6 +198,7 @@ CudaBackendImpl::CudaBackendImpl(const ModelSource& source, const CudaBackendOpt
     if (b <= max_graph) buckets_.push_back(b);
   for (int b = 16; b <= max_graph; b += 8) buckets_.push_back(b);
   if (max_graph > 0 && (buckets_.empty() || buckets_.back() < max_graph)) buckets_.push_back(max_graph);
+  sample_jobs_ = std::make_unique<kernels::SampleJobBuilder>(c.vocab_size);
   CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
@@ -358,6 +370,58 @@ std::vector<int32_t> CudaBackendImpl::forward_greedy(const Batch& batch) {
   }
   CUDA_CHECK(cudaStreamSynchronize(stream_));
   return ids;
+}
+
+std::vector<SampleResult> CudaBackendImpl::forward_sample(const Batch& batch, std::span<const SampleRow> rows) {
+  const int L = run_step(batch);
+  const int vocab = model_.config.vocab_size;
+  // Samples whose entries do not fit the planned buffers (or that ask for
+  // more than 20 top_logprobs) are drawn on the host from their row.
+  kernels::SampleJobBuilder& builder = *sample_jobs_;
+  builder.clear();
+  std::vector<size_t> on_device, on_host;
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const int row = rows[r].logits_row;
+    NIBBLE_CHECK(row >= 0 && row < L, "cuda backend: sample row " + std::to_string(row) + " is outside the step's " +
+                                          std::to_string(L) + " logits rows");
+    const bool device = static_cast<int>(on_device.size()) < ws_.limits.max_sample_jobs &&
+                        builder.add(row, rows[r].input, ws_.limits.max_sample_entries);
+    (device ? on_device : on_host).push_back(r);
+  }
+  const auto& jobs = builder.jobs();
+  const auto& entries = builder.entries();
+  std::vector<kernels::SampleOutput> outputs(jobs.size());
+  if (!jobs.empty()) {
+    CUDA_CHECK(cudaMemcpyAsync(ws_.sample_jobs, jobs.data(), jobs.size() * sizeof(jobs[0]), cudaMemcpyHostToDevice,
+                               stream_));
+    if (!entries.empty())
+      CUDA_CHECK(cudaMemcpyAsync(ws_.sample_entries, entries.data(), entries.size() * sizeof(entries[0]),
+                                 cudaMemcpyHostToDevice, stream_));
+    CUDA_CHECK(kernels::sample_rows(ws_.logits, vocab, ws_.sample_jobs, static_cast<int>(jobs.size()),
+                                    ws_.sample_entries, ws_.sample_out, stream_));
+    CUDA_CHECK(cudaMemcpyAsync(outputs.data(), ws_.sample_out, outputs.size() * sizeof(outputs[0]),
+                               cudaMemcpyDeviceToHost, stream_));
+  }
+  std::vector<float> host_logits(on_host.size() * static_cast<size_t>(vocab));
+  for (size_t k = 0; k < on_host.size(); ++k)
+    CUDA_CHECK(cudaMemcpyAsync(host_logits.data() + k * vocab,
+                               ws_.logits + static_cast<size_t>(rows[on_host[k]].logits_row) * vocab,
+                               static_cast<size_t>(vocab) * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+
+  std::vector<SampleResult> results(rows.size());
+  for (size_t k = 0; k < on_device.size(); ++k) {
+    const SampleRow& row = rows[on_device[k]];
+    NIBBLE_CHECK(outputs[k].token >= 0 && outputs[k].token < vocab,
+                 "cuda backend: device sampling returned token " + std::to_string(outputs[k].token));
+    results[on_device[k]] = kernels::to_sample_result(outputs[k], row.input.params->logprobs);
+  }
+  for (size_t k = 0; k < on_host.size(); ++k) {
+    SampleInput input = rows[on_host[k]].input;
+    input.logits = std::span<const float>(host_logits).subspan(k * vocab, vocab);
+    results[on_host[k]] = host_sampler_.sample(input);
+  }
+  return results;
 }
 
 }  // namespace

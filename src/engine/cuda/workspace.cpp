@@ -57,6 +57,9 @@ void Workspace::layout(const ModelConfig& c, Carve& carve) {
   carve(meta.work_seq, static_cast<size_t>(limits.max_work));
   carve(meta.work_qoff, static_cast<size_t>(limits.max_work));
   carve(meta.logits_indices, S);
+  carve(sample_jobs, static_cast<size_t>(limits.max_sample_jobs));
+  carve(sample_entries, limits.max_sample_entries);
+  carve(sample_out, static_cast<size_t>(limits.max_sample_jobs));
 }
 
 size_t Workspace::bytes_needed(const ModelConfig& c, const WorkspaceLimits& limits) {

@@ -9,6 +9,7 @@
 
 #include "device_buffer.h"
 #include "nibble/model/config.h"
+#include "sampling/sampling.h"
 
 namespace nibble::cuda {
 
@@ -21,6 +22,8 @@ struct WorkspaceLimits {
   size_t gptq_splitk_bytes = 0;
   size_t gptq_dequant_bytes = 0;
   size_t cublas_bytes = 32u << 20;
+  int max_sample_jobs = 0;        // samples drawn on the device per step
+  size_t max_sample_entries = 0;  // their bias / suppression / penalty entries
 };
 
 // Step metadata (int32), uploaded before each forward.
@@ -58,6 +61,10 @@ struct Workspace {
   void* gptq_dequant = nullptr;
   void* cublas = nullptr;
   StepMetadata meta;
+  // Device sampling (kernels/sampling/sampling.h), uploaded per step.
+  kernels::SampleJob* sample_jobs = nullptr;        // [max_sample_jobs]
+  kernels::SampleEntry* sample_entries = nullptr;   // [max_sample_entries]
+  kernels::SampleOutput* sample_out = nullptr;      // [max_sample_jobs]
 
   static size_t bytes_needed(const ModelConfig& c, const WorkspaceLimits& limits);
   // Allocates and zero-fills (the GPTQ split-K workspace must start zeroed).
