@@ -3,9 +3,9 @@
 //   bench_gptq_gemm [--json FILE] [--quick]
 //
 // Measures the device-to-device copy bandwidth first (bytes read + written), then
-// for each shape and M: the fused kernel (CUDA-graph replays over enough weight
-// copies to defeat the L2), the dequantize + cuBLAS path, and cuBLAS fp16 on the
-// already-dequantized weight. Times are medians of CUDA-event measurements after
+// for each shape and M: the fused kernel and the tensor-core kernel (CUDA-graph
+// replays over enough weight copies to defeat the L2), the dequantize + cuBLAS
+// path, and cuBLAS fp16 on the already-dequantized weight. Times are medians of CUDA-event measurements after
 // warm-up. Prints a Markdown table; --json writes every number.
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -17,11 +17,13 @@
 #include <functional>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gptq_gemm/gptq_gemm.h"
 #include "gptq_gemm/gptq_gemm_plan.h"
 #include "gptq_gemm/gptq_layout.h"
+#include "gptq_gemm/gptq_mma_plan.h"
 #include "nibble/core/half.h"
 
 namespace {
@@ -160,15 +162,25 @@ std::string plan_text(int64_t M, int64_t N, int64_t K, int bits, size_t ws, cons
   return text;
 }
 
+std::string mma_plan_text(int64_t M, int64_t N, int64_t K, size_t ws, const MmaOverride& o) {
+  const MmaPlan p = plan_mma(M, N, K, device_sm_count(), ws, o);
+  char text[96];
+  std::snprintf(text, sizeof text, "m%d/rows%d/splits%d/blocks%d", p.m_tile, p.rows_per_split, p.splits,
+                p.mchunks * p.ntiles * p.splits);
+  return text;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string json_path;
   bool quick = false;
+  int64_t profile_m = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--json" && i + 1 < argc) json_path = argv[++i];
     else if (a == "--quick") quick = true;
+    else if (a == "--profile" && i + 1 < argc) profile_m = std::atoll(argv[++i]);
   }
   cudaDeviceProp prop{};
   check(cudaGetDeviceProperties(&prop, 0), "props");
@@ -184,7 +196,8 @@ int main(int argc, char** argv) {
 
   const int64_t max_m = 256;
   const int64_t max_k = 14336, max_n = 28672;
-  const size_t splitk_bytes = gptq_splitk_workspace_bytes(kGptqSmallMMax, max_n);
+  // Room for the tensor-core kernel's split-K up to M = 256 (and the fused kernel's).
+  const size_t splitk_bytes = gptq_splitk_workspace_bytes(max_m, max_n);
   void* splitk = device_alloc(splitk_bytes);
   check(cudaMemset(splitk, 0, splitk_bytes), "memset");
   const size_t dequant_bytes = static_cast<size_t>(max_k) * max_n * 2;
@@ -200,6 +213,20 @@ int main(int argc, char** argv) {
   auto* y = static_cast<__half*>(device_alloc(static_cast<size_t>(2048) * 128256 * 2));
   auto* wfp16 = static_cast<__half*>(device_alloc(static_cast<size_t>(max_k) * max_n * 2));
 
+  if (profile_m > 0) {
+    // For a profiler: the tensor-core kernel twice on each big layer shape at M = profile_m.
+    for (auto [K, N] : {std::pair<int64_t, int64_t>{4096, 14336}, {14336, 4096}}) {
+      const GptqPrepared host = random_layer(K, N, 4, 128, false, rng);
+      LayerCopies copies;
+      upload_copies(host, 0, copies);
+      for (int r = 0; r < 2; ++r) gptq_gemm_mma(copies.views[0], x, profile_m, y, nullptr, ws, stream);
+      check(cudaStreamSynchronize(stream), "profile");
+      std::printf("profiled K=%lld N=%lld M=%lld: %s\n", static_cast<long long>(K), static_cast<long long>(N),
+                  static_cast<long long>(profile_m), mma_plan_text(profile_m, N, K, splitk_bytes, MmaOverride{}).c_str());
+    }
+    return 0;
+  }
+
   struct Shape { const char* name; int64_t K, N; };
   const Shape shapes[] = {{"qkv-like 4096x4096", 4096, 4096}, {"kv 4096x1024", 4096, 1024},
                           {"gate/up 4096x14336", 4096, 14336}, {"down 14336x4096", 14336, 4096},
@@ -207,7 +234,7 @@ int main(int argc, char** argv) {
   struct Variant { const char* name; int bits, group; bool act; bool all_m; };
   const Variant variants[] = {{"4bit-g128", 4, 128, false, true}, {"4bit-g128-act", 4, 128, true, false},
                               {"8bit-g128", 8, 128, false, false}};
-  const int64_t ms[] = {1, 4, 8, 16, 64, 256, 2048};
+  const int64_t ms[] = {1, 4, 8, 16, 32, 64, 128, 256, 2048};
   const size_t rotate_bytes = size_t{400} << 20;  // well past the 50-60 MB L2
   std::vector<Row> rows;
 
@@ -219,7 +246,7 @@ int main(int argc, char** argv) {
       const int ncopies = static_cast<int>(copies.views.size());
       gptq_dequantize(copies.views[0], 0, shape.N, wfp16, stream);
       for (int64_t M : ms) {
-        if (!var.all_m && M > 1) continue;
+        if (!var.all_m && M > 1 && !(var.act && (M == 16 || M == 64))) continue;
         const double flops = 2.0 * M * shape.K * shape.N;
         const double io_bytes = static_cast<double>(copies.bytes_per_copy) + 2.0 * M * (shape.K + shape.N);
         const float alpha = 1.f, beta = 0.f;
@@ -235,7 +262,7 @@ int main(int argc, char** argv) {
                              io_bytes / (us * 1e-6) / 1e9 / copy_gbs, flops / (us * 1e-6) / 1e12, cublas_us,
                              flops / (cublas_us * 1e-6) / 1e12, plan});
         };
-        if (M <= 16) {
+        if (M <= 16 && !(var.act && M > 1)) {
           std::vector<GemvOverride> overrides = {GemvOverride{}, GemvOverride{0, 0, 0, 1}};
           if (M <= 4 && !quick && var.all_m)
             for (int t : {64, 128})
@@ -246,6 +273,18 @@ int main(int argc, char** argv) {
             });
             const char* path = o.threads != 0 ? "fused-sweep" : o.pdl == 1 ? "fused-pdl" : "fused";
             add(path, us, plan_text(M, shape.N, shape.K, var.bits, splitk_bytes, o));
+          }
+        }
+        if (M > kGptqSmallMMax && var.bits == 4) {
+          std::vector<MmaOverride> overrides = {MmaOverride{}};
+          if ((M == 16 || M == 64) && var.all_m)
+            for (int per_sm : {1, 2, 3, 4, 6}) overrides.push_back(MmaOverride{0, per_sm * prop.multiProcessorCount});
+          for (const MmaOverride& o : overrides) {
+            const int calls = M >= 1024 ? std::min(ncopies, 8) : ncopies;
+            const double us = graph_us(stream, calls, [&](int i) {
+              gptq_gemm_mma_with(copies.views[static_cast<size_t>(i)], x, M, y, nullptr, ws, stream, o);
+            });
+            add(o.blocks_target ? "mma-sweep" : "mma", us, mma_plan_text(M, shape.N, shape.K, splitk_bytes, o));
           }
         }
         if (M >= 8) {
@@ -290,10 +329,21 @@ int main(int argc, char** argv) {
   std::printf("\n| shape | weights | path | M | us | GB/s | of copy BW | TFLOP/s | cuBLAS fp16 us | cuBLAS TFLOP/s | plan |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const Row& r : rows) {
-    if (r.path == "fused-sweep") continue;
+    if (r.path == "fused-sweep" || r.path == "mma-sweep") continue;
     std::printf("| %s | %s | %s | %lld | %.1f | %.0f | %.1f%% | %.1f | %.1f | %.1f | %s |\n", r.shape.c_str(),
                 r.variant.c_str(), r.path.c_str(), static_cast<long long>(r.M), r.us, r.gbs, 100 * r.frac_copy,
                 r.tflops, r.cublas_us, r.cublas_tflops, r.plan.c_str());
+  }
+  std::printf("\ntensor-core sweep (blocks target 1, 2, 3, 4, 6 per SM): best per shape and M\n");
+  for (const Row& d : rows) {
+    if (d.path != "mma" || d.variant != "4bit-g128" || (d.M != 16 && d.M != 64)) continue;
+    const Row* best = &d;
+    for (const Row& r : rows)
+      if (r.path == "mma-sweep" && r.shape == d.shape && r.M == d.M && r.variant == d.variant && r.us < best->us)
+        best = &r;
+    std::printf("%s M=%lld default %.1f us (%.1f%%, %s) best %.1f us (%.1f%%, %s)\n", d.shape.c_str(),
+                static_cast<long long>(d.M), d.us, 100 * d.frac_copy, d.plan.c_str(), best->us, 100 * best->frac_copy,
+                best->plan.c_str());
   }
   std::printf("\nfused-kernel sweep (M <= 4, 4bit-g128): best per shape and M\n");
   for (const Row& d : rows) {

@@ -37,7 +37,7 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(PagedAttentio
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const BlockWork work = block_work(p, kRows, kChunk, item, split);
   if (work.n_tok <= 0) return;
-  const auto [seq, q_first, q_len, qoff, group, n_tok, n_rows, ctx_start, n_keys, c_begin, c_end] = work;
+  const auto [seq, q_first, q_len, qoff, group, n_tok, n_rows, ctx_start, n_keys, k_begin, c_begin, c_end] = work;
 
   if (c_begin >= c_end) {  // nothing for this split: tell the combine pass
     for (int r = tid; r < n_rows; r += kThreads) {
@@ -76,7 +76,7 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(PagedAttentio
     __syncthreads();  // the previous chunk is consumed
     for (int idx = tid; idx < kChunk * vecs; idx += kThreads) {
       const int jj = idx / vecs, vi = idx % vecs;
-      const int j = chunk * kChunk + jj;
+      const int j = k_begin + chunk * kChunk + jj;
       uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
       if (j < n_keys) {
         const size_t block = table[j / p.block_size];
@@ -93,13 +93,14 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(PagedAttentio
     }
     __syncthreads();
 
-    const int key = chunk * kChunk + lane;
+    const int key = k_begin + chunk * kChunk + lane;
     const uint32_t* kr = k_s + lane * kstride;
 #pragma unroll
     for (int i = 0; i < RPW; ++i) {
       const int r = i * kWarps + warp;
       if (r >= n_rows) break;  // warp-uniform
       const int qpos = ctx_start + qoff + r / group;
+      const int qlo = p.window > 0 ? qpos + 1 - p.window : 0;  // first key in the row's window
       const uint32_t* qr = q_s + r * D2;
       float s = 0.0f;
       for (int d2 = 0; d2 < D2; ++d2) {
@@ -108,7 +109,7 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(PagedAttentio
         s = fmaf(qf.x, kf.x, s);
         s = fmaf(qf.y, kf.y, s);
       }
-      s = key <= qpos ? s * scale_log2 : -INFINITY;
+      s = key <= qpos && key >= qlo ? s * scale_log2 : -INFINITY;
       const float m_new = fmaxf(m[i], warp_max(s));
       if (m_new == -INFINITY) continue;  // nothing visible yet (warp-uniform)
       const float alpha = exp2f(m[i] - m_new);
@@ -195,7 +196,7 @@ cudaError_t launch(const PagedAttentionParams& p, cudaStream_t stream) {
 cudaError_t paged_attention(const PagedAttentionParams& p, cudaStream_t stream) {
   if (p.num_work <= 0) return cudaSuccess;
   if (p.head_dim % 8 != 0 || p.head_dim > 256 || p.num_kv_heads <= 0 || p.num_heads % p.num_kv_heads != 0 ||
-      p.num_splits < 1 || p.num_heads / p.num_kv_heads > attention_tile_rows(p.head_dim))
+      p.num_splits < 1 || p.num_heads / p.num_kv_heads > attention_tile_rows(p.head_dim) || p.window < 0)
     return cudaErrorInvalidValue;
   if (p.num_splits > 1 && (!p.split_out || !p.split_lse)) return cudaErrorInvalidValue;
   cudaError_t err;

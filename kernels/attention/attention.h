@@ -6,7 +6,10 @@
 // GQA group) and one split of the context (flash-decoding). The keys of the new
 // tokens must already be in the cache (write_kv_cache first). Query i of a
 // sequence with q_len new tokens and seq_len context sits at position
-// seq_len - q_len + i and sees keys 0 .. that position (causal).
+// seq_len - q_len + i and sees keys 0 .. that position (causal), or with a
+// sliding window W only the last W of them: keys (position - W, position], the
+// CPU backend's and transformers' mask. Keys before an item's window are never
+// read: each block's chunks start at the window of its first query.
 #include <cstdint>
 
 #include <cuda_fp16.h>
@@ -34,6 +37,7 @@ struct PagedAttentionParams {
   int head_dim = 0;  // multiple of 8, at most 256
   int block_size = 16;
   float scale = 1.0f;  // softmax scale, usually 1/sqrt(head_dim)
+  int window = 0;      // sliding window (Mistral/Qwen2 sliding_window) in keys; 0: none
   // Every sequence has at most one new token (a decode step): a kernel that
   // spreads each block's keys over its warps runs instead, when head_dim is 32,
   // 64 or 128 and a GQA group has at most 8 heads.

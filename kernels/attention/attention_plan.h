@@ -49,4 +49,13 @@ inline int attention_num_splits(int num_work, int num_kv_heads, int max_keys, in
   return splits < 1 ? 1 : splits;
 }
 
+// Keys one work item of `tile_tokens` queries reads at most (the split count's
+// key bound): the longest context, or with a sliding window the window plus the
+// item's other queries.
+inline int attention_item_keys(int max_keys, int window, int tile_tokens) {
+  if (window <= 0) return max_keys;
+  const int span = window + (tile_tokens > 1 ? tile_tokens - 1 : 0);
+  return span < max_keys ? span : max_keys;
+}
+
 }  // namespace nibble::kernels

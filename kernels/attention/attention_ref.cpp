@@ -12,7 +12,7 @@ namespace nibble::kernels::ref {
 void paged_attention(const uint16_t* q, const uint16_t* k_cache, const uint16_t* v_cache, uint16_t* out,
                      const int32_t* query_start, const int32_t* seq_lens, const int32_t* kv_indptr,
                      const int32_t* kv_indices, int num_seqs, int num_heads, int num_kv_heads, int head_dim,
-                     int block_size, float scale) {
+                     int block_size, float scale, int window) {
   const int group = num_heads / num_kv_heads;
   std::vector<double> scores, acc(head_dim);
   for (int s = 0; s < num_seqs; ++s) {
@@ -21,12 +21,13 @@ void paged_attention(const uint16_t* q, const uint16_t* k_cache, const uint16_t*
     for (int i = 0; i < q_len; ++i) {
       const size_t token = static_cast<size_t>(query_start[s] + i);
       const int n_keys = ctx_start + i + 1;
+      const int first = window > 0 ? std::max(0, n_keys - window) : 0;
       for (int h = 0; h < num_heads; ++h) {
         const int kvh = h / group;
         const uint16_t* qv = q + (token * num_heads + h) * head_dim;
         scores.assign(n_keys, 0.0);
         double max_score = -1e300;
-        for (int j = 0; j < n_keys; ++j) {
+        for (int j = first; j < n_keys; ++j) {
           const size_t block = kv_indices[kv_indptr[s] + j / block_size];
           const uint16_t* kv = k_cache + ((block * num_kv_heads + kvh) * block_size + j % block_size) * head_dim;
           double dot = 0.0;
@@ -36,7 +37,7 @@ void paged_attention(const uint16_t* q, const uint16_t* k_cache, const uint16_t*
         }
         double sum = 0.0;
         std::fill(acc.begin(), acc.end(), 0.0);
-        for (int j = 0; j < n_keys; ++j) {
+        for (int j = first; j < n_keys; ++j) {
           const double p = std::exp(scores[j] - max_score);
           sum += p;
           const size_t block = kv_indices[kv_indptr[s] + j / block_size];

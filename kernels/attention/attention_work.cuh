@@ -1,7 +1,9 @@
 #pragma once
 // The slice of paged attention one thread block computes, shared by the CUDA-core
 // and tensor-core kernels: up to `rows` query rows (tokens x heads of one GQA
-// group) of one work item, against its split of the `chunk`-key chunks.
+// group) of one work item, against its split of the `chunk`-key chunks. The
+// chunks start at k_begin, the first key the item's first query sees (0 without
+// a sliding window), so keys before the window are never loaded.
 #include "attention/attention.h"
 
 namespace nibble::kernels {
@@ -15,8 +17,9 @@ struct BlockWork {
   int n_tok;      // tokens of this item (<= 0: nothing to do)
   int n_rows;     // n_tok * group
   int ctx_start;  // position of the sequence's first new token
-  int n_keys;     // keys the item's last token sees (causal)
-  int c_begin;    // this split's chunks: [c_begin, c_end)
+  int n_keys;     // keys the item's last token sees (causal): the item reads keys [k_begin, n_keys)
+  int k_begin;    // first key the item's first token sees (its window's start)
+  int c_begin;    // this split's chunks: [c_begin, c_end), chunk c = keys k_begin + c * chunk ...
   int c_end;
 };
 
@@ -32,7 +35,8 @@ __device__ __forceinline__ BlockWork block_work(const PagedAttentionParams& p, i
   w.n_rows = w.n_tok * w.group;
   w.ctx_start = p.seq_lens[w.seq] - w.q_len;
   w.n_keys = w.ctx_start + w.qoff + w.n_tok;
-  const int n_chunks = (w.n_keys + chunk - 1) / chunk;
+  w.k_begin = p.window > 0 ? max(0, w.ctx_start + w.qoff + 1 - p.window) : 0;
+  const int n_chunks = (w.n_keys - w.k_begin + chunk - 1) / chunk;
   const int per_split = (n_chunks + p.num_splits - 1) / p.num_splits;
   w.c_begin = split * per_split;
   w.c_end = min(n_chunks, w.c_begin + per_split);

@@ -58,7 +58,9 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedAttentionPa
   if (p.query_start[seq + 1] - q_first <= 0) return;
   const int group = p.num_heads / p.num_kv_heads;
   const int n_keys = p.seq_lens[seq];
-  const int n_steps = (n_keys + kKeysPerStep - 1) / kKeysPerStep;
+  // The token (position n_keys - 1) sees keys [k_begin, n_keys): all, or its sliding window.
+  const int k_begin = p.window > 0 ? max(0, n_keys - p.window) : 0;
+  const int n_steps = (n_keys - k_begin + kKeysPerStep - 1) / kKeysPerStep;
   const int per_split = (n_steps + p.num_splits - 1) / p.num_splits;
   const int s_begin = split * per_split;
   const int s_end = min(n_steps, s_begin + per_split);
@@ -91,7 +93,8 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedAttentionPa
 
   const int32_t* table = p.kv_indices + p.kv_indptr[seq];
   for (int step = s_begin; step < s_end; ++step) {
-    const int key = step * kKeysPerStep + warp * 32 + lane;
+    const int warp_first = k_begin + step * kKeysPerStep + warp * 32;
+    const int key = warp_first + lane;
     const bool valid = key < n_keys;
     size_t base = 0;
     if (valid) {
@@ -104,7 +107,7 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedAttentionPa
       k_row[i] = valid ? reinterpret_cast<const uint4*>(p.k_cache + base)[i] : make_uint4(0, 0, 0, 0);
     // The warp's 32 V rows: row j lives at lane j's base; each lane takes its DCOLS dims.
     VT v_rows[32];
-    const int warp_keys = min(32, n_keys - (step * kKeysPerStep + warp * 32));
+    const int warp_keys = min(32, n_keys - warp_first);
 #pragma unroll
     for (int j = 0; j < 32; ++j) {
       const size_t bj = __shfl_sync(0xffffffffu, base, j);

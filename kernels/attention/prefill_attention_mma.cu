@@ -52,7 +52,7 @@ __global__ void __launch_bounds__(kThreads) mma_attention_kernel(PagedAttentionP
   const int g = lane >> 2, t = lane & 3;  // mma fragment coordinates
   const BlockWork work = block_work(p, kRows, kChunk, item, split);
   if (work.n_tok <= 0) return;
-  const auto [seq, q_first, q_len, qoff, group, n_tok, n_rows, ctx_start, n_keys, c_begin, c_end] = work;
+  const auto [seq, q_first, q_len, qoff, group, n_tok, n_rows, ctx_start, n_keys, k_begin, c_begin, c_end] = work;
 
   if (c_begin >= c_end) {
     for (int r = tid; r < n_rows; r += kThreads) {
@@ -87,9 +87,12 @@ __global__ void __launch_bounds__(kThreads) mma_attention_kernel(PagedAttentionP
     qa[ks][2] = *reinterpret_cast<const uint32_t*>(q_s + row0 * kStride + col + 8);
     qa[ks][3] = *reinterpret_cast<const uint32_t*>(q_s + row1 * kStride + col + 8);
   }
-  // Positions of this thread's two rows (rows past the tile see every key; their output is dropped).
-  const int qpos0 = row0 < n_rows ? ctx_start + qoff + row0 / group : 0x7fffffff;
-  const int qpos1 = row1 < n_rows ? ctx_start + qoff + row1 / group : 0x7fffffff;
+  // Positions of this thread's two rows and the first keys of their windows
+  // (rows past the tile see no key; their output is dropped).
+  const int qpos0 = row0 < n_rows ? ctx_start + qoff + row0 / group : -1;
+  const int qpos1 = row1 < n_rows ? ctx_start + qoff + row1 / group : -1;
+  const int qlo0 = p.window > 0 ? qpos0 + 1 - p.window : 0;
+  const int qlo1 = p.window > 0 ? qpos1 + 1 - p.window : 0;
 
   float o[kDTiles][4];
 #pragma unroll
@@ -102,7 +105,7 @@ __global__ void __launch_bounds__(kThreads) mma_attention_kernel(PagedAttentionP
     __syncthreads();  // the previous chunk is consumed
     for (int idx = tid; idx < kChunk * kVecs; idx += kThreads) {
       const int jj = idx / kVecs, vi = idx % kVecs;
-      const int j = chunk * kChunk + jj;
+      const int j = k_begin + chunk * kChunk + jj;
       uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
       if (j < n_keys) {
         const size_t block = table[j / p.block_size];
@@ -129,15 +132,15 @@ __global__ void __launch_bounds__(kThreads) mma_attention_kernel(PagedAttentionP
         mma_16816(s[nt], qa[ks], b);
       }
     }
-    // Scale, causal mask, online softmax (rows row0 and row1 of this thread).
+    // Scale, causal and window mask, online softmax (rows row0 and row1 of this thread).
     float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
     for (int nt = 0; nt < 4; ++nt) {
-      const int key = chunk * kChunk + nt * 8 + t * 2;
-      s[nt][0] = key <= qpos0 ? s[nt][0] * scale_log2 : -INFINITY;
-      s[nt][1] = key + 1 <= qpos0 ? s[nt][1] * scale_log2 : -INFINITY;
-      s[nt][2] = key <= qpos1 ? s[nt][2] * scale_log2 : -INFINITY;
-      s[nt][3] = key + 1 <= qpos1 ? s[nt][3] * scale_log2 : -INFINITY;
+      const int key = k_begin + chunk * kChunk + nt * 8 + t * 2;
+      s[nt][0] = key <= qpos0 && key >= qlo0 ? s[nt][0] * scale_log2 : -INFINITY;
+      s[nt][1] = key + 1 <= qpos0 && key + 1 >= qlo0 ? s[nt][1] * scale_log2 : -INFINITY;
+      s[nt][2] = key <= qpos1 && key >= qlo1 ? s[nt][2] * scale_log2 : -INFINITY;
+      s[nt][3] = key + 1 <= qpos1 && key + 1 >= qlo1 ? s[nt][3] * scale_log2 : -INFINITY;
       if (key >= n_keys) s[nt][0] = s[nt][2] = -INFINITY;
       if (key + 1 >= n_keys) s[nt][1] = s[nt][3] = -INFINITY;
       mx0 = fmaxf(mx0, fmaxf(s[nt][0], s[nt][1]));

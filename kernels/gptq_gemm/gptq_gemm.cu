@@ -8,6 +8,7 @@
 #include "gptq_gemm/gptq_dequant.cuh"
 #include "gptq_gemm/gptq_gemm_plan.h"
 #include "gptq_gemm/gptq_gemv.cuh"
+#include "gptq_gemm/gptq_mma_plan.h"
 #include "nibble/core/error.h"
 
 namespace nibble::kernels {
@@ -199,6 +200,8 @@ void gptq_gemm(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y
                const GptqWorkspace& ws, cudaStream_t stream) {
   if (M <= kGptqSmallMMax)
     gptq_gemm_fused(w, x, M, y, bias, ws, stream);
+  else if (gptq_mma_preferred(w, M, ws))
+    gptq_gemm_mma(w, x, M, y, bias, ws, stream);
   else
     gptq_gemm_dequant_cublas(w, x, M, y, bias, ws, stream);
 }

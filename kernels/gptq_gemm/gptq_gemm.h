@@ -8,8 +8,14 @@
 //     loads, fp32 accumulation across rows), split over K when N alone cannot fill
 //     the GPU; split partials are added into an fp32 accumulator in the workspace
 //     and the last block of each tile writes y.
-//   larger M (prefill): the weight is dequantized to an fp16 scratch, column
-//     chunk by column chunk, and multiplied by cuBLAS (fp32 accumulation).
+//   kGptqSmallMMax < M <= 32, and up to kGptqMmaMMax on big layers, 4-bit weights:
+//     a tensor-core kernel (mma.sync m16n8k16, fp32 accumulation) that streams the
+//     weights through a cp.async pipeline into shared memory once per 64-row M
+//     chunk and dequantizes them in registers; split over K like the fused kernel
+//     (its workspace then needs room for M rows: gptq_splitk_workspace_bytes(M, N)).
+//   larger M (prefill), and 8-bit weights above kGptqSmallMMax: the weight is
+//     dequantized to an fp16 scratch, column chunk by column chunk, and multiplied
+//     by cuBLAS (fp32 accumulation).
 //
 // Plain pointers and a stream; argument checks (shapes, null pointers) throw
 // nibble::Error before anything is launched. Every call is asynchronous on `stream`.
@@ -46,7 +52,8 @@ struct GptqWorkspace {
   // (correct, but slow when N alone cannot fill the GPU).
   void* splitk = nullptr;
   size_t splitk_bytes = 0;
-  // fp16 dequantized-weight scratch of the large-M path; any size of at least
+  // fp16 dequantized-weight scratch of the large-M path (the tensor-core path
+  // gathers act-order x into it when it holds M * K * 2 bytes); any size of at least
   // K * 64 * 2 bytes works (less means more, narrower column chunks); K * N * 2
   // bytes does it in one cuBLAS call.
   void* dequant = nullptr;
@@ -56,6 +63,13 @@ struct GptqWorkspace {
 
 // Largest M served by the fused kernel; above it the dequantize + cuBLAS path runs.
 inline constexpr int64_t kGptqSmallMMax = 8;
+
+// Largest M that gptq_gemm sends to the tensor-core kernel (4-bit; the rule is
+// gptq_mma_preferred in gptq_mma_plan.h, crossover measured in bench/NOTES.md).
+// Size the split-K workspace for min(largest batch, kGptqMmaMMax) rows: with less
+// room for a call's M, gptq_gemm keeps dequantize + cuBLAS (the kernel could not
+// split K and would be several times slower).
+inline constexpr int64_t kGptqMmaMMax = 64;
 
 // Split-K workspace for every call with M <= max_m and N <= max_n: 16 KB of
 // counters plus an fp32 [max_m, max_n] accumulator.
@@ -69,9 +83,12 @@ GptqDeviceWeights gptq_device_view(const GptqPrepared& host, const uint32_t* qwe
 void gptq_gemm(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,
                const GptqWorkspace& ws, cudaStream_t stream);
 
-// The two paths on their own (gptq_gemm picks one by M); the benchmark times both.
+// The three paths on their own (gptq_gemm picks one by M and bits); the benchmark
+// times them all. gptq_gemm_mma takes 4-bit weights only (throws otherwise).
 void gptq_gemm_fused(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,
                      const GptqWorkspace& ws, cudaStream_t stream);
+void gptq_gemm_mma(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,
+                   const GptqWorkspace& ws, cudaStream_t stream);
 void gptq_gemm_dequant_cublas(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y,
                               const __half* bias, const GptqWorkspace& ws, cudaStream_t stream);
 

@@ -8,6 +8,7 @@
 #include <random>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -70,6 +71,7 @@ struct LoopShared {
   std::condition_variable cv;
   std::deque<Pending> pending;
   std::vector<uint64_t> cancels;
+  std::vector<std::pair<uint64_t, int>> sample_cancels;  // (request key, sample index)
   bool accepting = true;
   bool draining = false;
   Clock::time_point drain_deadline;
@@ -80,6 +82,14 @@ struct LoopShared {
     {
       std::lock_guard lock(mu);
       cancels.push_back(key);
+    }
+    cv.notify_all();
+  }
+
+  void cancel_sample(uint64_t key, int index) {
+    {
+      std::lock_guard lock(mu);
+      sample_cancels.emplace_back(key, index);
     }
     cv.notify_all();
   }
@@ -121,8 +131,14 @@ class EngineLoopImpl final : public EngineLoop {
     }
     const uint64_t key = next_key_++;
     std::weak_ptr<LoopShared> weak = shared_;
-    auto channel = std::make_shared<RequestChannel>(request.n, [weak, key] {
-      if (auto shared = weak.lock()) shared->cancel(key);
+    auto channel = std::make_shared<RequestChannel>(request.n, [weak, key](int sample) {
+      auto shared = weak.lock();
+      if (!shared) return;
+      if (sample == RequestChannel::kAllSamples) {
+        shared->cancel(key);
+      } else {
+        shared->cancel_sample(key, sample);
+      }
     });
     shared_->pending.push_back({key, std::move(request), channel});
     shared_->cv.notify_all();
@@ -135,6 +151,7 @@ class EngineLoopImpl final : public EngineLoop {
   }
 
   int max_model_len() const override { return max_model_len_; }
+  int max_samples_per_request() const override { return scheduler_.limits().max_num_seqs; }
 
   void shutdown(std::chrono::milliseconds drain_timeout) override {
     {
@@ -160,12 +177,14 @@ class EngineLoopImpl final : public EngineLoop {
       {
         std::unique_lock lock(shared_->mu);
         shared_->cv.wait(lock, [&] {
-          return !shared_->pending.empty() || !shared_->cancels.empty() || shared_->draining ||
-                 scheduler_.has_unfinished();
+          return !shared_->pending.empty() || !shared_->cancels.empty() || !shared_->sample_cancels.empty() ||
+                 shared_->draining || scheduler_.has_unfinished();
         });
         take_submissions();
         for (uint64_t key : shared_->cancels) append(deliveries, scheduler_.abort_request(key));
         shared_->cancels.clear();
+        for (auto [key, index] : shared_->sample_cancels) append(deliveries, scheduler_.abort_sample(key, index));
+        shared_->sample_cancels.clear();
         if (shared_->draining && Clock::now() >= shared_->drain_deadline) {
           append(deliveries, scheduler_.abort_all(FinishReason::Abort, "the server is shutting down"));
         }

@@ -42,7 +42,18 @@ void RequestChannel::cancel() {
     if (num_finished_ == num_samples_ || cancel_sent_) return;
     cancel_sent_ = true;
   }
-  on_cancel_();
+  on_cancel_(kAllSamples);
+}
+
+void RequestChannel::cancel_sample(int index) {
+  {
+    std::lock_guard lock(mu_);
+    if (index < 0 || index >= num_samples_ || cancel_sent_) return;
+    const auto i = static_cast<size_t>(index);
+    if (sample_finished_[i] || sample_cancel_sent_[i]) return;
+    sample_cancel_sent_[i] = 1;
+  }
+  on_cancel_(index);
 }
 
 bool RequestChannel::finished() const {
@@ -53,7 +64,10 @@ bool RequestChannel::finished() const {
 void RequestChannel::push(RequestOutput output) {
   {
     std::lock_guard lock(mu_);
-    if (output.finish) ++num_finished_;
+    if (output.finish) {
+      ++num_finished_;
+      if (output.index >= 0 && output.index < num_samples_) sample_finished_[static_cast<size_t>(output.index)] = 1;
+    }
     queue_.push_back(std::move(output));
   }
   cv_.notify_all();

@@ -159,12 +159,53 @@ std::vector<Delivery> Scheduler::abort_request(uint64_t key, FinishReason reason
     if (req.samples[index]) {
       finish(*req.samples[index], reason, output);
     } else {
-      output.finish = reason;
-      req.done[index] = 1;
-      ++req.num_done;
+      finish_unforked(req, index, reason, output);
     }
     out.push_back({key, std::move(output)});
   }
+  drop_request_if_done(req);
+  return out;
+}
+
+void Scheduler::finish_unforked(Request& req, int index, FinishReason reason, RequestOutput& output) {
+  output.finish = reason;
+  req.done[index] = 1;
+  ++req.num_done;
+}
+
+void Scheduler::reassign_prefill(Sequence& parent) {
+  Request& req = *parent.request;
+  const int n = static_cast<int>(req.done.size());
+  int next = 0;
+  while (next < n && (req.done[next] || next == parent.index)) ++next;
+  NIBBLE_CHECK(next < n, "scheduler: no live sample left to take over the prefill");
+  // The parent has sampled nothing yet, so it can become any sample: only the seed differs.
+  req.samples[parent.index] = nullptr;
+  parent.index = next;
+  parent.seed = req.base_seed + static_cast<uint64_t>(next);
+  req.samples[next] = &parent;
+}
+
+std::vector<Delivery> Scheduler::abort_sample(uint64_t key, int index, FinishReason reason, const std::string& error) {
+  std::vector<Delivery> out;
+  auto it = requests_.find(key);
+  if (it == requests_.end()) return out;
+  Request& req = *it->second;
+  if (index < 0 || index >= static_cast<int>(req.done.size()) || req.done[index]) return out;
+  RequestOutput output = new_output(req, index);
+  output.error = error;
+  Sequence* seq = req.samples[index];
+  const int live = static_cast<int>(req.done.size()) - req.num_done;
+  if (seq && !req.forked && live > 1) {
+    reassign_prefill(*seq);  // the other samples still need the prompt's prefill
+    seq = nullptr;
+  }
+  if (seq) {
+    finish(*seq, reason, output);
+  } else {
+    finish_unforked(req, index, reason, output);
+  }
+  out.push_back({key, std::move(output)});
   drop_request_if_done(req);
   return out;
 }
@@ -216,7 +257,7 @@ int Scheduler::running_slots() const {
 
 int Scheduler::slots_needed(const Sequence& seq) const {
   const Request& req = *seq.request;
-  return req.forked ? 1 : static_cast<int>(req.done.size());
+  return req.forked ? 1 : static_cast<int>(req.done.size()) - req.num_done;
 }
 
 void Scheduler::add_to_step(Sequence& seq, int num_new, SchedulerStep& step) {
@@ -370,7 +411,8 @@ void Scheduler::fork(Sequence& parent, int logits_row) {
   req.forked = true;
   // Full prompt blocks are shared; the partial last one is recomputed by each sample.
   const int shared = parent.num_prompt / block_size_;
-  for (int index = 1; index < static_cast<int>(req.samples.size()); ++index) {
+  for (int index = 0; index < static_cast<int>(req.samples.size()); ++index) {
+    if (req.samples[index] || req.done[index]) continue;  // the parent itself, or cancelled before the fork
     auto child = std::make_unique<Sequence>();
     child->id = next_seq_id_++;
     child->request = &req;
@@ -537,6 +579,14 @@ void Scheduler::check_invariants() const {
   int unadmitted = 0;
   for (const auto& [key, req] : requests_) {
     if (!req->admitted) ++unadmitted;
+    if (req->forked) continue;
+    // Before the fork one live sample carries the prefill and no other has a sequence.
+    const auto carriers = std::count_if(req->samples.begin(), req->samples.end(), [](const Sequence* s) { return s; });
+    NIBBLE_CHECK(carriers == 1, fmt::format("scheduler: unforked request {} has {} sequences", key, carriers));
+    for (size_t i = 0; i < req->samples.size(); ++i) {
+      NIBBLE_CHECK(!req->samples[i] || !req->done[i],
+                   fmt::format("scheduler: unforked request {} prefills for finished sample {}", key, i));
+    }
   }
   NIBBLE_CHECK(unadmitted == num_unadmitted_, "scheduler: unadmitted-request count drifted");
 }

@@ -1,6 +1,8 @@
 #pragma once
-// One HTTP request's generations: one engine request per choice (prompt x n),
-// each with its own RequestStream, pumped until every choice finishes. Shared
+// One HTTP request's generations: one engine request per prompt carrying its
+// n choices as samples (they share the prompt's prefill and KV blocks), each
+// choice with its own RequestStream, pumped until every choice finishes. A
+// stop string ends only its own choice (RequestHandle::cancel_sample). Shared
 // by both endpoints, streaming or not. Private to server/.
 #include <chrono>
 #include <functional>
@@ -35,7 +37,7 @@ class GenerationJob {
                 Clock::time_point arrival);
   ~GenerationJob();  // cancels whatever still runs
 
-  // Submits every choice; throws ApiError (400 context_length_exceeded, 429,
+  // Submits every prompt's choices; throws ApiError (400 context_length_exceeded, 429,
   // 503) before anything is sent. On failure nothing stays submitted.
   void submit();
   // Pumps outputs until every choice finished. Returns false (after
@@ -52,15 +54,28 @@ class GenerationJob {
   double elapsed() const;
 
  private:
-  struct Choice {
+  // One engine request: one prompt's choices first_choice .. first_choice + num_samples - 1
+  // (all n of them unless n exceeds what one engine request may carry).
+  struct Submission {
     std::shared_ptr<RequestHandle> handle;
+    int first_choice = 0;
+    int num_samples = 0;
+    bool closed = false;  // every choice of it has finished
+  };
+  struct Choice {
+    int submission = 0;
+    int sample = 0;  // its index among the submission's samples
     std::unique_ptr<api::RequestStream> stream;
     ChoiceResult result;
     bool done = false;
     Clock::time_point last_delivery;
     int cached_prompt_tokens = 0;
   };
+  void submit_one(int prompt_index, int first_sample, int num_samples, int max_tokens);
   bool deliver(int index, const RequestOutput& output, const UpdateSink& sink);
+  // Reads what one submission has ready (waiting up to wait); false when the client is gone.
+  bool pump(Submission& submission, std::chrono::milliseconds wait, const UpdateSink& sink, bool& progressed);
+  void close_if_done(Submission& submission);
 
   EngineLoop& engine_;
   const api::TextCodec& codec_;
@@ -73,6 +88,7 @@ class GenerationJob {
   Clock::time_point arrival_;
   Clock::time_point first_token_{};
   bool got_first_token_ = false;
+  std::vector<Submission> submissions_;
   std::vector<Choice> choices_;
 };
 

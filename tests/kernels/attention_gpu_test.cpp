@@ -1,6 +1,7 @@
 // Paged attention (prefill chunks, decode tokens, prefix hits, GQA, flash-decoding
-// splits) against the scalar reference, on shuffled block tables.
+// splits, sliding windows) against the scalar reference, on shuffled block tables.
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include "attention/attention.h"
@@ -20,7 +21,28 @@ struct AttentionCase {
   std::vector<SeqSpec> seqs;
 };
 
-void run_case(const AttentionCase& c, int forced_splits, std::mt19937_64& rng, uint64_t seed, bool decode_only = false) {
+// How a case is run: split count (0: the planner's), decode kernel, tensor cores.
+struct Variant {
+  int splits = 0;
+  bool decode_only = false;
+  bool tensor_cores = true;
+};
+
+std::vector<Variant> variants(std::initializer_list<int> splits, bool decode_only = false, bool also_cuda_cores = false) {
+  std::vector<Variant> v;
+  for (int s : splits) {
+    v.push_back({s, decode_only, true});
+    if (also_cuda_cores) v.push_back({s, decode_only, false});
+  }
+  return v;
+}
+
+// Builds one random batch on shuffled block tables, computes the reference once
+// and checks every variant against it. With a sliding window, the keys no query
+// of a sequence sees are poisoned with NaN in the cache: a kernel that reads one
+// (even masked, as 0 * NaN) fails.
+void run_case(const AttentionCase& c, const std::vector<Variant>& runs, std::mt19937_64& rng, uint64_t seed,
+              int window = 0) {
   const int num_seqs = static_cast<int>(c.seqs.size());
   std::vector<int32_t> query_start(1, 0), seq_lens, kv_indptr(1, 0), kv_indices;
   int total_blocks = 0;
@@ -43,54 +65,73 @@ void run_case(const AttentionCase& c, int forced_splits, std::mt19937_64& rng, u
   const size_t cache_n = static_cast<size_t>(num_blocks) * c.num_kv_heads * c.block_size * c.head_dim;
   auto k_cache = random_half(cache_n, rng, -2, 2), v_cache = random_half(cache_n, rng);
   auto q = random_half(static_cast<size_t>(tokens) * c.num_heads * c.head_dim, rng, -2, 2);
-  const int group = c.num_heads / c.num_kv_heads;
-  auto work = kernels::plan_attention_work(query_start, kernels::attention_tile_tokens(c.head_dim, group));
-  const int splits = forced_splits > 0
-                         ? forced_splits
-                         : kernels::attention_num_splits(static_cast<int>(work.seq.size()), c.num_kv_heads, max_keys, 132);
-
-  DeviceArray<uint16_t> d_q(q), d_k(k_cache), d_v(v_cache);
-  DeviceArray<uint16_t> d_out(std::vector<uint16_t>(q.size(), 0x7e00));
-  DeviceArray<int32_t> d_qs(query_start), d_sl(seq_lens), d_ip(kv_indptr), d_ix(kv_indices), d_ws(work.seq),
-      d_wq(work.qoff);
-  DeviceArray<float> d_split_out(static_cast<size_t>(splits) * q.size());
-  DeviceArray<float> d_split_lse(static_cast<size_t>(splits) * tokens * c.num_heads * 2);
-  kernels::PagedAttentionParams p;
-  p.q = d_q.as<__half>();
-  p.k_cache = d_k.as<__half>();
-  p.v_cache = d_v.as<__half>();
-  p.out = d_out.as<__half>();
-  p.query_start = d_qs.get();
-  p.seq_lens = d_sl.get();
-  p.kv_indptr = d_ip.get();
-  p.kv_indices = d_ix.get();
-  p.work_seq = d_ws.get();
-  p.work_qoff = d_wq.get();
-  p.num_work = static_cast<int>(work.seq.size());
-  p.num_tokens = tokens;
-  p.num_heads = c.num_heads;
-  p.num_kv_heads = c.num_kv_heads;
-  p.head_dim = c.head_dim;
-  p.block_size = c.block_size;
-  p.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-  p.num_splits = splits;
-  p.decode_only = decode_only;
-  p.split_out = d_split_out.get();
-  p.split_lse = d_split_lse.get();
-  CUDA_OK(kernels::paged_attention(p, nullptr));
-  CUDA_OK(cudaDeviceSynchronize());
-
+  size_t poisoned = 0;
+  for (int si = 0; si < num_seqs && window > 0; ++si)
+    for (int pos = 0; pos < c.seqs[si].cached + 1 - window; ++pos) {
+      const size_t block = kv_indices[kv_indptr[si] + pos / c.block_size];
+      for (int h = 0; h < c.num_kv_heads; ++h) {
+        const size_t row = ((block * c.num_kv_heads + h) * c.block_size + pos % c.block_size) * c.head_dim;
+        std::fill_n(k_cache.begin() + row, c.head_dim, uint16_t{0x7e00});
+        std::fill_n(v_cache.begin() + row, c.head_dim, uint16_t{0x7e00});
+        ++poisoned;
+      }
+    }
+  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   std::vector<uint16_t> want(q.size());
   kernels::ref::paged_attention(q.data(), k_cache.data(), v_cache.data(), want.data(), query_start.data(),
                                 seq_lens.data(), kv_indptr.data(), kv_indices.data(), num_seqs, c.num_heads,
-                                c.num_kv_heads, c.head_dim, c.block_size, p.scale);
-  auto cmp = compare_half(d_out.download(), want);
-  report("attention h" + std::to_string(c.num_heads) + "/kv" + std::to_string(c.num_kv_heads) + " d" +
-             std::to_string(c.head_dim) + " bs" + std::to_string(c.block_size) + " splits " + std::to_string(splits) +
-             (decode_only ? " decode" : ""),
-         cmp);
-  EXPECT_EQ(cmp.non_finite, 0u) << "seed " << seed;
-  EXPECT_LT(cmp.rel_error, 2e-3) << "seed " << seed;
+                                c.num_kv_heads, c.head_dim, c.block_size, scale, window);
+
+  const int group = c.num_heads / c.num_kv_heads;
+  const int tile_tokens = kernels::attention_tile_tokens(c.head_dim, group);
+  auto work = kernels::plan_attention_work(query_start, tile_tokens);
+  DeviceArray<uint16_t> d_q(q), d_k(k_cache), d_v(v_cache);
+  DeviceArray<int32_t> d_qs(query_start), d_sl(seq_lens), d_ip(kv_indptr), d_ix(kv_indices), d_ws(work.seq),
+      d_wq(work.qoff);
+  for (const Variant& run : runs) {
+    const int item_keys = kernels::attention_item_keys(max_keys, window, run.decode_only ? 1 : tile_tokens);
+    const int splits = run.splits > 0 ? run.splits
+                                      : kernels::attention_num_splits(static_cast<int>(work.seq.size()),
+                                                                      c.num_kv_heads, item_keys, 132);
+    DeviceArray<uint16_t> d_out(std::vector<uint16_t>(q.size(), 0x7e00));
+    DeviceArray<float> d_split_out(static_cast<size_t>(splits) * q.size());
+    DeviceArray<float> d_split_lse(static_cast<size_t>(splits) * tokens * c.num_heads * 2);
+    kernels::PagedAttentionParams p;
+    p.q = d_q.as<__half>();
+    p.k_cache = d_k.as<__half>();
+    p.v_cache = d_v.as<__half>();
+    p.out = d_out.as<__half>();
+    p.query_start = d_qs.get();
+    p.seq_lens = d_sl.get();
+    p.kv_indptr = d_ip.get();
+    p.kv_indices = d_ix.get();
+    p.work_seq = d_ws.get();
+    p.work_qoff = d_wq.get();
+    p.num_work = static_cast<int>(work.seq.size());
+    p.num_tokens = tokens;
+    p.num_heads = c.num_heads;
+    p.num_kv_heads = c.num_kv_heads;
+    p.head_dim = c.head_dim;
+    p.block_size = c.block_size;
+    p.scale = scale;
+    p.window = window;
+    p.num_splits = splits;
+    p.decode_only = run.decode_only;
+    p.use_tensor_cores = run.tensor_cores;
+    p.split_out = d_split_out.get();
+    p.split_lse = d_split_lse.get();
+    CUDA_OK(kernels::paged_attention(p, nullptr));
+    CUDA_OK(cudaDeviceSynchronize());
+
+    auto cmp = compare_half(d_out.download(), want);
+    report("attention h" + std::to_string(c.num_heads) + "/kv" + std::to_string(c.num_kv_heads) + " d" +
+               std::to_string(c.head_dim) + " bs" + std::to_string(c.block_size) + " splits " +
+               std::to_string(splits) + (run.decode_only ? " decode" : "") + (run.tensor_cores ? "" : " cuda-cores") +
+               (window > 0 ? " window " + std::to_string(window) + " (" + std::to_string(poisoned) + " NaN keys)" : ""),
+           cmp);
+    EXPECT_EQ(cmp.non_finite, 0u) << "seed " << seed << " window " << window << " splits " << splits;
+    EXPECT_LT(cmp.rel_error, 2e-3) << "seed " << seed << " window " << window << " splits " << splits;
+  }
 }
 
 class AttentionTest : public ::testing::Test {
@@ -112,12 +153,12 @@ TEST_F(AttentionTest, MixedBatchMatchesReference) {
   for (const AttentionCase& c : {AttentionCase{8, 2, 64, 16, kMixed}, AttentionCase{4, 4, 16, 16, kMixed},
                                  AttentionCase{32, 8, 128, 16, kMixed}, AttentionCase{8, 1, 256, 16, kMixed},
                                  AttentionCase{16, 2, 32, 7, kMixed}, AttentionCase{64, 8, 128, 32, kMixed}})
-    for (int splits : {1, 3, 0}) run_case(c, splits, rng_, seed_);
+    run_case(c, variants({1, 3, 0}), rng_, seed_);
 }
 
 TEST_F(AttentionTest, LongDecodeWithManySplitsMatchesReference) {
   const AttentionCase c{32, 8, 128, 16, {{4095, 1}, {2000, 1}, {17, 1}}};
-  for (int splits : {1, 8, 32, 0}) run_case(c, splits, rng_, seed_);
+  run_case(c, variants({1, 8, 32, 0}), rng_, seed_);
 }
 
 // Decode steps (one new token per sequence) through the decode kernel, against
@@ -128,7 +169,182 @@ TEST_F(AttentionTest, DecodeStepsMatchReference) {
                                  AttentionCase{16, 2, 32, 7, decode}, AttentionCase{64, 8, 128, 32, decode},
                                  AttentionCase{4, 4, 128, 16, decode}, AttentionCase{4, 4, 16, 16, decode},
                                  AttentionCase{8, 1, 256, 16, decode}, AttentionCase{12, 4, 64, 16, decode}})
-    for (int splits : {1, 3, 0}) run_case(c, splits, rng_, seed_, true);
+    run_case(c, variants({1, 3, 0}, true), rng_, seed_);
+}
+
+// Sliding windows smaller than, equal to and larger than the contexts of the
+// mixed batch (77 and 140 are the contexts of two prefills; a one-key window
+// too), with a chunk far into a long prompt, through the tensor-core kernel
+// (d64, d128; and the CUDA-core kernel with tensor cores off) and the CUDA-core
+// kernel (d16, d32, d256), with and without splits.
+TEST_F(AttentionTest, SlidingWindowMixedBatchMatchesReference) {
+  const std::vector<SeqSpec> seqs = {{0, 77}, {100, 40}, {1000, 40}, {299, 1}, {1, 1}, {0, 1}, {1500, 1}, {31, 33}};
+  for (const AttentionCase& c : {AttentionCase{8, 2, 64, 16, seqs}, AttentionCase{32, 8, 128, 16, seqs},
+                                 AttentionCase{4, 4, 16, 16, seqs}, AttentionCase{8, 1, 256, 16, seqs},
+                                 AttentionCase{16, 2, 32, 7, seqs}})
+    for (int window : {1, 16, 33, 77, 140, 5000}) run_case(c, variants({1, 3, 0}, false, c.head_dim == 64 || c.head_dim == 128), rng_, seed_, window);
+}
+
+// Decode steps with a window (the decode kernel for d32/64/128, the general
+// kernel for d16/d256): contexts below, at and past the window; with a small
+// window most splits have no keys at all.
+TEST_F(AttentionTest, SlidingWindowDecodeMatchesReference) {
+  const std::vector<SeqSpec> decode = {{0, 1}, {1, 1}, {126, 1}, {127, 1}, {128, 1}, {300, 1}, {4095, 1}, {17, 1}};
+  for (const AttentionCase& c : {AttentionCase{32, 8, 128, 16, decode}, AttentionCase{8, 2, 64, 16, decode},
+                                 AttentionCase{16, 2, 32, 7, decode}, AttentionCase{4, 4, 16, 16, decode},
+                                 AttentionCase{8, 1, 256, 16, decode}})
+    for (int window : {1, 100, 128, 129, 1000}) run_case(c, variants({1, 8, 32, 0}, true), rng_, seed_, window);
+}
+
+// Mean time of one paged_attention call in microseconds (after a warm-up call).
+double time_attention_us(const kernels::PagedAttentionParams& p, int reps) {
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  kernels::paged_attention(p, nullptr);
+  cudaEventRecord(start);
+  for (int i = 0; i < reps; ++i) kernels::paged_attention(p, nullptr);
+  cudaEventRecord(stop);
+  cudaEventSynchronize(stop);
+  float ms = 0;
+  cudaEventElapsedTime(&ms, start, stop);
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return 1000.0 * ms / reps;
+}
+
+// A 4096-key window over 32768 keys (decode, 8 sequences, and a 512-token
+// prefill chunk): everything before the last 5120 keys of each sequence is NaN,
+// so finite outputs show that nothing before the window is read at this scale.
+// The timings it prints (full context, window, short context) are information
+// for bench/RESULTS.md, not assertions: speed belongs to benchmarks.
+TEST_F(AttentionTest, SlidingWindowReadsOnlyTheWindowAtScale) {
+  constexpr int kSeqs = 8, kCtx = 32768, kWindow = 4096, kHeads = 32, kKvHeads = 8, kDim = 128, kBs = 16;
+  constexpr int kChunkTokens = 512, kFinite = kWindow + 1024, kReps = 20;
+  const int blocks_per_seq = kCtx / kBs;
+  const size_t row_halves = static_cast<size_t>(kKvHeads) * kBs * kDim;  // one block
+  const size_t cache_n = row_halves * kSeqs * blocks_per_seq;
+  DeviceArray<uint16_t> d_k(cache_n), d_v(cache_n), d_q(static_cast<size_t>(kChunkTokens) * kHeads * kDim),
+      d_out(static_cast<size_t>(kChunkTokens) * kHeads * kDim);
+  ASSERT_NE(d_k.get(), nullptr);
+  ASSERT_NE(d_v.get(), nullptr);
+  CUDA_OK(cudaMemset(d_k.get(), 0xff, cache_n * 2));  // fp16 NaN
+  CUDA_OK(cudaMemset(d_v.get(), 0xff, cache_n * 2));
+  for (int s = 0; s < kSeqs; ++s) {
+    const size_t first = (static_cast<size_t>(s) * blocks_per_seq + (kCtx - kFinite) / kBs) * row_halves;
+    const size_t n = static_cast<size_t>(kFinite / kBs) * row_halves;
+    CUDA_OK(cudaMemset(d_k.get() + first, 0x30, n * 2));  // 0x3030: about 0.13
+    CUDA_OK(cudaMemset(d_v.get() + first, 0x3c, n * 2));  // 0x3c3c: about 1.06
+  }
+  CUDA_OK(cudaMemset(d_q.get(), 0x3c, d_q.size() * 2));
+  std::vector<int32_t> indices(static_cast<size_t>(kSeqs) * blocks_per_seq), indptr(kSeqs + 1);
+  std::iota(indices.begin(), indices.end(), 0);
+  for (int s = 0; s <= kSeqs; ++s) indptr[s] = s * blocks_per_seq;
+  DeviceArray<int32_t> d_ix(indices), d_ip(indptr);
+  DeviceArray<float> d_split_out(static_cast<size_t>(32) * kChunkTokens * kHeads * kDim),
+      d_split_lse(static_cast<size_t>(32) * kChunkTokens * kHeads * 2);
+  auto non_finite = [&](size_t n) {
+    auto out = d_out.download();
+    return std::count_if(out.begin(), out.begin() + n, [](uint16_t h) { return (h & 0x7c00) == 0x7c00; });
+  };
+
+  // Decode: one token per sequence at context ctx.
+  auto decode_us = [&](int ctx, int window, bool check) {
+    std::vector<int32_t> qs(kSeqs + 1), lens(kSeqs, ctx);
+    std::iota(qs.begin(), qs.end(), 0);
+    const auto work = kernels::plan_attention_work(qs, kernels::attention_tile_tokens(kDim, kHeads / kKvHeads));
+    DeviceArray<int32_t> d_qs(qs), d_sl(lens), d_ws(work.seq), d_wq(work.qoff);
+    kernels::PagedAttentionParams p;
+    p.q = d_q.as<__half>();
+    p.k_cache = d_k.as<__half>();
+    p.v_cache = d_v.as<__half>();
+    p.out = d_out.as<__half>();
+    p.query_start = d_qs.get();
+    p.seq_lens = d_sl.get();
+    p.kv_indptr = d_ip.get();
+    p.kv_indices = d_ix.get();
+    p.work_seq = d_ws.get();
+    p.work_qoff = d_wq.get();
+    p.num_work = static_cast<int>(work.seq.size());
+    p.num_tokens = kSeqs;
+    p.num_heads = kHeads;
+    p.num_kv_heads = kKvHeads;
+    p.head_dim = kDim;
+    p.block_size = kBs;
+    p.scale = 1.0f / std::sqrt(static_cast<float>(kDim));
+    p.window = window;
+    p.decode_only = true;
+    p.num_splits = kernels::attention_num_splits(p.num_work, kKvHeads, kernels::attention_item_keys(ctx, window, 1), 132);
+    p.split_out = d_split_out.get();
+    p.split_lse = d_split_lse.get();
+    const double us = time_attention_us(p, kReps);
+    if (check) {
+      EXPECT_EQ(non_finite(static_cast<size_t>(kSeqs) * kHeads * kDim), 0) << "decode window " << window;
+    }
+    return us;
+  };
+  // Prefill: the last kChunkTokens tokens of sequence 0, all of its context cached.
+  auto prefill_us = [&](int window, bool check) {
+    std::vector<int32_t> qs = {0, kChunkTokens}, lens = {kCtx};
+    const int tile = kernels::attention_tile_tokens(kDim, kHeads / kKvHeads);
+    const auto work = kernels::plan_attention_work(qs, tile);
+    DeviceArray<int32_t> d_qs(qs), d_sl(lens), d_ws(work.seq), d_wq(work.qoff);
+    kernels::PagedAttentionParams p;
+    p.q = d_q.as<__half>();
+    p.k_cache = d_k.as<__half>();
+    p.v_cache = d_v.as<__half>();
+    p.out = d_out.as<__half>();
+    p.query_start = d_qs.get();
+    p.seq_lens = d_sl.get();
+    p.kv_indptr = d_ip.get();
+    p.kv_indices = d_ix.get();
+    p.work_seq = d_ws.get();
+    p.work_qoff = d_wq.get();
+    p.num_work = static_cast<int>(work.seq.size());
+    p.num_tokens = kChunkTokens;
+    p.num_heads = kHeads;
+    p.num_kv_heads = kKvHeads;
+    p.head_dim = kDim;
+    p.block_size = kBs;
+    p.scale = 1.0f / std::sqrt(static_cast<float>(kDim));
+    p.window = window;
+    p.num_splits =
+        kernels::attention_num_splits(p.num_work, kKvHeads, kernels::attention_item_keys(kCtx, window, tile), 132);
+    p.split_out = d_split_out.get();
+    p.split_lse = d_split_lse.get();
+    const double us = time_attention_us(p, kReps);
+    if (check) {
+      EXPECT_EQ(non_finite(d_out.size()), 0) << "prefill window " << window;
+    }
+    return us;
+  };
+  const double dec_full = decode_us(kCtx, 0, false), dec_window = decode_us(kCtx, kWindow, true),
+               dec_short = decode_us(kWindow, 0, false);
+  const double pre_full = prefill_us(0, false), pre_window = prefill_us(kWindow, true);
+  CUDA_OK(cudaGetLastError());
+
+  // Same-run copy bandwidth (read + write) for the decode's bytes-read fraction.
+  const size_t copy_bytes = cache_n;  // half of K into V (after the timed runs)
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  cudaMemcpy(d_v.get(), d_k.get(), copy_bytes, cudaMemcpyDeviceToDevice);
+  cudaEventRecord(start);
+  for (int i = 0; i < kReps; ++i) cudaMemcpy(d_v.get(), d_k.get(), copy_bytes, cudaMemcpyDeviceToDevice);
+  cudaEventRecord(stop);
+  cudaEventSynchronize(stop);
+  float copy_ms = 0;
+  cudaEventElapsedTime(&copy_ms, start, stop);
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  const double copy_gbs = 2.0 * copy_bytes * kReps / (copy_ms * 1e-3) / 1e9;
+  const double window_bytes = 2.0 * kSeqs * kWindow * kKvHeads * kDim * 2;
+  const double dec_gbs = window_bytes / (dec_window * 1e-6) / 1e9;
+  std::printf("[bench] decode 8 seqs h32/kv8 d128: ctx 32768 no window %.1f us, ctx 32768 window 4096 %.1f us "
+              "(%.0f GB/s of K/V, %.2f of copy %.0f GB/s), ctx 4096 no window %.1f us\n",
+              dec_full, dec_window, dec_gbs, dec_gbs / copy_gbs, copy_gbs, dec_short);
+  std::printf("[bench] prefill 512 tokens at 32768 h32/kv8 d128 (tensor cores): no window %.1f us, window 4096 %.1f us\n",
+              pre_full, pre_window);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // CPU-only checks of the kernel references (these run in CI without a GPU).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 #include <random>
@@ -93,6 +94,102 @@ TEST(AttentionRef, SingleKeyReturnsValue) {
                                 indices.data(), 1, heads, kvh, dim, bs, 0.35f);
   for (int h = 0; h < heads; ++h)
     for (int d = 0; d < dim; ++d) EXPECT_EQ(out[h * dim + d], v[2 * bs * dim + d]);
+}
+
+TEST(AttentionPlan, ItemKeysAreBoundedByTheWindow) {
+  EXPECT_EQ(kernels::attention_item_keys(4096, 0, 16), 4096);
+  EXPECT_EQ(kernels::attention_item_keys(4096, 100, 16), 115);  // the item's first query sees 100, its last 15 more
+  EXPECT_EQ(kernels::attention_item_keys(4096, 100, 1), 100);
+  EXPECT_EQ(kernels::attention_item_keys(50, 100, 16), 50);
+  EXPECT_EQ(kernels::attention_num_splits(1, 8, kernels::attention_item_keys(32768, 64, 1), 132), 2);
+}
+
+// A random paged cache for the reference tests: one sequence of `len` keys on a
+// shuffled block table, queries for its last q_len positions.
+struct RefCase {
+  int heads = 4, kv_heads = 2, dim = 8, block_size = 4;
+  int len = 0, q_len = 0;
+  std::vector<uint16_t> q, k, v;
+  std::vector<int32_t> qs, lens, indptr, indices;
+  float scale = 0.35f;
+
+  RefCase(int len_, int q_len_, uint32_t seed) : len(len_), q_len(q_len_) {
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> u(-1, 1);
+    const int blocks = (len + block_size - 1) / block_size + 3;
+    q.resize(static_cast<size_t>(q_len) * heads * dim);
+    k.resize(static_cast<size_t>(blocks) * kv_heads * block_size * dim);
+    v.resize(k.size());
+    for (auto& x : q) x = float_to_fp16(u(rng));
+    for (auto& x : k) x = float_to_fp16(u(rng));
+    for (auto& x : v) x = float_to_fp16(u(rng));
+    std::vector<int32_t> pool(blocks);
+    for (int b = 0; b < blocks; ++b) pool[b] = b;
+    std::shuffle(pool.begin(), pool.end(), rng);
+    indices.assign(pool.begin(), pool.begin() + (len + block_size - 1) / block_size);
+    qs = {0, q_len};
+    lens = {len};
+    indptr = {0, static_cast<int32_t>(indices.size())};
+  }
+  size_t row(int pos, int kvh) const {
+    return ((static_cast<size_t>(indices[pos / block_size]) * kv_heads + kvh) * block_size + pos % block_size) * dim;
+  }
+  std::vector<uint16_t> attend(int window) const {
+    std::vector<uint16_t> out(q.size());
+    kernels::ref::paged_attention(q.data(), k.data(), v.data(), out.data(), qs.data(), lens.data(), indptr.data(),
+                                  indices.data(), 1, heads, kv_heads, dim, block_size, scale, window);
+    return out;
+  }
+};
+
+// A one-key window: each query sees only its own key, so the output is its V row.
+TEST(AttentionRef, WindowOfOneReturnsOwnValue) {
+  const RefCase c(23, 6, 3);
+  const auto out = c.attend(1);
+  for (int i = 0; i < c.q_len; ++i)
+    for (int h = 0; h < c.heads; ++h) {
+      const size_t vr = c.row(c.len - c.q_len + i, h / (c.heads / c.kv_heads));
+      for (int d = 0; d < c.dim; ++d) EXPECT_EQ(out[(i * c.heads + h) * c.dim + d], c.v[vr + d]) << i << " " << h;
+    }
+}
+
+// A window at least as long as every query's context changes nothing.
+TEST(AttentionRef, WindowCoveringTheContextIsPlainCausal) {
+  const RefCase c(37, 9, 4);
+  EXPECT_EQ(c.attend(37), c.attend(0));
+  EXPECT_EQ(c.attend(1000), c.attend(0));
+  EXPECT_NE(c.attend(36), c.attend(0));  // the last query loses key 0
+}
+
+// Each query of a chunk deep into a sequence (its own window start each) equals
+// plain attention of that query over a copy of just its window's keys; keys no
+// query sees are NaN, so reading one would show.
+TEST(AttentionRef, WindowEqualsAttentionOverTheWindowOnly) {
+  const int window = 7;
+  RefCase c(50, 12, 5);
+  const uint16_t nan = 0x7e00;
+  for (int pos = 0; pos < c.len - c.q_len + 1 - window; ++pos)
+    for (int h = 0; h < c.kv_heads; ++h) {
+      std::fill_n(c.k.begin() + c.row(pos, h), c.dim, nan);
+      std::fill_n(c.v.begin() + c.row(pos, h), c.dim, nan);
+    }
+  const auto out = c.attend(window);
+  for (int i = 0; i < c.q_len; ++i) {
+    const int pos = c.len - c.q_len + i, first = std::max(0, pos + 1 - window);
+    // The window's keys [first, pos] copied into a fresh cache as one sequence of one query.
+    RefCase w(pos + 1 - first, 1, 6);
+    for (int j = first; j <= pos; ++j)
+      for (int h = 0; h < c.kv_heads; ++h) {
+        std::copy_n(c.k.begin() + c.row(j, h), c.dim, w.k.begin() + w.row(j - first, h));
+        std::copy_n(c.v.begin() + c.row(j, h), c.dim, w.v.begin() + w.row(j - first, h));
+      }
+    std::copy_n(c.q.begin() + static_cast<size_t>(i) * c.heads * c.dim, c.heads * c.dim, w.q.begin());
+    const auto want = w.attend(0);
+    for (size_t e = 0; e < want.size(); ++e) {
+      EXPECT_TRUE(std::isfinite(fp16_to_float(out[i * c.heads * c.dim + e])));
+      EXPECT_EQ(out[i * c.heads * c.dim + e], want[e]) << "query " << i << " element " << e;
+    }
+  }
 }
 
 }  // namespace

@@ -185,6 +185,118 @@ TEST(EngineLoop, CancelAbortsAndFreesBlocks) {
   loop->shutdown(1s);
 }
 
+TEST(EngineLoop, CancelSampleStopsOnlyThatSample) {
+  FakeBackend backend(kVocab, 300, 4);
+  backend.delay = 1ms;
+  auto loop = EngineLoop::start(backend, loop_config());
+  EXPECT_EQ(loop->max_samples_per_request(), loop_config().max_num_seqs);
+  GenerationRequest r = make_request(7, 6, 200);  // long enough that the cancel lands mid-generation
+  r.stop.ignore_eos = true;
+  r.n = 3;
+  SubmitResult s = loop->submit(r);
+  ASSERT_EQ(s.status, SubmitStatus::Ok);
+  Result got;
+  got.tokens.resize(3);
+  got.reason.resize(3);
+  got.error.resize(3);
+  bool cancelled = false;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  for (;;) {
+    auto out = s.handle->next(50ms);
+    if (!out) {
+      if (s.handle->finished() || std::chrono::steady_clock::now() > deadline) break;
+      continue;
+    }
+    ASSERT_FALSE(got.reason[out->index].has_value()) << "delivery after finish";
+    got.tokens[out->index].insert(got.tokens[out->index].end(), out->new_tokens.begin(), out->new_tokens.end());
+    if (out->finish) got.reason[out->index] = out->finish;
+    if (!cancelled && got.tokens[1].size() >= 2) {
+      s.handle->cancel_sample(1);
+      s.handle->cancel_sample(1);   // repeated: one cancel
+      s.handle->cancel_sample(7);   // out of range: ignored
+      s.handle->cancel_sample(-1);
+      cancelled = true;
+    }
+  }
+  ASSERT_TRUE(s.handle->finished());
+  ASSERT_TRUE(got.reason[1].has_value());
+  EXPECT_EQ(*got.reason[1], FinishReason::Abort);
+  EXPECT_LT(got.tokens[1].size(), 200u);
+  for (int k : {0, 2}) {
+    Expected e = generate_alone(r, k, *r.sampling.seed, kEos, kVocab, 4096);
+    EXPECT_EQ(got.tokens[k], e.tokens) << "sample " << k;
+    ASSERT_TRUE(got.reason[k].has_value());
+    EXPECT_EQ(*got.reason[k], FinishReason::Length);
+  }
+  Expected e1 = generate_alone(r, 1, *r.sampling.seed, kEos, kVocab, 4096);
+  EXPECT_TRUE(std::equal(got.tokens[1].begin(), got.tokens[1].end(), e1.tokens.begin()));
+  EXPECT_TRUE(wait_until([&] { return loop->stats().kv_blocks_used == 0 && loop->stats().running == 0; }));
+  EXPECT_EQ(loop->stats().prompt_tokens, 6u);  // one prefill for the three samples
+  s.handle->cancel_sample(0);  // after finishing: harmless
+  s.handle->cancel();
+  loop->shutdown(1s);
+}
+
+TEST(EngineLoop, RandomSampleCancelsFromManyThreadsLeaveNothingBehind) {
+  FakeBackend backend(kVocab, 24, 4);  // small enough to preempt
+  auto loop = EngineLoop::start(backend, loop_config());
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(100 + t);
+      for (int i = 0; i < 12; ++i) {
+        GenerationRequest r = make_request(5000 + t * 100 + i, 2 + static_cast<int>(rng() % 14), 1 + static_cast<int>(rng() % 20));
+        r.n = 2 + static_cast<int>(rng() % 2);
+        // Which sample to cancel after how many deliveries (0: right after submit); sometimes the whole request too.
+        const int victim = static_cast<int>(rng() % r.n);
+        const int cancel_after = static_cast<int>(rng() % 6);
+        const int cancel_all_after = rng() % 4 == 0 ? static_cast<int>(rng() % 8) : -1;
+        SubmitResult s = loop->submit(r);
+        ASSERT_EQ(s.status, SubmitStatus::Ok) << s.message;
+        if (cancel_after == 0) s.handle->cancel_sample(victim);
+        std::vector<std::vector<int32_t>> tokens(r.n);
+        std::vector<int> finishes(r.n, 0);
+        std::vector<FinishReason> reasons(r.n);
+        int deliveries = 0;
+        const auto deadline = std::chrono::steady_clock::now() + 10s;
+        for (;;) {
+          auto out = s.handle->next(20ms);
+          if (!out) {
+            if (s.handle->finished() || std::chrono::steady_clock::now() > deadline) break;
+            continue;
+          }
+          tokens[out->index].insert(tokens[out->index].end(), out->new_tokens.begin(), out->new_tokens.end());
+          if (out->finish) {
+            ++finishes[out->index];
+            reasons[out->index] = *out->finish;
+          }
+          ++deliveries;
+          if (deliveries == cancel_after) s.handle->cancel_sample(victim);
+          if (deliveries == cancel_all_after) s.handle->cancel();
+        }
+        for (int k = 0; k < r.n; ++k) {
+          ASSERT_EQ(finishes[k], 1) << "thread " << t << " request " << i << " sample " << k;
+          Expected e = generate_alone(r, k, *r.sampling.seed, kEos, kVocab, 4096);
+          if (reasons[k] == FinishReason::Abort) {
+            ASSERT_TRUE(k == victim || cancel_all_after >= 0) << "thread " << t << " request " << i << " sample " << k;
+            ASSERT_LE(tokens[k].size(), e.tokens.size());
+            EXPECT_TRUE(std::equal(tokens[k].begin(), tokens[k].end(), e.tokens.begin()));
+          } else {
+            EXPECT_EQ(tokens[k], e.tokens) << "thread " << t << " request " << i << " sample " << k;
+            EXPECT_EQ(reasons[k], e.finish);
+          }
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_TRUE(wait_until([&] {
+    EngineStats st = loop->stats();
+    return st.kv_blocks_used == 0 && st.running == 0 && st.waiting == 0;
+  }));
+  loop->shutdown(1s);
+}
+
 TEST(EngineLoop, ShutdownDrainsRunningRequests) {
   FakeBackend backend(kVocab, 64, 4);
   backend.delay = 1ms;

@@ -1,5 +1,5 @@
 // Randomized workloads over a tiny KV pool: arrivals at random steps,
-// cancellations at every stage, preemption, shared prefixes, n > 1, and a
+// cancellations at every stage (of whole requests and of single samples), preemption, shared prefixes, n > 1, and a
 // mix of sampling options. After every step the scheduler's invariants are
 // checked; at the end every request must have finished exactly once per
 // sample with what it would have produced alone, and every block is free.
@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <random>
+#include <set>
 
 #include "nibble/core/thread_pool.h"
 #include "test_support.h"
@@ -22,6 +23,7 @@ struct Planned {
   int arrive_step;
   int cancel_step;  // -1: never
   GenerationRequest request;
+  std::vector<std::pair<int, int>> sample_cancels;  // (step, sample index)
 };
 
 GenerationRequest random_request(std::mt19937_64& rng, const std::vector<std::vector<int32_t>>& prefixes,
@@ -53,7 +55,7 @@ GenerationRequest random_request(std::mt19937_64& rng, const std::vector<std::ve
 }
 
 struct Coverage {
-  uint64_t preemptions = 0, cache_hits = 0, aborted = 0, forked = 0;
+  uint64_t preemptions = 0, cache_hits = 0, aborted = 0, forked = 0, sample_aborted = 0;
 };
 
 void run_workload(uint64_t seed, Coverage& coverage) {
@@ -92,8 +94,20 @@ void run_workload(uint64_t seed, Coverage& coverage) {
     if (uni(0, 3) == 0) p.cancel_step = p.arrive_step + uni(0, 25);
     plan.push_back(p);
   }
+  // Single-sample cancels draw from their own generator, so the rest of the
+  // workload stays what it was without them.
+  std::mt19937_64 cancel_rng(seed * 0x9E3779B97F4A7C15ull + 17);
+  auto cancel_uni = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(cancel_rng); };
+  for (Planned& p : plan) {
+    if (p.request.n == 1) continue;
+    const int count = cancel_uni(0, 2);
+    for (int i = 0; i < count; ++i) {
+      p.sample_cancels.emplace_back(p.arrive_step + cancel_uni(0, 20), cancel_uni(0, p.request.n - 1));
+    }
+  }
 
   std::map<uint64_t, bool> cancelled;
+  std::map<uint64_t, std::set<int>> samples_cancelled;
   for (int step = 0; step < 5000; ++step) {
     for (const Planned& p : plan) {
       if (p.arrive_step == step) {
@@ -102,6 +116,11 @@ void run_workload(uint64_t seed, Coverage& coverage) {
       if (p.cancel_step == step) {
         d.abort(p.key);
         cancelled[p.key] = true;
+      }
+      for (auto [at, index] : p.sample_cancels) {
+        if (at != step) continue;
+        d.abort_sample(p.key, index);
+        samples_cancelled[p.key].insert(index);
       }
     }
     d.step();
@@ -119,7 +138,9 @@ void run_workload(uint64_t seed, Coverage& coverage) {
       if (p.request.n > 1) ++coverage.forked;
       if (*c.reason[i] == FinishReason::Abort) {
         ++coverage.aborted;
-        ASSERT_TRUE(cancelled[p.key]);
+        const bool sample_cancelled = samples_cancelled[p.key].count(i) != 0;
+        if (!cancelled[p.key]) ++coverage.sample_aborted;
+        ASSERT_TRUE(cancelled[p.key] || sample_cancelled);
         ASSERT_LE(c.tokens[i].size(), e.tokens.size());
         EXPECT_TRUE(std::equal(c.tokens[i].begin(), c.tokens[i].end(), e.tokens.begin()));
       } else {
@@ -148,9 +169,12 @@ TEST(SchedulerRandomized, WorkloadsMatchRunningAlone) {
   EXPECT_GT(coverage.cache_hits, 100u);
   EXPECT_GT(coverage.aborted, 50u);
   EXPECT_GT(coverage.forked, 50u);
-  std::printf("coverage: %llu preemptions, %llu cached prompt tokens, %llu aborted samples, %llu forked samples\n",
+  EXPECT_GT(coverage.sample_aborted, 200u);
+  std::printf("coverage: %llu preemptions, %llu cached prompt tokens, %llu aborted samples (%llu alone), "
+              "%llu forked samples\n",
               static_cast<unsigned long long>(coverage.preemptions), static_cast<unsigned long long>(coverage.cache_hits),
-              static_cast<unsigned long long>(coverage.aborted), static_cast<unsigned long long>(coverage.forked));
+              static_cast<unsigned long long>(coverage.aborted), static_cast<unsigned long long>(coverage.sample_aborted),
+              static_cast<unsigned long long>(coverage.forked));
 }
 
 }  // namespace

@@ -127,6 +127,14 @@ class Driver {
     sched.check_invariants();
   }
 
+  // Returns the deliveries (also collected into results).
+  std::vector<Delivery> abort_sample(uint64_t key, int index) {
+    std::vector<Delivery> out = sched.abort_sample(key, index);
+    deliver(out);
+    sched.check_invariants();
+    return out;
+  }
+
   // Steps until no request is left (fails the test after max_steps).
   int run(int max_steps = 100000) {
     int steps = 0;

@@ -29,41 +29,56 @@ bool prompt_contains(const std::vector<int32_t>& prompt, const std::string& text
   return bytes.find(text) != std::string::npos;
 }
 
+// One request's output channel, shared by its n samples.
 class Channel : public RequestHandle {
  public:
+  explicit Channel(int num_samples) : cancelled_(static_cast<size_t>(num_samples), 0), num_samples_(num_samples) {}
   std::optional<RequestOutput> next(std::chrono::milliseconds timeout) override {
     std::unique_lock lock(mutex_);
-    cv_.wait_for(lock, timeout, [&] { return !queue_.empty() || done_; });
+    cv_.wait_for(lock, timeout, [&] { return !queue_.empty() || num_done_ == num_samples_; });
     if (queue_.empty()) return std::nullopt;
     RequestOutput out = std::move(queue_.front());
     queue_.pop_front();
     return out;
   }
-  void cancel() override { cancelled_ = true; }
+  void cancel() override {
+    std::lock_guard lock(mutex_);
+    std::fill(cancelled_.begin(), cancelled_.end(), 1);
+  }
+  void cancel_sample(int index) override {
+    std::lock_guard lock(mutex_);
+    if (index >= 0 && index < num_samples_) cancelled_[static_cast<size_t>(index)] = 1;
+  }
   bool finished() const override {
     std::lock_guard lock(mutex_);
-    return done_ && queue_.empty();
+    return num_done_ == num_samples_ && queue_.empty();
   }
   void deliver(RequestOutput out) {
     std::lock_guard lock(mutex_);
-    if (out.finish) done_ = true;
+    if (out.finish) ++num_done_;
     queue_.push_back(std::move(out));
     cv_.notify_all();
   }
-  bool cancelled() const { return cancelled_; }
+  bool cancelled(int index) const {
+    std::lock_guard lock(mutex_);
+    return cancelled_[static_cast<size_t>(index)] != 0;
+  }
+  bool prompt_counted = false;  // engine thread only: the prompt is prefilled once for all samples
 
  private:
   mutable std::mutex mutex_;
   std::condition_variable cv_;
   std::deque<RequestOutput> queue_;
-  bool done_ = false;
-  std::atomic<bool> cancelled_{false};
+  std::vector<uint8_t> cancelled_;
+  int num_samples_;
+  int num_done_ = 0;
 };
 
 }  // namespace
 
 struct FakeEngine::Sequence {
   GenerationRequest request;
+  int index = 0;  // which of the request's n samples
   std::shared_ptr<Channel> channel;
   std::mt19937_64 rng;
   std::string pending_bytes;
@@ -87,17 +102,24 @@ SubmitResult FakeEngine::submit(GenerationRequest request) {
     return {SubmitStatus::TooLong, fmt::format("{} tokens exceed max_model_len {}", total, config_.max_model_len), nullptr};
   if (static_cast<int>(waiting_.size()) >= config_.max_waiting)
     return {SubmitStatus::QueueFull, fmt::format("{} requests waiting", waiting_.size()), nullptr};
-  auto seq = std::make_shared<Sequence>();
+  if (request.n < 1 || request.n > config_.max_num_seqs)
+    return {SubmitStatus::Invalid, fmt::format("n must be in [1, {}], got {}", config_.max_num_seqs, request.n), nullptr};
+  auto channel = std::make_shared<Channel>(request.n);
   const auto& s = request.sampling;
-  uint64_t seed = s.seed ? *s.seed ^ hash_prompt(request.prompt)
-                         : (s.temperature == 0.0 ? hash_prompt(request.prompt) : std::random_device{}());
-  seq->rng.seed(seed);
-  seq->request = std::move(request);
-  seq->channel = std::make_shared<Channel>();
-  waiting_.push_back(seq);
+  for (int index = 0; index < request.n; ++index) {
+    auto seq = std::make_shared<Sequence>();
+    // Sample i of a seeded request uses seed + i, as the real engine does.
+    uint64_t seed = s.seed ? (*s.seed + static_cast<uint64_t>(index)) ^ hash_prompt(request.prompt)
+                           : (s.temperature == 0.0 ? hash_prompt(request.prompt) : std::random_device{}());
+    seq->rng.seed(seed);
+    seq->request = request;
+    seq->index = index;
+    seq->channel = channel;
+    waiting_.push_back(seq);
+  }
   stats_.waiting = static_cast<int>(waiting_.size());
   wake_.notify_all();
-  return {SubmitStatus::Ok, "", seq->channel};
+  return {SubmitStatus::Ok, "", channel};
 }
 
 EngineStats FakeEngine::stats() const {
@@ -121,6 +143,7 @@ void FakeEngine::loop() {
 
 void FakeEngine::step_locked() {
   auto finish = [&](Sequence& seq, RequestOutput out, FinishReason reason) {
+    out.index = seq.index;
     out.finish = reason;
     seq.channel->deliver(std::move(out));
     stats_.kv_blocks_used -= seq.blocks;
@@ -128,12 +151,13 @@ void FakeEngine::step_locked() {
     seq.done = true;
   };
   // Cancelled requests leave at once, their blocks with them.
+  auto cancelled = [](const auto& s) { return s->channel->cancelled(s->index); };
   for (auto& seq : running_)
-    if (seq->channel->cancelled()) finish(*seq, {}, FinishReason::Abort);
-  std::erase_if(running_, [](const auto& s) { return s->channel->cancelled(); });
+    if (cancelled(seq)) finish(*seq, {}, FinishReason::Abort);
+  std::erase_if(running_, cancelled);
   for (auto& seq : waiting_)
-    if (seq->channel->cancelled()) finish(*seq, {}, FinishReason::Abort);
-  std::erase_if(waiting_, [](const auto& s) { return s->channel->cancelled(); });
+    if (cancelled(seq)) finish(*seq, {}, FinishReason::Abort);
+  std::erase_if(waiting_, cancelled);
 
   while (!waiting_.empty() && static_cast<int>(running_.size()) < config_.max_num_seqs) {
     auto seq = waiting_.front();
@@ -142,7 +166,10 @@ void FakeEngine::step_locked() {
     waiting_.pop_front();
     seq->blocks = need;
     stats_.kv_blocks_used += need;
-    stats_.prompt_tokens += seq->request.prompt.size();
+    if (!seq->channel->prompt_counted) {
+      seq->channel->prompt_counted = true;
+      stats_.prompt_tokens += seq->request.prompt.size();
+    }
     running_.push_back(seq);
   }
 
@@ -172,6 +199,7 @@ void FakeEngine::step_locked() {
     seq->blocks = need;
 
     RequestOutput out;
+    out.index = seq->index;
     out.new_tokens = {token};
     out.prompt_tokens = static_cast<int>(req.prompt.size());
     if (req.sampling.logprobs) {

@@ -3,7 +3,9 @@
 // queue, a running batch, KV block accounting, cancellation and draining, that
 // "generates" byte tokens of words chosen by a seeded RNG (ByteTokenizer ids).
 // A prompt containing "FAIL" fails after two tokens (FinishReason::Error).
-// Same seed and prompt -> same tokens, whatever else runs.
+// Same seed and prompt -> same tokens, whatever else runs. A request with n
+// samples runs them as n sequences on one channel (sample i seeded seed + i);
+// its prompt counts once in prompt_tokens.
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -33,6 +35,7 @@ class FakeEngine : public EngineLoop {
   SubmitResult submit(GenerationRequest request) override;
   EngineStats stats() const override;
   int max_model_len() const override { return config_.max_model_len; }
+  int max_samples_per_request() const override { return config_.max_num_seqs; }
   void shutdown(std::chrono::milliseconds drain_timeout) override;
 
   struct Sequence;

@@ -47,6 +47,10 @@ class RequestHandle {
   // request's blocks at its next step and delivers finish = Abort (unless it
   // had already finished).
   virtual void cancel() = 0;
+  // Cancels one sample (index in [0, n)): it finishes with Abort and frees its
+  // blocks at the engine's next step while the other samples go on (a stop
+  // string matched on one choice). Finished samples and bad indices are ignored.
+  virtual void cancel_sample(int index) = 0;
   virtual bool finished() const = 0;
 };
 
@@ -79,6 +83,9 @@ class EngineLoop {
   virtual SubmitResult submit(GenerationRequest request) = 0;
   virtual EngineStats stats() const = 0;
   virtual int max_model_len() const = 0;
+  // The largest n one request may ask for (GenerationRequest::n); callers
+  // split larger n over several requests. 1 for a loop that does not fork samples.
+  virtual int max_samples_per_request() const { return 1; }
   // Stops accepting, lets running requests finish for up to timeout, then
   // aborts the rest and joins the thread.
   virtual void shutdown(std::chrono::milliseconds drain_timeout) = 0;

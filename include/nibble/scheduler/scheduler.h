@@ -18,6 +18,9 @@
 // its next token in update(). A request with n > 1 is prefilled once as
 // sample 0; at its first sample it forks: the other samples share the full
 // prompt blocks by refcount and recompute the partial last block themselves.
+// One sample can be cancelled alone (abort_sample): its blocks are freed and
+// the request's other samples go on; a sample cancelled before the fork is
+// simply never forked (sample 0's cancel hands the prefill to the next one).
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -82,6 +85,11 @@ class Scheduler {
   std::vector<Delivery> abort_request(uint64_t key, FinishReason reason = FinishReason::Abort,
                                       const std::string& error = {});
   std::vector<Delivery> abort_all(FinishReason reason = FinishReason::Abort, const std::string& error = {});
+  // Finishes one sample of the request (Abort unless told otherwise) and
+  // frees its blocks; the other samples continue. Unknown keys, indices out
+  // of range and finished samples give no deliveries.
+  std::vector<Delivery> abort_sample(uint64_t key, int index, FinishReason reason = FinishReason::Abort,
+                                     const std::string& error = {});
 
   SchedulerStep schedule();
   // logits: batch.logits_indices.size() rows of vocab_size values.
@@ -114,7 +122,7 @@ class Scheduler {
   struct Sequence;
 
   Sequence* find_sequence(uint64_t seq_id) const;
-  // Running-set slots: an unforked request with n samples reserves n.
+  // Running-set slots: an unforked request reserves one per sample not yet finished.
   int slots_needed(const Sequence& seq) const;
   int running_slots() const;
   bool try_schedule_running(Sequence& seq, int& budget, SchedulerStep& step, bool& preempted);
@@ -138,6 +146,10 @@ class Scheduler {
   bool samples_by_plain_argmax(const Sequence& seq) const;
   void append_token(Sequence& seq, int32_t token, TokenLogprob&& logprob, std::vector<Delivery>& out);
   void finish(Sequence& seq, FinishReason reason, RequestOutput& output);
+  // Marks a sample that has no sequence of its own (not forked yet) finished.
+  void finish_unforked(Request& request, int index, FinishReason reason, RequestOutput& output);
+  // Hands an unforked request's prefill from its cancelled sample to the first live one.
+  void reassign_prefill(Sequence& parent);
   RequestOutput new_output(const Request& request, int index) const;
   void drop_request_if_done(Request& request);
 

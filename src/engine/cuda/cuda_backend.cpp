@@ -48,8 +48,6 @@ class CudaBackendImpl final : public CudaBackend {
   ~CudaBackendImpl() override;
 
   std::string name() const override { return "cuda"; }
-  // The attention kernels have no sliding window: exact up to the window.
-  int max_context() const override { return config().sliding_window.value_or(0); }
   const ModelConfig& config() const override { return model_.config; }
   KvCacheShape kv_cache_shape() const override { return {report_.kv_blocks, block_size_}; }
   void forward(const Batch& batch, std::vector<float>& logits) override;
@@ -231,6 +229,7 @@ void CudaBackendImpl::enqueue_forward(int T, int W, int splits, int L, bool deco
   ap.head_dim = D;
   ap.block_size = block_size_;
   ap.scale = 1.0f / std::sqrt(static_cast<float>(D));
+  ap.window = c.sliding_window.value_or(0);  // every layer, like the CPU backend
   ap.num_splits = splits;
   ap.decode_only = decode;
   ap.split_out = ws_.split_out;
@@ -288,7 +287,8 @@ int CudaBackendImpl::graph_bucket(int seqs) const {
 }
 
 int CudaBackendImpl::decode_splits(int work) const {
-  const int splits = kernels::attention_num_splits(work, model_.config.num_key_value_heads, max_model_len_, num_sms_);
+  const int keys = kernels::attention_item_keys(max_model_len_, model_.config.sliding_window.value_or(0), 1);
+  const int splits = kernels::attention_num_splits(work, model_.config.num_key_value_heads, keys, num_sms_);
   return std::max(1, std::min(splits, ws_.limits.split_capacity / std::max(work, 1)));
 }
 
@@ -331,7 +331,8 @@ int CudaBackendImpl::run_step(const Batch& batch) {
   if (decode) {
     splits = decode_splits(plan.num_work);
   } else {
-    const int max_keys = *std::max_element(batch.seq_lens.begin(), batch.seq_lens.end());
+    const int max_keys = kernels::attention_item_keys(*std::max_element(batch.seq_lens.begin(), batch.seq_lens.end()),
+                                                      model_.config.sliding_window.value_or(0), tile_tokens_);
     splits = kernels::attention_num_splits(plan.num_work, model_.config.num_key_value_heads, max_keys, num_sms_);
     splits = std::max(1, std::min(splits, ws_.limits.split_capacity / std::max(plan.num_tokens, 1)));
   }

@@ -1,0 +1,35 @@
+#pragma once
+// The tensor-core GPTQ GEMM (internal header; host API in gptq_gemm.h, plan in
+// gptq_mma_plan.h, kernel in gptq_mma.cu).
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace nibble::kernels::detail {
+
+struct MmaParams {
+  const uint32_t* qweight;  // [K / 8, N], 4-bit kernel layout
+  const __half* scales;     // [groups, N]
+  const __half* zeros;      // [groups, N], -(1024 + zero)
+  const int32_t* perm;      // [K] or null
+  const __half* x;          // [M, K]
+  __half* y;                // [M, N]
+  const __half* bias;       // [N] or null
+  int M, K, N;
+  int group_rows, groups;
+  int rows_per_split;  // multiple of 64
+  int splits;
+  int x_vec;           // 1: x rows are 16-byte aligned and not permuted (copied with cp.async; else gathered)
+  float* partial;      // [M, N] fp32 accumulator when splits > 1 (zero between calls)
+  unsigned* counters;  // [mchunks * ntiles] when splits > 1
+};
+
+// m_tile 16, 32 or 64; grid (mchunks, ntiles, splits); smem from the plan.
+void launch_mma(const MmaParams& p, int m_tile, dim3 grid, size_t smem, cudaStream_t stream);
+
+// out[m, r] = x[m, perm[r]] for m < M, r < K (K a multiple of 8, out 16-byte aligned):
+// act-order activations gathered once so the GEMM copies them with cp.async.
+void launch_gather_columns(const __half* x, const int32_t* perm, int M, int K, __half* out, cudaStream_t stream);
+
+}  // namespace nibble::kernels::detail

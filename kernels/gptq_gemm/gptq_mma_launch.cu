@@ -1,0 +1,123 @@
+// Host side of the tensor-core GPTQ GEMM: argument checks, the launch plan
+// (M tile, split-K) and the launch.
+#include <algorithm>
+#include <string>
+
+#include "gptq_gemm/gptq_gemm.h"
+#include "gptq_gemm/gptq_gemm_plan.h"
+#include "gptq_gemm/gptq_gemv.cuh"
+#include "gptq_gemm/gptq_mma.cuh"
+#include "gptq_gemm/gptq_mma_plan.h"
+#include "nibble/core/error.h"
+
+namespace nibble::kernels {
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+bool aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+
+void check_mma_args(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias) {
+  const std::string what = "gptq_gemm_mma [K=" + std::to_string(w.K) + ", N=" + std::to_string(w.N) +
+                           ", bits=" + std::to_string(w.bits) + ", M=" + std::to_string(M) + "]";
+  NIBBLE_CHECK(w.bits == 4, what + ": the tensor-core path takes 4-bit weights only");
+  NIBBLE_CHECK(w.K > 0 && w.K % 8 == 0 && w.K < (int64_t{1} << 30), what + ": K must be a positive multiple of 8");
+  NIBBLE_CHECK(w.N > 0 && w.N % 4 == 0 && w.N <= int64_t{65535} * kMmaTileN,
+               what + ": N must be a positive multiple of 4 (at most 65535 * 256)");
+  NIBBLE_CHECK(M >= 0 && M < (int64_t{1} << 30), what + ": bad M");
+  NIBBLE_CHECK(w.group_rows > 0 && (w.group_rows % 32 == 0 || w.group_rows == w.K) &&
+                   w.groups == ceil_div(w.K, w.group_rows),
+               what + ": bad group_rows/groups");
+  NIBBLE_CHECK(w.qweight && w.scales && w.zeros, what + ": null weight pointer");
+  NIBBLE_CHECK(aligned(w.qweight, 16) && aligned(w.scales, 8) && aligned(w.zeros, 8),
+               what + ": weight arrays must be 16-byte (qweight) and 8-byte (scales, zeros) aligned");
+  NIBBLE_CHECK(M == 0 || (x && y), what + ": null x or y");
+  NIBBLE_CHECK(aligned(x, 2) && aligned(y, 8) && aligned(bias, 8),
+               what + ": x must be 2-byte, y and bias 8-byte aligned");
+}
+
+}  // namespace
+
+MmaPlan plan_mma(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, const MmaOverride& override) {
+  MmaPlan plan;
+  plan.m_tile = M <= 16 ? 16 : M <= 32 ? 32 : 64;
+  plan.mchunks = static_cast<int>(ceil_div(std::max<int64_t>(M, 1), plan.m_tile));
+  plan.ntiles = static_cast<int>(ceil_div(N, kMmaTileN));
+  const int64_t base = static_cast<int64_t>(plan.mchunks) * plan.ntiles;
+  const bool can_split = base <= detail::kCounterBytes / 4 &&
+                         splitk_bytes >= detail::kCounterBytes + static_cast<size_t>(M * N) * sizeof(float);
+  int64_t rows = round_up(K, kMmaStageRows);
+  if (override.rows_per_split > 0) {
+    rows = round_up(override.rows_per_split, kMmaStageRows);
+  } else {
+    // Two blocks per SM (never more than fit at once, so no second, mostly idle
+    // wave; the benchmark's sweep found fewer, longer splits better than three per
+    // SM: each split adds an fp32 [M, N] of atomics); at least 128 rows each.
+    const int64_t target = override.blocks_target > 0 ? override.blocks_target : 2 * int64_t{sms};
+    const int64_t splits = std::max<int64_t>(1, target / base);
+    rows = std::max<int64_t>(128, round_up(ceil_div(K, splits), kMmaStageRows));
+  }
+  if (!can_split) rows = round_up(K, kMmaStageRows);
+  rows = std::min(rows, round_up(K, kMmaStageRows));
+  rows = std::max(rows, round_up(ceil_div(K, 65535), kMmaStageRows));  // grid.z limit
+  plan.rows_per_split = static_cast<int>(rows);
+  plan.splits = static_cast<int>(ceil_div(K, rows));
+  plan.smem_bytes = static_cast<size_t>(kMmaStages) * mma_stage_bytes(plan.m_tile);
+  return plan;
+}
+
+bool gptq_mma_preferred(const GptqDeviceWeights& w, int64_t M, const GptqWorkspace& ws) {
+  if (w.bits != 4 || M <= kGptqSmallMMax) return false;
+  if (!ws.cublas || !ws.dequant) return true;
+  // Without split-K the Llama-sized layers fill a fraction of the GPU: slower than cuBLAS.
+  if (!ws.splitk || ws.splitk_bytes < gptq_splitk_workspace_bytes(M, w.N)) return false;
+  return M <= kMmaAlwaysMMax || (M <= kGptqMmaMMax && w.K * w.N >= kMmaBigLayerWeights);
+}
+
+void gptq_gemm_mma_with(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,
+                        const GptqWorkspace& ws, cudaStream_t stream, const MmaOverride& override) {
+  check_mma_args(w, x, M, y, bias);
+  if (M == 0) return;
+  const MmaPlan plan = plan_mma(M, w.N, w.K, device_sm_count(), ws.splitk ? ws.splitk_bytes : 0, override);
+  detail::MmaParams p{};
+  p.qweight = w.qweight;
+  p.scales = w.scales;
+  p.zeros = w.zeros;
+  p.perm = w.perm;
+  p.x = x;
+  p.y = y;
+  p.bias = bias;
+  p.M = static_cast<int>(M);
+  p.K = static_cast<int>(w.K);
+  p.N = static_cast<int>(w.N);
+  p.group_rows = w.group_rows;
+  p.groups = static_cast<int>(w.groups);
+  p.rows_per_split = plan.rows_per_split;
+  p.splits = plan.splits;
+  // Act-order: gather x once into the dequant scratch when it has room (the
+  // kernel then copies it like plain x); otherwise the kernel gathers as it goes.
+  const size_t gathered_bytes = static_cast<size_t>(M) * w.K * sizeof(__half);
+  if (w.perm && ws.dequant && ws.dequant_bytes >= gathered_bytes && aligned(ws.dequant, 16)) {
+    auto* gathered = static_cast<__half*>(ws.dequant);
+    detail::launch_gather_columns(x, w.perm, p.M, p.K, gathered, stream);
+    p.x = gathered;
+    p.perm = nullptr;
+  }
+  p.x_vec = !p.perm && aligned(p.x, 16) ? 1 : 0;
+  if (plan.splits > 1) {
+    p.counters = static_cast<unsigned*>(ws.splitk);
+    p.partial = reinterpret_cast<float*>(static_cast<char*>(ws.splitk) + detail::kCounterBytes);
+  }
+  const dim3 grid(plan.mchunks, plan.ntiles, plan.splits);
+  detail::launch_mma(p, plan.m_tile, grid, plan.smem_bytes, stream);
+  const cudaError_t status = cudaGetLastError();
+  if (status != cudaSuccess)
+    throw_error(std::string("gptq_gemm_mma: kernel launch: ") + cudaGetErrorString(status));
+}
+
+void gptq_gemm_mma(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,
+                   const GptqWorkspace& ws, cudaStream_t stream) {
+  gptq_gemm_mma_with(w, x, M, y, bias, ws, stream, MmaOverride{});
+}
+
+}  // namespace nibble::kernels
