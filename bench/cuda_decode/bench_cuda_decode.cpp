@@ -2,7 +2,11 @@
 // shapes (default config/llama-3-8b.json): batch-1 decode (CUDA graphs and
 // eager), decode at 8-128 sequences and a 2,048-token prefill, each against the floor
 // of the same run: weight bytes read per step / measured device copy bandwidth.
-//   bench_cuda_decode [config.json] [--decode-steps N] [--prefill-tokens N]
+//   bench_cuda_decode [config.json] [--decode-steps N] [--prefill-tokens N] [--context N] [--no-overlap]
+//                     [--json FILE]
+// Also: time to first token (a 128-token prompt to its first sampled token) and
+// the process's GPU memory (the plan is fixed at startup, so this is its peak).
+// The table goes to stdout; --json writes the same numbers.
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -10,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <numeric>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -82,11 +87,15 @@ nibble::Batch make_batch(std::vector<Sequence>& seqs, int count, int block_size,
 int main(int argc, char** argv) {
   std::string config_path = std::string(NIBBLE_SOURCE_DIR) + "/config/llama-3-8b.json";
   int decode_steps = 128, prefill_tokens = 2048, context = 512;
+  bool overlap = true;  // CudaBackendOptions::overlap_launches
+  std::string json_path;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--decode-steps" && i + 1 < argc) decode_steps = std::atoi(argv[++i]);
     else if (a == "--prefill-tokens" && i + 1 < argc) prefill_tokens = std::atoi(argv[++i]);
     else if (a == "--context" && i + 1 < argc) context = std::atoi(argv[++i]);
+    else if (a == "--no-overlap") overlap = false;
+    else if (a == "--json" && i + 1 < argc) json_path = argv[++i];
     else config_path = a;
   }
   try {
@@ -98,6 +107,7 @@ int main(int argc, char** argv) {
     nibble::CudaBackendOptions options;
     options.max_num_batched_tokens = std::max(prefill_tokens, 64);
     options.max_num_seqs = 128;
+    options.overlap_launches = overlap;
     const double copy_gbs = copy_bandwidth_gbs();
     auto t0 = Clock::now();
     auto backend = nibble::make_dummy_cuda_backend(config, options, 42);
@@ -123,6 +133,11 @@ int main(int argc, char** argv) {
       return seqs;
     };
 
+    struct Result {
+      std::string name;
+      double ms, tokens_per_s, floor_frac;
+    };
+    std::vector<Result> results;
     std::printf("\n%-34s %10s %12s %10s\n", "case", "ms/step", "tokens/s", "floor frac");
     auto decode_case = [&](int batch, bool graphs) {
       backend->set_cuda_graphs(graphs);
@@ -144,6 +159,7 @@ int main(int argc, char** argv) {
       char name[64];
       std::snprintf(name, sizeof name, "decode batch %d ctx %d %s", batch, context, graphs ? "graphs" : "eager");
       std::printf("%-34s %10.3f %12.1f %10.3f\n", name, ms, batch * 1e3 / ms, floor_ms / ms);
+      results.push_back({name, ms, batch * 1e3 / ms, floor_ms / ms});
     };
     decode_case(1, true);
     decode_case(1, false);
@@ -172,6 +188,38 @@ int main(int argc, char** argv) {
     std::snprintf(name, sizeof name, "prefill %d tokens", prefill_tokens);
     std::printf("%-34s %10.3f %12.1f %10s  (%.0f TFLOP/s in the linears)\n", name, ms, prefill_tokens * 1e3 / ms, "-",
                 tflops);
+    results.push_back({name, ms, prefill_tokens * 1e3 / ms, 0.0});
+    // Time to first token: a 128-token prompt's prefill and its first token.
+    std::vector<double> ttft;
+    for (int i = 0; i < 6; ++i) {
+      next_block = 0;
+      auto seqs = new_seqs(1, 128);
+      auto b = make_batch(seqs, 128, bs, vocab);
+      auto start = Clock::now();
+      backend->forward_greedy(b);
+      if (i >= 1) ttft.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+    }
+    const double ttft_ms = median(ttft);
+    std::printf("%-34s %10.3f\n", "time to first token (128 tokens)", ttft_ms);
+    results.push_back({"time to first token (128 tokens)", ttft_ms, 0.0, 0.0});
+    size_t free_mem = 0, total_mem = 0;
+    cudaMemGetInfo(&free_mem, &total_mem);
+    const double used_gib = static_cast<double>(total_mem - free_mem) / 1073741824.0;
+    std::printf("GPU memory in use (peak: the pool is fixed at startup): %.2f GiB of %.2f GiB\n", used_gib,
+                total_mem / 1073741824.0);
+    if (!json_path.empty()) {
+      FILE* f = std::fopen(json_path.c_str(), "w");
+      if (!f) throw std::runtime_error("cannot write " + json_path);
+      std::fprintf(f, "{\"device\": \"%s\", \"config\": \"%s\", \"copy_gbs\": %.1f, \"floor_ms\": %.4f, "
+                   "\"gpu_memory_gib\": %.3f, \"overlap_launches\": %s, \"results\": [",
+                   mem.device_name.c_str(), config_path.c_str(), copy_gbs, floor_ms, used_gib, overlap ? "true" : "false");
+      for (size_t i = 0; i < results.size(); ++i)
+        std::fprintf(f, "%s\n  {\"case\": \"%s\", \"ms\": %.4f, \"tokens_per_s\": %.1f, \"floor_frac\": %.4f}",
+                     i ? "," : "", results[i].name.c_str(), results[i].ms, results[i].tokens_per_s,
+                     results[i].floor_frac);
+      std::fprintf(f, "\n]}\n");
+      std::fclose(f);
+    }
     backend.reset();  // free the model before the breakdown allocates its own copies
     nibble::bench::print_step_breakdown(config, 1, 1, context, copy_gbs);
     nibble::bench::print_step_breakdown(config, 32, 1, context, copy_gbs);

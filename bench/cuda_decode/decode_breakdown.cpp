@@ -17,7 +17,6 @@
 #include "lm_head/lm_head.h"
 #include "norm/rmsnorm.h"
 #include "random_fill/random_fill.h"
-#include "rope/rope.h"
 
 namespace nibble::bench {
 namespace {
@@ -70,21 +69,21 @@ void print_step_breakdown(const ModelConfig& c, int batch, int new_tokens, int c
     const char* name;
     int K, N;
   };
-  const std::vector<Shape> shapes = {{"q_proj", H, nq * D}, {"k_proj", H, nkv * D}, {"v_proj", H, nkv * D},
-                                     {"o_proj", nq * D, H},  {"gate_proj", H, I},     {"up_proj", H, I},
-                                     {"down_proj", I, H}};
+  // The products as the backend runs them (q/k/v and gate/up fused, device_model.h).
+  const std::vector<Shape> shapes = {{"qkv_proj", H, (nq + 2 * nkv) * D}, {"o_proj", nq * D, H},
+                                     {"gate_up_proj", H, 2 * I}, {"down_proj", I, H}};
   cublasHandle_t cublas;
   cublasCreate(&cublas);
   kernels::GptqWorkspace ws;
-  ws.splitk_bytes = kernels::gptq_splitk_workspace_bytes(32, I);
+  ws.splitk_bytes = kernels::gptq_splitk_workspace_bytes(kernels::kGptqMmaMMax, 2 * I);
   ws.splitk = alloc.get<char>(ws.splitk_bytes);
   cudaMemset(ws.splitk, 0, ws.splitk_bytes);
-  ws.dequant_bytes = static_cast<size_t>(H) * I * 2;
+  ws.dequant_bytes = static_cast<size_t>(H) * 2 * I * 2;
   ws.dequant = alloc.get<char>(ws.dequant_bytes);
   ws.cublas = cublas;
-  __half* x = alloc.get<__half>(static_cast<size_t>(M) * I);
-  __half* y = alloc.get<__half>(static_cast<size_t>(M) * I);
-  kernels::fill_random_half(x, static_cast<size_t>(M) * I, 1, 1.0f, 0.0f, nullptr);
+  __half* x = alloc.get<__half>(static_cast<size_t>(M) * 2 * I);
+  __half* y = alloc.get<__half>(static_cast<size_t>(M) * 2 * I);
+  kernels::fill_random_half(x, static_cast<size_t>(M) * 2 * I, 1, 1.0f, 0.0f, nullptr);
 
   std::printf("\nstep breakdown: %d sequences x %d new tokens after %d cached (%d layers; dummy data; CUDA events, "
               "median of 10)\n",
@@ -198,13 +197,18 @@ void print_step_breakdown(const ModelConfig& c, int batch, int new_tokens, int c
   int32_t* d_slots = upload(slots);
   float* inv_freq = alloc.get<float>(D / 2);
   cudaMemset(inv_freq, 0, D / 2 * 4);
+  kernels::RopeKvParams rope;
+  rope.q = q, rope.k = k, rope.v = k;
+  rope.ldq = nq * D, rope.ldk = rope.ldv = nkv * D;
+  rope.positions = d_pos, rope.inv_freq = inv_freq, rope.slot_mapping = d_slots;
+  rope.q_out = q, rope.k_cache = kc, rope.v_cache = vc;
+  rope.tokens = M, rope.num_q_heads = nq, rope.num_kv_heads = nkv, rope.head_dim = D, rope.block_size = bs;
   const double small_ms = time_ms([&] {
     for (int l = 0; l < L; ++l) {
       kernels::add_rmsnorm(normed, residual, w, normed, M, H, 1e-5f, nullptr);
-      kernels::apply_rope(q, k, d_pos, inv_freq, M, nq, nkv, D, nullptr);
-      kernels::write_kv_cache(k, k, d_slots, kc, vc, M, nkv, D, bs, nullptr);
+      kernels::rope_and_write_kv(rope, nullptr);
       kernels::add_rmsnorm(normed, residual, w, normed, M, H, 1e-5f, nullptr);
-      kernels::silu_and_mul(x, x, y, M, I, nullptr);
+      kernels::silu_and_mul(x, x + I, 2 * I, y, M, I, nullptr);
     }
   });
   row("norms+rope+kv+silu", small_ms, 0.0);

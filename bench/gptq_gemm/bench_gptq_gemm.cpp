@@ -195,7 +195,7 @@ int main(int argc, char** argv) {
               prop.multiProcessorCount, prop.l2CacheSize >> 20, copy_gbs);
 
   const int64_t max_m = 256;
-  const int64_t max_k = 14336, max_n = 14336;
+  const int64_t max_k = 14336, max_n = 28672;
   // Room for the tensor-core kernel's split-K up to M = 256 (and the fused kernel's).
   const size_t splitk_bytes = gptq_splitk_workspace_bytes(max_m, max_n);
   void* splitk = device_alloc(splitk_bytes);
@@ -229,7 +229,8 @@ int main(int argc, char** argv) {
 
   struct Shape { const char* name; int64_t K, N; };
   const Shape shapes[] = {{"qkv-like 4096x4096", 4096, 4096}, {"kv 4096x1024", 4096, 1024},
-                          {"gate/up 4096x14336", 4096, 14336}, {"down 14336x4096", 14336, 4096}};
+                          {"gate/up 4096x14336", 4096, 14336}, {"down 14336x4096", 14336, 4096},
+                          {"fused qkv 4096x6144", 4096, 6144}, {"fused gate+up 4096x28672", 4096, 28672}};
   struct Variant { const char* name; int bits, group; bool act; bool all_m; };
   const Variant variants[] = {{"4bit-g128", 4, 128, false, true}, {"4bit-g128-act", 4, 128, true, false},
                               {"8bit-g128", 8, 128, false, false}};

@@ -4,12 +4,14 @@
 namespace nibble::kernels {
 namespace {
 
-__global__ void silu_and_mul_kernel(const __half* __restrict__ gate, const __half* __restrict__ up,
-                                    __half* __restrict__ out, size_t n) {
+__global__ void silu_and_mul_kernel(const __half* __restrict__ gate, const __half* __restrict__ up, int ld,
+                                    __half* __restrict__ out, size_t n, int dim) {
+  let_next_kernel_start();
   for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    const float g = __half2float(gate[i]);
-    out[i] = __float2half(g / (1.0f + __expf(-g)) * __half2float(up[i]));
+    const size_t in = i / dim * ld + i % dim;
+    const float g = __half2float(gate[in]);
+    out[i] = __float2half(g / (1.0f + __expf(-g)) * __half2float(up[in]));
   }
 }
 
@@ -26,10 +28,12 @@ unsigned grid_for(size_t n) {
 
 }  // namespace
 
-cudaError_t silu_and_mul(const __half* gate, const __half* up, __half* out, int rows, int dim, cudaStream_t stream) {
+cudaError_t silu_and_mul(const __half* gate, const __half* up, int ld, __half* out, int rows, int dim,
+                         cudaStream_t stream) {
   const size_t n = static_cast<size_t>(rows) * dim;
   if (n == 0) return cudaSuccess;
-  silu_and_mul_kernel<<<grid_for(n), 256, 0, stream>>>(gate, up, out, n);
+  if (ld < dim) return cudaErrorInvalidValue;
+  silu_and_mul_kernel<<<grid_for(n), 256, 0, stream>>>(gate, up, ld, out, n, dim);
   return cudaGetLastError();
 }
 

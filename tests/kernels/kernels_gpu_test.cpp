@@ -21,7 +21,6 @@
 #include "norm/rmsnorm_ref.h"
 #include "random_fill/random_fill.h"
 #include "random_fill/random_fill_ref.h"
-#include "rope/rope.h"
 #include "rope/rope_ref.h"
 #include "sampling/argmax.h"
 #include "sampling/argmax_ref.h"
@@ -67,7 +66,11 @@ TEST_F(KernelTest, AddRmsNormMatchesReference) {
   }
 }
 
-TEST_F(KernelTest, RopeMatchesReferenceForEveryScaling) {
+// RoPE on q and k with every scaling, K and V into shuffled cache slots (one
+// padding token skipped), from three separate matrices and from the column
+// ranges of one fused [q | k | v] product: against the references of the two
+// steps (rotate, then write).
+TEST_F(KernelTest, RopeAndKvWriteMatchReferenceForEveryScaling) {
   RopeScaling llama3;
   llama3.type = RopeScaling::Type::Llama3;
   llama3.factor = 8.0;
@@ -78,36 +81,89 @@ TEST_F(KernelTest, RopeMatchesReferenceForEveryScaling) {
       {"default", RopeScaling{}}, {"linear", linear}, {"llama3", llama3}};
   for (int head_dim : {16, 64, 128}) {
     for (const auto& [name, scaling] : scalings) {
-      const int tokens = 9, qh = 6, kh = 2;
-      auto inv_freq = kernels::ref::rope_inv_freq(head_dim, 500000.0, scaling);
-      std::vector<int32_t> positions(tokens);
-      std::uniform_int_distribution<int> pos(0, 6000);
-      for (auto& p : positions) p = pos(rng_);
-      auto q = random_half(static_cast<size_t>(tokens) * qh * head_dim, rng_);
-      auto k = random_half(static_cast<size_t>(tokens) * kh * head_dim, rng_);
-      DeviceArray<uint16_t> d_q(q), d_k(k);
-      DeviceArray<int32_t> d_pos(positions);
-      DeviceArray<float> d_freq(inv_freq);
-      CUDA_OK(kernels::apply_rope(d_q.as<__half>(), d_k.as<__half>(), d_pos.get(), d_freq.get(), tokens, qh, kh,
-                                  head_dim, nullptr));
-      CUDA_OK(cudaDeviceSynchronize());
-      kernels::ref::apply_rope(q.data(), k.data(), positions.data(), inv_freq.data(), tokens, qh, kh, head_dim);
-      auto cq = compare_half(d_q.download(), q);
-      auto ck = compare_half(d_k.download(), k);
-      report("rope q " + name + " d" + std::to_string(head_dim), cq);
-      report("rope k " + name + " d" + std::to_string(head_dim), ck);
-      EXPECT_LT(cq.rel_error, 2e-3) << "seed " << seed_;
-      EXPECT_LT(ck.rel_error, 2e-3) << "seed " << seed_;
+      for (bool fused : {false, true}) {
+        const int tokens = 9, qh = 6, kh = 2, block_size = 16, blocks = 5;
+        const int qd = qh * head_dim, kd = kh * head_dim, width = qd + 2 * kd;
+        auto inv_freq = kernels::ref::rope_inv_freq(head_dim, 500000.0, scaling);
+        std::vector<int32_t> positions(tokens);
+        std::uniform_int_distribution<int> pos(0, 6000);
+        for (auto& p : positions) p = pos(rng_);
+        std::vector<int32_t> slots(blocks * block_size);
+        std::iota(slots.begin(), slots.end(), 0);
+        std::shuffle(slots.begin(), slots.end(), rng_);
+        slots.resize(tokens);
+        slots[4] = -1;  // padding: its K/V are not written
+        // The products as the backend lays them out: [tokens, q | k | v] or three matrices.
+        auto qkv = random_half(static_cast<size_t>(tokens) * width, rng_);
+        std::vector<uint16_t> q(static_cast<size_t>(tokens) * qd), k(static_cast<size_t>(tokens) * kd),
+            v(static_cast<size_t>(tokens) * kd);
+        for (int t = 0; t < tokens; ++t) {
+          const auto row = qkv.begin() + static_cast<ptrdiff_t>(t) * width;
+          std::copy(row, row + qd, q.begin() + static_cast<ptrdiff_t>(t) * qd);
+          std::copy(row + qd, row + qd + kd, k.begin() + static_cast<ptrdiff_t>(t) * kd);
+          std::copy(row + qd + kd, row + width, v.begin() + static_cast<ptrdiff_t>(t) * kd);
+        }
+        const size_t cache_n = static_cast<size_t>(blocks) * kh * block_size * head_dim;
+        auto k_cache = random_half(cache_n, rng_), v_cache = random_half(cache_n, rng_);
+        DeviceArray<uint16_t> d_qkv(qkv), d_q(q), d_k(k), d_v(v), d_kc(k_cache), d_vc(v_cache),
+            d_qout(std::vector<uint16_t>(q.size(), kHalfNaN));
+        DeviceArray<int32_t> d_pos(positions), d_slots(slots);
+        DeviceArray<float> d_freq(inv_freq);
+        kernels::RopeKvParams p;
+        if (fused) {
+          p.q = d_qkv.as<__half>(), p.k = p.q + qd, p.v = p.q + qd + kd;
+          p.ldq = p.ldk = p.ldv = width;
+        } else {
+          p.q = d_q.as<__half>(), p.k = d_k.as<__half>(), p.v = d_v.as<__half>();
+          p.ldq = qd, p.ldk = p.ldv = kd;
+        }
+        p.positions = d_pos.get();
+        p.inv_freq = d_freq.get();
+        p.slot_mapping = d_slots.get();
+        p.q_out = d_qout.as<__half>();
+        p.k_cache = d_kc.as<__half>();
+        p.v_cache = d_vc.as<__half>();
+        p.tokens = tokens, p.num_q_heads = qh, p.num_kv_heads = kh, p.head_dim = head_dim, p.block_size = block_size;
+        CUDA_OK(kernels::rope_and_write_kv(p, nullptr));
+        CUDA_OK(cudaDeviceSynchronize());
+        kernels::ref::apply_rope(q.data(), k.data(), positions.data(), inv_freq.data(), tokens, qh, kh, head_dim);
+        kernels::ref::write_kv_cache(k.data(), v.data(), slots.data(), k_cache.data(), v_cache.data(), tokens, kh,
+                                     head_dim, block_size);
+        const std::string what = name + " d" + std::to_string(head_dim) + (fused ? " fused" : " separate");
+        auto cq = compare_half(d_qout.download(), q);
+        auto ck = compare_half(d_kc.download(), k_cache);
+        report("rope q " + what, cq);
+        report("rope k cache " + what, ck);
+        EXPECT_EQ(cq.non_finite, 0u) << what;
+        EXPECT_LT(cq.rel_error, 2e-3) << what << " seed " << seed_;
+        EXPECT_LT(ck.rel_error, 2e-3) << what << " seed " << seed_;
+        EXPECT_EQ(d_vc.download(), v_cache) << what;
+      }
     }
   }
+  kernels::RopeKvParams odd;
+  odd.tokens = 1, odd.head_dim = 12;
+  EXPECT_EQ(kernels::rope_and_write_kv(odd, nullptr), cudaErrorInvalidValue);
 }
 
 TEST_F(KernelTest, SiluAndMulAndBiasMatchReference) {
   const int rows = 3, dim = 777;
   const size_t n = static_cast<size_t>(rows) * dim;
   auto gate = random_half(n, rng_, -6, 6), up = random_half(n, rng_, -2, 2);
-  DeviceArray<uint16_t> d_gate(gate), d_up(up), d_out(std::vector<uint16_t>(n, kHalfNaN));
-  CUDA_OK(kernels::silu_and_mul(d_gate.as<__half>(), d_up.as<__half>(), d_out.as<__half>(), rows, dim, nullptr));
+  // Also from the two halves of one fused [gate | up] product (rows 2 dim apart).
+  std::vector<uint16_t> gate_up(2 * n);
+  for (int r = 0; r < rows; ++r) {
+    std::copy_n(gate.begin() + static_cast<ptrdiff_t>(r) * dim, dim, gate_up.begin() + static_cast<ptrdiff_t>(r) * 2 * dim);
+    std::copy_n(up.begin() + static_cast<ptrdiff_t>(r) * dim, dim, gate_up.begin() + static_cast<ptrdiff_t>(r) * 2 * dim + dim);
+  }
+  DeviceArray<uint16_t> d_gate(gate), d_up(up), d_gate_up(gate_up), d_out(std::vector<uint16_t>(n, kHalfNaN)),
+      d_out_fused(std::vector<uint16_t>(n, kHalfNaN));
+  CUDA_OK(kernels::silu_and_mul(d_gate.as<__half>(), d_up.as<__half>(), dim, d_out.as<__half>(), rows, dim, nullptr));
+  CUDA_OK(kernels::silu_and_mul(d_gate_up.as<__half>(), d_gate_up.as<__half>() + dim, 2 * dim,
+                                d_out_fused.as<__half>(), rows, dim, nullptr));
+  EXPECT_EQ(kernels::silu_and_mul(d_gate.as<__half>(), d_up.as<__half>(), dim - 1, d_out.as<__half>(), rows, dim,
+                                  nullptr),
+            cudaErrorInvalidValue);
   auto bias = random_half(dim, rng_);
   DeviceArray<uint16_t> d_bias(bias);
   CUDA_OK(kernels::add_bias(d_up.as<__half>(), d_bias.as<__half>(), rows, dim, nullptr));
@@ -119,6 +175,7 @@ TEST_F(KernelTest, SiluAndMulAndBiasMatchReference) {
   auto cb = compare_half(d_up.download(), up);
   report("silu_and_mul", c);
   report("add_bias", cb);
+  EXPECT_EQ(d_out_fused.download(), d_out.download());
   EXPECT_EQ(c.non_finite, 0u);
   EXPECT_LT(c.rel_error, 1e-3);
   EXPECT_LT(cb.rel_error, 1e-3);
@@ -185,28 +242,6 @@ TEST_F(KernelTest, CublasProductsMatchReference) {
   EXPECT_LT(c.rel_error, 1e-4);
   EXPECT_LT(cy.rel_error, 1e-3);
   EXPECT_LT(ckn.rel_error, 1e-3);
-}
-
-TEST_F(KernelTest, KvCacheWriteMatchesReference) {
-  const int tokens = 11, kvh = 3, dim = 64, block_size = 16, blocks = 10;
-  const size_t cache_n = static_cast<size_t>(blocks) * kvh * block_size * dim;
-  auto k_cache = random_half(cache_n, rng_), v_cache = random_half(cache_n, rng_);
-  auto k = random_half(static_cast<size_t>(tokens) * kvh * dim, rng_);
-  auto v = random_half(k.size(), rng_);
-  std::vector<int32_t> slots(blocks * block_size);
-  std::iota(slots.begin(), slots.end(), 0);
-  std::shuffle(slots.begin(), slots.end(), rng_);
-  slots.resize(tokens);
-  slots[4] = -1;  // padding: skipped
-  DeviceArray<uint16_t> d_k(k), d_v(v), d_kc(k_cache), d_vc(v_cache);
-  DeviceArray<int32_t> d_slots(slots);
-  CUDA_OK(kernels::write_kv_cache(d_k.as<__half>(), d_v.as<__half>(), d_slots.get(), d_kc.as<__half>(),
-                                  d_vc.as<__half>(), tokens, kvh, dim, block_size, nullptr));
-  CUDA_OK(cudaDeviceSynchronize());
-  kernels::ref::write_kv_cache(k.data(), v.data(), slots.data(), k_cache.data(), v_cache.data(), tokens, kvh, dim,
-                               block_size);
-  EXPECT_EQ(d_kc.download(), k_cache);
-  EXPECT_EQ(d_vc.download(), v_cache);
 }
 
 TEST_F(KernelTest, ArgmaxMatchesReference) {

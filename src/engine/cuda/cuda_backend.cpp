@@ -21,7 +21,6 @@
 #include "nibble/engine/batch_check.h"
 #include "nibble/engine/rope.h"
 #include "norm/rmsnorm.h"
-#include "rope/rope.h"
 #include "sampling/argmax.h"
 #include "sampling/sample_jobs_host.h"
 #include "sampling/sampling.h"
@@ -123,11 +122,15 @@ CudaBackendImpl::CudaBackendImpl(const ModelSource& source, const CudaBackendOpt
   const int64_t blocks_per_seq = (max_model_len_ + block_size_ - 1) / block_size_;
   limits.max_kv_indices = static_cast<int>(std::min<int64_t>(blocks_per_seq * limits.max_seqs, 1 << 28));
   limits.split_capacity = std::max(1024, 16 * limits.max_seqs);
-  const int64_t max_n = std::max<int64_t>({c.intermediate_size, c.hidden_size,
-                                           int64_t{c.num_attention_heads} * c.head_dim});
-  limits.gptq_splitk_bytes = kernels::gptq_splitk_workspace_bytes(kernels::kGptqSmallMMax, max_n);
+  // Widest products: the fused [gate | up] and [q | k | v] (device_model.h).
+  const int64_t qkv_n = int64_t{c.num_attention_heads + 2 * c.num_key_value_heads} * c.head_dim;
+  const int64_t max_n = std::max<int64_t>({int64_t{2} * c.intermediate_size, c.hidden_size, qkv_n});
+  // Split-K room for every batch the fused and tensor-core kernels take (gptq_gemm.h).
+  const int64_t splitk_rows = std::max<int64_t>(kernels::kGptqSmallMMax,
+                                                std::min<int64_t>(options.max_num_seqs, kernels::kGptqMmaMMax));
+  limits.gptq_splitk_bytes = kernels::gptq_splitk_workspace_bytes(splitk_rows, max_n);
   const int64_t max_k = std::max<int64_t>(c.intermediate_size, int64_t{c.num_attention_heads} * c.head_dim);
-  const uint64_t largest_kn = static_cast<uint64_t>(c.hidden_size) * c.intermediate_size * 2;
+  const uint64_t largest_kn = static_cast<uint64_t>(c.hidden_size) * max_n * 2;
   limits.gptq_dequant_bytes = static_cast<size_t>(
       std::max<uint64_t>(std::min<uint64_t>(largest_kn, 256ull << 20), static_cast<uint64_t>(max_k) * 64 * 2));
   // Device sampling: one job per running sample; entries for bias, suppressed
@@ -210,7 +213,7 @@ CudaBackendImpl::~CudaBackendImpl() {
 
 void CudaBackendImpl::linear(const DeviceLinear& l, const __half* x, int rows, __half* y) {
   if (l.quantized) {
-    kernels::gptq_gemm(l.gptq, x, rows, y, l.bias, gptq_ws_, stream_);
+    kernels::gptq_gemm(l.gptq, x, rows, y, l.bias, gptq_ws_, stream_, options_.overlap_launches);
     return;
   }
   CUBLAS_CHECK(kernels::dense_linear(cublas_, x, l.dense, y, rows, l.in_features, l.out_features));
@@ -247,26 +250,52 @@ void CudaBackendImpl::enqueue_forward(int T, int W, int splits, int L, bool deco
   ap.split_out = ws_.split_out;
   ap.split_lse = ws_.split_lse;
 
+  kernels::RopeKvParams rope;
+  rope.positions = m.positions;
+  rope.inv_freq = ws_.inv_freq;
+  rope.slot_mapping = m.slot_mapping;
+  rope.q_out = ws_.q;
+  rope.tokens = T;
+  rope.num_q_heads = nq;
+  rope.num_kv_heads = nkv;
+  rope.head_dim = D;
+  rope.block_size = block_size_;
+
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     const cuda::DeviceLayer& layer = model_.layers[l];
     CUDA_CHECK(kernels::add_rmsnorm(l == 0 ? nullptr : ws_.delta, ws_.residual, layer.input_norm, ws_.normed, T, H,
                                     eps, stream_));
-    linear(layer.q_proj, ws_.normed, T, ws_.q);
-    linear(layer.k_proj, ws_.normed, T, ws_.k);
-    linear(layer.v_proj, ws_.normed, T, ws_.v);
-    CUDA_CHECK(kernels::apply_rope(ws_.q, ws_.k, m.positions, ws_.inv_freq, T, nq, nkv, D, stream_));
-    CUDA_CHECK(kernels::write_kv_cache(ws_.k, ws_.v, m.slot_mapping, k_cache_[l], v_cache_[l], T, nkv, D, block_size_,
-                                       stream_));
+    rope.k_cache = k_cache_[l];
+    rope.v_cache = v_cache_[l];
+    if (layer.qkv.size() == 1) {
+      linear(layer.qkv[0], ws_.normed, T, ws_.qkv);
+      rope.q = ws_.qkv, rope.k = ws_.qkv + nq * D, rope.v = ws_.qkv + (nq + nkv) * D;
+      rope.ldq = rope.ldk = rope.ldv = (nq + 2 * nkv) * D;
+    } else {
+      linear(layer.qkv[0], ws_.normed, T, ws_.qkv);
+      linear(layer.qkv[1], ws_.normed, T, ws_.qkv + static_cast<size_t>(T) * nq * D);
+      linear(layer.qkv[2], ws_.normed, T, ws_.qkv + static_cast<size_t>(T) * (nq + nkv) * D);
+      rope.q = ws_.qkv, rope.k = ws_.qkv + static_cast<size_t>(T) * nq * D;
+      rope.v = ws_.qkv + static_cast<size_t>(T) * (nq + nkv) * D;
+      rope.ldq = nq * D, rope.ldk = rope.ldv = nkv * D;
+    }
+    CUDA_CHECK(kernels::rope_and_write_kv(rope, stream_));
     ap.k_cache = k_cache_[l];
     ap.v_cache = v_cache_[l];
     CUDA_CHECK(kernels::paged_attention(ap, stream_));
     linear(layer.o_proj, ws_.attn, T, ws_.delta);
     CUDA_CHECK(kernels::add_rmsnorm(ws_.delta, ws_.residual, layer.post_attention_norm, ws_.normed, T, H, eps,
                                     stream_));
-    linear(layer.gate_proj, ws_.normed, T, ws_.gate);
-    linear(layer.up_proj, ws_.normed, T, ws_.up);
-    CUDA_CHECK(kernels::silu_and_mul(ws_.gate, ws_.up, ws_.gate, T, I, stream_));
-    linear(layer.down_proj, ws_.gate, T, ws_.delta);
+    if (layer.gate_up.size() == 1) {
+      linear(layer.gate_up[0], ws_.normed, T, ws_.gate_up);
+      CUDA_CHECK(kernels::silu_and_mul(ws_.gate_up, ws_.gate_up + I, 2 * I, ws_.act, T, I, stream_));
+    } else {
+      __half* up = ws_.gate_up + static_cast<size_t>(T) * I;
+      linear(layer.gate_up[0], ws_.normed, T, ws_.gate_up);
+      linear(layer.gate_up[1], ws_.normed, T, up);
+      CUDA_CHECK(kernels::silu_and_mul(ws_.gate_up, up, I, ws_.act, T, I, stream_));
+    }
+    linear(layer.down_proj, ws_.act, T, ws_.delta);
   }
   if (L == 0) return;
   CUDA_CHECK(kernels::add_rmsnorm(ws_.delta, ws_.residual, model_.final_norm, ws_.normed, T, H, eps, stream_));

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <type_traits>
 
 #include "gptq_gemm/gptq_layout.h"
 #include "nibble/core/error.h"
@@ -93,19 +94,30 @@ class Uploader {
   cudaStream_t stream_;
 };
 
-DeviceLinear upload_linear(const LinearWeights& l, Uploader& up) {
-  DeviceLinear d;
-  d.in_features = l.in_features;
-  d.out_features = l.out_features;
-  d.quantized = l.quantized;
+// A linear converted on the host, ready to upload: the GPTQ kernel layout, or
+// dense fp16 [out, in]; bias fp16 [out] (empty: none).
+struct HostLinear {
+  int in_features = 0;
+  int out_features = 0;
+  bool quantized = false;
+  kernels::GptqPrepared gptq;
+  std::vector<uint16_t> dense;
+  std::vector<uint16_t> bias;
+};
+
+HostLinear prepare_linear(const LinearWeights& l) {
+  HostLinear h;
+  h.in_features = l.in_features;
+  h.out_features = l.out_features;
+  h.quantized = l.quantized;
   if (l.bias.present()) {
     check_shape(l.bias, {l.out_features}, "bias");
-    d.bias = up.copy_half(l.bias);
+    h.bias = to_half(l.bias);
   }
   if (!l.quantized) {
     check_shape(l.weight, {l.out_features, l.in_features}, "weight");
-    d.dense = up.copy_half(l.weight);
-    return d;
+    h.dense = to_half(l.weight);
+    return h;
   }
   NIBBLE_CHECK(l.qweight.dtype == DType::I32 && l.qzeros.dtype == DType::I32 && l.scales.dtype == DType::F16 &&
                    (!l.g_idx.present() || l.g_idx.dtype == DType::I32),
@@ -120,18 +132,108 @@ DeviceLinear upload_linear(const LinearWeights& l, Uploader& up) {
   view.qzeros = static_cast<const int32_t*>(l.qzeros.data);
   view.scales = static_cast<const uint16_t*>(l.scales.data);
   view.g_idx = l.g_idx.present() ? static_cast<const int32_t*>(l.g_idx.data) : nullptr;
-  kernels::GptqPrepared prepared;
   try {
-    prepared = kernels::gptq_prepare(view);
+    h.gptq = kernels::gptq_prepare(view);
   } catch (const Error& e) {
     throw Error("cuda backend: " + l.qweight.name + ": " + e.what());
   }
-  const auto* qweight = up.copy(prepared.qweight);
-  const auto* scales = reinterpret_cast<const __half*>(up.copy(prepared.scales));
-  const auto* zeros = reinterpret_cast<const __half*>(up.copy(prepared.zeros));
-  const auto* perm = prepared.act_order() ? up.copy(prepared.perm) : nullptr;
-  d.gptq = kernels::gptq_device_view(prepared, qweight, scales, zeros, perm);
+  return h;
+}
+
+// Whether the linears (same input) can be one product: all dense, or all GPTQ
+// with the same bits, group rows and act-order permutation.
+bool can_concatenate(const std::vector<HostLinear>& parts) {
+  const HostLinear& a = parts.front();
+  for (const HostLinear& b : parts) {
+    if (b.in_features != a.in_features || b.quantized != a.quantized) return false;
+    if (a.quantized && (b.gptq.bits != a.gptq.bits || b.gptq.group_rows != a.gptq.group_rows ||
+                        b.gptq.groups != a.gptq.groups || b.gptq.perm != a.gptq.perm))
+      return false;
+  }
+  return true;
+}
+
+// The parts side by side along the outputs (a bias of zeros for parts without one).
+HostLinear concatenate(const std::vector<HostLinear>& parts) {
+  HostLinear out;
+  out.in_features = parts.front().in_features;
+  out.quantized = parts.front().quantized;
+  const bool any_bias = std::any_of(parts.begin(), parts.end(), [](const HostLinear& p) { return !p.bias.empty(); });
+  for (const HostLinear& p : parts) {
+    out.out_features += p.out_features;
+    if (any_bias) {
+      if (p.bias.empty())
+        out.bias.insert(out.bias.end(), static_cast<size_t>(p.out_features), uint16_t{0});
+      else
+        out.bias.insert(out.bias.end(), p.bias.begin(), p.bias.end());
+    }
+    if (!out.quantized) out.dense.insert(out.dense.end(), p.dense.begin(), p.dense.end());  // [out, in] rows
+  }
+  if (!out.quantized) return out;
+  const kernels::GptqPrepared& first = parts.front().gptq;
+  kernels::GptqPrepared& g = out.gptq;
+  g.K = first.K;
+  g.N = out.out_features;
+  g.bits = first.bits;
+  g.group_rows = first.group_rows;
+  g.groups = first.groups;
+  g.perm = first.perm;
+  // Row-major [rows, N] arrays: each row is the parts' rows one after another.
+  auto join_rows = [&](auto member, int64_t rows) {
+    using Vec = std::remove_cvref_t<decltype(first.*member)>;
+    Vec joined;
+    joined.reserve(static_cast<size_t>(rows * g.N));
+    for (int64_t r = 0; r < rows; ++r)
+      for (const HostLinear& p : parts) {
+        const Vec& v = p.gptq.*member;
+        const auto begin = v.begin() + static_cast<ptrdiff_t>(r * p.gptq.N);
+        joined.insert(joined.end(), begin, begin + static_cast<ptrdiff_t>(p.gptq.N));
+      }
+    return joined;
+  };
+  g.qweight = join_rows(&kernels::GptqPrepared::qweight, g.K / g.pack());
+  g.scales = join_rows(&kernels::GptqPrepared::scales, g.groups);
+  g.zeros = join_rows(&kernels::GptqPrepared::zeros, g.groups);
+  return out;
+}
+
+DeviceLinear upload_linear(const HostLinear& h, Uploader& up) {
+  DeviceLinear d;
+  d.in_features = h.in_features;
+  d.out_features = h.out_features;
+  d.quantized = h.quantized;
+  if (!h.bias.empty()) d.bias = reinterpret_cast<const __half*>(up.copy(h.bias));
+  if (!h.quantized) {
+    d.dense = reinterpret_cast<const __half*>(up.copy(h.dense));
+    return d;
+  }
+  const auto* qweight = up.copy(h.gptq.qweight);
+  const auto* scales = reinterpret_cast<const __half*>(up.copy(h.gptq.scales));
+  const auto* zeros = reinterpret_cast<const __half*>(up.copy(h.gptq.zeros));
+  const auto* perm = h.gptq.act_order() ? up.copy(h.gptq.perm) : nullptr;
+  d.gptq = kernels::gptq_device_view(h.gptq, qweight, scales, zeros, perm);
   return d;
+}
+
+// Linears reading the same input: one fused product when they can be, else each on its own.
+std::vector<DeviceLinear> upload_side_by_side(const std::vector<const LinearWeights*>& linears, Uploader& up) {
+  std::vector<HostLinear> parts;
+  for (const LinearWeights* l : linears) parts.push_back(prepare_linear(*l));
+  if (can_concatenate(parts)) return {upload_linear(concatenate(parts), up)};
+  std::vector<DeviceLinear> out;
+  for (const HostLinear& p : parts) out.push_back(upload_linear(p, up));
+  return out;
+}
+
+// Bytes of a bias the fused linear of `linears` carries (zeros stand in for missing ones).
+uint64_t fused_bias_bytes(const std::vector<const LinearWeights*>& linears) {
+  uint64_t outs = 0;
+  bool any = false;
+  for (const LinearWeights* l : linears) {
+    outs += static_cast<uint64_t>(l->out_features);
+    any = any || l->bias.present();
+  }
+  return any ? outs * 2 : 0;
 }
 
 }  // namespace
@@ -192,6 +294,8 @@ uint64_t model_device_bytes(const ModelWeights& w) {
     for (const LinearWeights* lin :
          {&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj})
       bytes += linear_bytes(*lin);
+    // A fused product may carry a bias (zeros) for parts that have none.
+    bytes += fused_bias_bytes({&l.q_proj, &l.k_proj, &l.v_proj}) + fused_bias_bytes({&l.gate_proj, &l.up_proj});
   }
   return bytes;
 }
@@ -213,13 +317,10 @@ DeviceModel upload_model(const ModelWeights& w, cudaStream_t stream) {
     DeviceLayer d;
     d.input_norm = up.copy_half(l.input_layernorm);
     d.post_attention_norm = up.copy_half(l.post_attention_layernorm);
-    d.q_proj = upload_linear(l.q_proj, up);
-    d.k_proj = upload_linear(l.k_proj, up);
-    d.v_proj = upload_linear(l.v_proj, up);
-    d.o_proj = upload_linear(l.o_proj, up);
-    d.gate_proj = upload_linear(l.gate_proj, up);
-    d.up_proj = upload_linear(l.up_proj, up);
-    d.down_proj = upload_linear(l.down_proj, up);
+    d.qkv = upload_side_by_side({&l.q_proj, &l.k_proj, &l.v_proj}, up);
+    d.o_proj = upload_linear(prepare_linear(l.o_proj), up);
+    d.gate_up = upload_side_by_side({&l.gate_proj, &l.up_proj}, up);
+    d.down_proj = upload_linear(prepare_linear(l.down_proj), up);
     m.layers.push_back(d);
   }
   return m;
@@ -242,12 +343,13 @@ struct LinearShape {
   bool bias;
 };
 
+// The products of a layer with dummy weights: [q | k | v], o, [gate | up], down
+// (dummy weights share one format, so the projections are always fused).
 std::vector<LinearShape> layer_linear_shapes(const ModelConfig& c) {
   const int h = c.hidden_size, q = c.num_attention_heads * c.head_dim, kv = c.num_key_value_heads * c.head_dim,
             inter = c.intermediate_size;
   const bool qkv_bias = c.attention_bias || c.architecture == Architecture::Qwen2;
-  return {{h, q, qkv_bias}, {h, kv, qkv_bias}, {h, kv, qkv_bias}, {q, h, false},
-          {h, inter, false}, {h, inter, false}, {inter, h, false}};
+  return {{h, q + 2 * kv, qkv_bias}, {q, h, false}, {h, 2 * inter, false}, {inter, h, false}};
 }
 
 }  // namespace
@@ -321,13 +423,10 @@ DeviceModel make_dummy_model(const ModelConfig& c, uint64_t seed, cudaStream_t s
     DeviceLayer d;
     d.input_norm = random_half(c.hidden_size, 0.1f, 1.0f);
     d.post_attention_norm = random_half(c.hidden_size, 0.1f, 1.0f);
-    d.q_proj = make_linear(shapes[0]);
-    d.k_proj = make_linear(shapes[1]);
-    d.v_proj = make_linear(shapes[2]);
-    d.o_proj = make_linear(shapes[3]);
-    d.gate_proj = make_linear(shapes[4]);
-    d.up_proj = make_linear(shapes[5]);
-    d.down_proj = make_linear(shapes[6]);
+    d.qkv = {make_linear(shapes[0])};
+    d.o_proj = make_linear(shapes[1]);
+    d.gate_up = {make_linear(shapes[2])};
+    d.down_proj = make_linear(shapes[3]);
     m.layers.push_back(d);
   }
   CUDA_CHECK(cudaStreamSynchronize(stream));

@@ -25,15 +25,17 @@ struct DeviceLinear {
   const __half* bias = nullptr;     // [out] or null
 };
 
+// Linears that read the same input are concatenated along their outputs at
+// load when they share a format (dense, or GPTQ with the same bits, groups and
+// act-order permutation): one product reads the normed hidden state once and
+// its launch covers all of them (bench/NOTES.md, "fusing the projections").
 struct DeviceLayer {
   const __half* input_norm = nullptr;
   const __half* post_attention_norm = nullptr;
-  DeviceLinear q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj;
-
-  template <typename F>
-  void for_each_linear(F&& f) const {
-    for (const DeviceLinear* l : {&q_proj, &k_proj, &v_proj, &o_proj, &gate_proj, &up_proj, &down_proj}) f(*l);
-  }
+  std::vector<DeviceLinear> qkv;      // {[q | k | v]} fused, or {q, k, v}
+  DeviceLinear o_proj;
+  std::vector<DeviceLinear> gate_up;  // {[gate | up]} fused, or {gate, up}
+  DeviceLinear down_proj;
 };
 
 struct DeviceModel {

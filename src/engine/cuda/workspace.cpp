@@ -25,13 +25,12 @@ void Workspace::layout(const ModelConfig& c, Carve& carve) {
   const size_t QD = static_cast<size_t>(c.num_attention_heads) * D, KD = static_cast<size_t>(c.num_key_value_heads) * D;
   carve(residual, T * H);
   carve(normed, T * H);
+  carve(qkv, T * (QD + 2 * KD));
   carve(q, T * QD);
-  carve(k, T * KD);
-  carve(v, T * KD);
   carve(attn, T * QD);
   carve(delta, T * H);
-  carve(gate, T * I);
-  carve(up, T * I);
+  carve(gate_up, T * 2 * I);
+  carve(act, T * I);
   carve(gathered, S * H);
   carve(logits, S * static_cast<size_t>(c.vocab_size));
   carve(sampled, S);

@@ -44,13 +44,12 @@ struct Workspace {
   WorkspaceLimits limits;
   float* residual = nullptr;   // [tokens, hidden] fp32 residual stream
   __half* normed = nullptr;    // [tokens, hidden]
-  __half* q = nullptr;         // [tokens, heads * head_dim]
-  __half* k = nullptr;         // [tokens, kv_heads * head_dim]
-  __half* v = nullptr;
+  __half* qkv = nullptr;       // [tokens, (heads + 2 kv_heads) * head_dim]: the q/k/v products
+  __half* q = nullptr;         // [tokens, heads * head_dim] rotated queries
   __half* attn = nullptr;      // [tokens, heads * head_dim]
   __half* delta = nullptr;     // [tokens, hidden] output of o_proj / down_proj
-  __half* gate = nullptr;      // [tokens, intermediate]
-  __half* up = nullptr;
+  __half* gate_up = nullptr;   // [tokens, 2 intermediate]: the gate/up products
+  __half* act = nullptr;       // [tokens, intermediate] silu(gate) * up
   __half* gathered = nullptr;  // [seqs, hidden] rows that produce logits
   float* logits = nullptr;     // [seqs, vocab]
   int32_t* sampled = nullptr;  // [seqs]
