@@ -1,26 +1,31 @@
 #!/usr/bin/env bash
 # Gathers what a GPU machine needs to run nibble's GPU tests and benchmarks into
-# .gpu/bundle (git-ignored): binaries built here (build-cuda, sm_90a) with the
-# shared libraries they need in lib/ (rpath $ORIGIN/lib), configs, and
-# scripts/gpu-run.sh. For the lent-GPU workflow: build here, carry .gpu, run there.
+# .gpu/bundle.tar.xz (git-ignored; unpacks to bundle/): binaries built here
+# (build-cuda, sm_90a), stripped, with the shared libraries they need in lib/,
+# configs, and scripts/gpu-run.sh. For the lent-GPU workflow: build here, carry
+# .gpu, then there: tar xJf .gpu/bundle.tar.xz -C /tmp && /tmp/bundle/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build-cuda}
 out=.gpu/bundle
-rm -rf "$out" && mkdir -p "$out/config"
+rm -rf "$out" .gpu/bundle.tar.xz && mkdir -p "$out/config"
 binaries=(
   "$build/nibble"
   "$build/tests/kernels/kernels_gpu_test"
   "$build/tests/kernels_gptq/kernels_gptq_gpu_tests"
   "$build/tests/cuda_backend/cuda_backend_test"
   "$build/tests/cuda_backend/cuda_continuous_batching_test"
+  "$build/tests/cuda_backend/cuda_device_sampling_test"
+  "$build/tests/kernels/sampling_gpu_test"
   "$build/bench/cuda_decode/bench_cuda_decode"
   "$build/bench/gptq_gemm/bench_gptq_gemm"
+  "$build/bench/sampling/bench_sampling"
   "$build/bench/serve_bench/serve_bench"
 )
 for b in "${binaries[@]}"; do
   if [ -x "$b" ]; then
     cp "$b" "$out/"
+    strip "$out/$(basename "$b")"
     scripts/bundle-libs.sh "$b" "$out"
   else
     echo "gpu-bundle: missing $b" >&2
@@ -29,4 +34,6 @@ done
 # The binaries carry the build dir's rpath; let them find lib/ beside them too.
 cp config/*.json "$out/config/"
 cp scripts/gpu-run.sh "$out/run.sh"
-du -sh "$out"
+tar cJf .gpu/bundle.tar.xz -C .gpu bundle
+rm -rf "$out"
+du -sh .gpu/bundle.tar.xz

@@ -5,6 +5,7 @@
 # Llama-3-8B and 70B shapes. Logs go to $OUT.
 cd "$(dirname "$0")"
 export LD_LIBRARY_PATH=$PWD/lib:${LD_LIBRARY_PATH:-}
+export NIBBLE_SOURCE_DIR=$PWD  # tests read config/*.json from here
 for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
   [ -e "$d/libcublas.so.13" ] && export LD_LIBRARY_PATH=$d:$LD_LIBRARY_PATH
 done
@@ -14,7 +15,8 @@ nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv,nohea
 step() { echo "=== $*"; }
 
 step "GPU tests"
-for t in kernels_gpu_test kernels_gptq_gpu_tests cuda_backend_test cuda_continuous_batching_test; do
+for t in kernels_gpu_test sampling_gpu_test kernels_gptq_gpu_tests cuda_backend_test cuda_continuous_batching_test \
+  cuda_device_sampling_test; do
   ./$t --gtest_brief=1 > "$OUT/$t.log" 2>&1
   echo "$t rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED)' "$OUT/$t.log" | tr '\n' ' ')"
 done
@@ -29,13 +31,29 @@ grep -E "device|quant|ready" "$OUT/serve.log" | head -5
 curl -sS -N http://127.0.0.1:8123/v1/chat/completions -H 'Content-Type: application/json' \
   -d '{"model":"demo","messages":[{"role":"user","content":"Hello"}],"max_tokens":12,"stream":true,"stream_options":{"include_usage":true}}' \
   | tee "$OUT/stream.txt" | tail -4
+# A seeded, sampled request twice (device sampling). The texts may differ: the
+# split-K reduction's fp32 order varies between runs, and the random demo
+# model's nearly flat distributions turn last-bit logit changes into other draws.
+for i in 1 2; do
+  curl -sS http://127.0.0.1:8123/v1/completions -H 'Content-Type: application/json' \
+    -d '{"model":"demo","prompt":"Once upon a time","max_tokens":16,"temperature":0.8,"top_p":0.95,"seed":7}' \
+    > "$OUT/sampled_$i.json"
+done
+python3 -c "import json,sys; a=[json.load(open(sys.argv[i]))['choices'][0]['text'] for i in (1,2)]; print('seeded sampled request:', repr(a[0]), '| again:', repr(a[1]))" \
+  "$OUT/sampled_1.json" "$OUT/sampled_2.json"
 ./serve_bench --url http://127.0.0.1:8123 --concurrency 1,8,32,128 --requests-per-client 2 --prompt-tokens 128,512 --max-tokens 128 --json "$OUT/serve_bench.json" \
   > "$OUT/serve_bench.log" 2>&1
 tail -8 "$OUT/serve_bench.log"
 kill -TERM $pid; wait $pid; echo "serve exit code $?"
 
-step "decode/prefill benchmark, dummy weights"
-./bench_cuda_decode config/llama-3-8b.json > "$OUT/bench_8b.log" 2>&1; tail -14 "$OUT/bench_8b.log"
+step "decode/prefill benchmark, dummy weights (batch 1 after a 128-token prompt)"
+./bench_cuda_decode config/llama-3-8b.json --context 128 --json "$OUT/bench_8b.json" > "$OUT/bench_8b.log" 2>&1
+sed -n '/^case/,/^GPU memory/p' "$OUT/bench_8b.log"
 if [ -n "${RUN_70B:-}" ]; then
-  ./bench_cuda_decode config/llama-3-70b.json --decode-steps 32 > "$OUT/bench_70b.log" 2>&1; tail -14 "$OUT/bench_70b.log"
+  ./bench_cuda_decode config/llama-3-70b.json --context 128 --decode-steps 32 --json "$OUT/bench_70b.json" \
+    > "$OUT/bench_70b.log" 2>&1
+  sed -n '/^case/,/^GPU memory/p' "$OUT/bench_70b.log"
+fi
+if [ -n "${RUN_SAMPLING:-}" ]; then
+  ./bench_sampling > "$OUT/bench_sampling.log" 2>&1; tail -6 "$OUT/bench_sampling.log"
 fi

@@ -2,7 +2,7 @@
 // shapes (default config/llama-3-8b.json): batch-1 decode (CUDA graphs and
 // eager), decode at 8-128 sequences and a 2,048-token prefill, each against the floor
 // of the same run: weight bytes read per step / measured device copy bandwidth.
-//   bench_cuda_decode [config.json] [--decode-steps N] [--prefill-tokens N] [--context N] [--no-overlap]
+//   bench_cuda_decode [config.json] [--decode-steps N] [--prefill-tokens N] [--context N]
 //                     [--json FILE]
 // Also: time to first token (a 128-token prompt to its first sampled token) and
 // the process's GPU memory (the plan is fixed at startup, so this is its peak).
@@ -87,14 +87,12 @@ nibble::Batch make_batch(std::vector<Sequence>& seqs, int count, int block_size,
 int main(int argc, char** argv) {
   std::string config_path = std::string(NIBBLE_SOURCE_DIR) + "/config/llama-3-8b.json";
   int decode_steps = 128, prefill_tokens = 2048, context = 512;
-  bool overlap = true;  // CudaBackendOptions::overlap_launches
   std::string json_path;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--decode-steps" && i + 1 < argc) decode_steps = std::atoi(argv[++i]);
     else if (a == "--prefill-tokens" && i + 1 < argc) prefill_tokens = std::atoi(argv[++i]);
     else if (a == "--context" && i + 1 < argc) context = std::atoi(argv[++i]);
-    else if (a == "--no-overlap") overlap = false;
     else if (a == "--json" && i + 1 < argc) json_path = argv[++i];
     else config_path = a;
   }
@@ -107,7 +105,6 @@ int main(int argc, char** argv) {
     nibble::CudaBackendOptions options;
     options.max_num_batched_tokens = std::max(prefill_tokens, 64);
     options.max_num_seqs = 128;
-    options.overlap_launches = overlap;
     const double copy_gbs = copy_bandwidth_gbs();
     auto t0 = Clock::now();
     auto backend = nibble::make_dummy_cuda_backend(config, options, 42);
@@ -211,8 +208,8 @@ int main(int argc, char** argv) {
       FILE* f = std::fopen(json_path.c_str(), "w");
       if (!f) throw std::runtime_error("cannot write " + json_path);
       std::fprintf(f, "{\"device\": \"%s\", \"config\": \"%s\", \"copy_gbs\": %.1f, \"floor_ms\": %.4f, "
-                   "\"gpu_memory_gib\": %.3f, \"overlap_launches\": %s, \"results\": [",
-                   mem.device_name.c_str(), config_path.c_str(), copy_gbs, floor_ms, used_gib, overlap ? "true" : "false");
+                   "\"gpu_memory_gib\": %.3f, \"results\": [",
+                   mem.device_name.c_str(), config_path.c_str(), copy_gbs, floor_ms, used_gib);
       for (size_t i = 0; i < results.size(); ++i)
         std::fprintf(f, "%s\n  {\"case\": \"%s\", \"ms\": %.4f, \"tokens_per_s\": %.1f, \"floor_frac\": %.4f}",
                      i ? "," : "", results[i].name.c_str(), results[i].ms, results[i].tokens_per_s,

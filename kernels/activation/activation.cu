@@ -1,17 +1,22 @@
 #include "activation/activation.h"
+
+#include <algorithm>
+
 #include "common/device_utils.cuh"
 
 namespace nibble::kernels {
 namespace {
 
+// Row blockIdx.y; columns strided over blockIdx.x (no per-element division).
 __global__ void silu_and_mul_kernel(const __half* __restrict__ gate, const __half* __restrict__ up, int ld,
-                                    __half* __restrict__ out, size_t n, int dim) {
-  let_next_kernel_start();
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    const size_t in = i / dim * ld + i % dim;
-    const float g = __half2float(gate[in]);
-    out[i] = __float2half(g / (1.0f + __expf(-g)) * __half2float(up[in]));
+                                    __half* __restrict__ out, int dim) {
+  const size_t row = blockIdx.y;
+  const __half* g_row = gate + row * ld;
+  const __half* u_row = up + row * ld;
+  __half* o_row = out + row * dim;
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < dim; i += gridDim.x * blockDim.x) {
+    const float g = __half2float(g_row[i]);
+    o_row[i] = __float2half(g / (1.0f + __expf(-g)) * __half2float(u_row[i]));
   }
 }
 
@@ -33,7 +38,14 @@ cudaError_t silu_and_mul(const __half* gate, const __half* up, int ld, __half* o
   const size_t n = static_cast<size_t>(rows) * dim;
   if (n == 0) return cudaSuccess;
   if (ld < dim) return cudaErrorInvalidValue;
-  silu_and_mul_kernel<<<grid_for(n), 256, 0, stream>>>(gate, up, ld, out, n, dim);
+  const unsigned column_blocks = static_cast<unsigned>(std::min<size_t>((static_cast<size_t>(dim) + 255) / 256, 64));
+  constexpr int kMaxGridRows = 65535;
+  for (int r0 = 0; r0 < rows; r0 += kMaxGridRows) {
+    const int count = std::min(kMaxGridRows, rows - r0);
+    const size_t in = static_cast<size_t>(r0) * ld, o = static_cast<size_t>(r0) * dim;
+    silu_and_mul_kernel<<<dim3(column_blocks, static_cast<unsigned>(count)), 256, 0, stream>>>(gate + in, up + in, ld,
+                                                                                                out + o, dim);
+  }
   return cudaGetLastError();
 }
 

@@ -26,7 +26,6 @@ __device__ __forceinline__ float2 half2_bits_to_float2(uint32_t bits) {
 // conflicts), v [32][D] half.
 template <int DCOLS, int RPW>
 __global__ void __launch_bounds__(kThreads) paged_attention_kernel(PagedAttentionParams p) {
-  let_next_kernel_start();
   constexpr int kRows = kWarps * RPW;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const int D = p.head_dim, D2 = D / 2, kstride = D2 + 1;
@@ -161,7 +160,6 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(PagedAttentio
 
 // Merges the splits of one (token, head): weights l_s * 2^(m_s - max m).
 __global__ void combine_splits_kernel(PagedAttentionParams p) {
-  let_next_kernel_start();
   const size_t idx = blockIdx.x;  // token * num_heads + head
   const size_t stride = static_cast<size_t>(p.num_tokens) * p.num_heads;
   float m_max = -INFINITY;

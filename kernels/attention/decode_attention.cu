@@ -44,7 +44,6 @@ __device__ __forceinline__ void to_floats(const typename VecOf<DCOLS>::T& v, flo
 
 template <int DCOLS, int G>
 __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedAttentionParams p) {
-  let_next_kernel_start();
   constexpr int D = 32 * DCOLS;
   constexpr int KVEC = D / 8;  // uint4 per K row
   using VT = typename VecOf<DCOLS>::T;

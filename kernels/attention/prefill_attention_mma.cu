@@ -41,7 +41,6 @@ __device__ __forceinline__ uint32_t pack_halves(__half lo, __half hi) {
 
 template <int D>
 __global__ void __launch_bounds__(kThreads) mma_attention_kernel(PagedAttentionParams p) {
-  let_next_kernel_start();
   constexpr int kStride = D + 8;   // halves per shared row (16-byte pad)
   constexpr int kDSteps = D / 16;  // k-steps of S = Q K^T
   constexpr int kDTiles = D / 8;   // n-tiles of O

@@ -4,16 +4,6 @@
 
 namespace nibble::kernels {
 
-// Programmatic dependent launch: lets the next kernel in the stream, if it was
-// launched with programmatic stream serialization (the small-M GPTQ product),
-// start now and prefetch its weights; it still waits for this grid to finish
-// before reading anything this grid writes. A no-op otherwise.
-__device__ __forceinline__ void let_next_kernel_start() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-#endif
-}
-
 __device__ __forceinline__ float warp_sum(float v) {
   for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
   return v;

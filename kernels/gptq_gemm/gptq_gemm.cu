@@ -197,11 +197,9 @@ void gptq_gemm_dequant_cublas(const GptqDeviceWeights& w, const __half* x, int64
 }
 
 void gptq_gemm(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,
-               const GptqWorkspace& ws, cudaStream_t stream, bool overlap_launch) {
+               const GptqWorkspace& ws, cudaStream_t stream) {
   if (M <= kGptqSmallMMax) {
-    GemvOverride launch;
-    launch.pdl = overlap_launch ? 1 : 0;
-    gptq_gemm_fused_with(w, x, M, y, bias, ws, stream, launch);
+    gptq_gemm_fused(w, x, M, y, bias, ws, stream);
   } else if (gptq_mma_preferred(w, M, ws)) {
     gptq_gemm_mma(w, x, M, y, bias, ws, stream);
   } else {

@@ -80,12 +80,8 @@ GptqDeviceWeights gptq_device_view(const GptqPrepared& host, const uint32_t* qwe
                                    const __half* zeros, const int32_t* perm);
 
 // y = x W (+ bias). x fp16 [M, K] row-major, y fp16 [M, N] row-major, bias fp16 [N] or null.
-// overlap_launch: the small-M kernel is launched with programmatic stream
-// serialization, so that it starts while the kernel before it finishes (if
-// that one lets it: let_next_kernel_start) and prefetches its weights, waiting
-// for that kernel only before it reads x or the workspace.
 void gptq_gemm(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,
-               const GptqWorkspace& ws, cudaStream_t stream, bool overlap_launch = false);
+               const GptqWorkspace& ws, cudaStream_t stream);
 
 // The three paths on their own (gptq_gemm picks one by M and bits); the benchmark
 // times them all. gptq_gemm_mma takes 4-bit weights only (throws otherwise).

@@ -10,7 +10,6 @@ __global__ void __launch_bounds__(kThreads) add_rmsnorm_kernel(const __half* __r
                                                                float* __restrict__ residual,
                                                                const __half* __restrict__ weight,
                                                                __half* __restrict__ out, int dim, float eps) {
-  let_next_kernel_start();
   __shared__ float scratch[32];
   const size_t row = blockIdx.x;
   float* x = residual + row * dim;

@@ -34,9 +34,6 @@ struct CudaBackendOptions {
   // up to max_graph_batch_size (0: min(max_num_seqs, 256)).
   bool cuda_graphs = true;
   int max_graph_batch_size = 0;
-  // Small-batch GPTQ products start while the kernel before them finishes
-  // (programmatic dependent launch, sm_90+) and prefetch their weights.
-  bool overlap_launches = true;
 };
 
 // What the startup memory plan decided (bytes).

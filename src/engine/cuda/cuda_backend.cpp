@@ -8,6 +8,7 @@
 #include <cmath>
 #include <functional>
 #include <map>
+#include <utility>
 
 #include "activation/activation.h"
 #include "attention/attention.h"
@@ -67,8 +68,8 @@ class CudaBackendImpl final : public CudaBackend {
   void enqueue_forward(int tokens, int work, int splits, int logits_rows, bool decode);
   void linear(const DeviceLinear& l, const __half* x, int rows, __half* y);
   int graph_bucket(int seqs) const;
-  int decode_splits(int bucket) const;
-  cudaGraphExec_t graph_for(int bucket);
+  int decode_splits(int work, int max_keys) const;
+  cudaGraphExec_t graph_for(int bucket, int splits);
 
   CudaBackendOptions options_;
   int block_size_ = 16;
@@ -85,7 +86,7 @@ class CudaBackendImpl final : public CudaBackend {
   CudaMemoryReport report_;
   bool graphs_enabled_ = true;
   std::vector<int> buckets_;
-  std::map<int, cudaGraphExec_t> graphs_;
+  std::map<std::pair<int, int>, cudaGraphExec_t> graphs_;  // (batch bucket, attention splits)
   std::unique_ptr<kernels::SampleJobBuilder> sample_jobs_;
   Sampler host_sampler_;  // samples the device does not take (see forward_sample)
 };
@@ -206,14 +207,14 @@ CudaBackendImpl::CudaBackendImpl(const ModelSource& source, const CudaBackendOpt
 }
 
 CudaBackendImpl::~CudaBackendImpl() {
-  for (auto& [bucket, exec] : graphs_) cudaGraphExecDestroy(exec);
+  for (auto& [key, exec] : graphs_) cudaGraphExecDestroy(exec);
   if (cublas_) cublasDestroy(cublas_);
   if (stream_) cudaStreamDestroy(stream_);
 }
 
 void CudaBackendImpl::linear(const DeviceLinear& l, const __half* x, int rows, __half* y) {
   if (l.quantized) {
-    kernels::gptq_gemm(l.gptq, x, rows, y, l.bias, gptq_ws_, stream_, options_.overlap_launches);
+    kernels::gptq_gemm(l.gptq, x, rows, y, l.bias, gptq_ws_, stream_);
     return;
   }
   CUBLAS_CHECK(kernels::dense_linear(cublas_, x, l.dense, y, rows, l.in_features, l.out_features));
@@ -327,19 +328,26 @@ int CudaBackendImpl::graph_bucket(int seqs) const {
   return 0;
 }
 
-int CudaBackendImpl::decode_splits(int work) const {
-  const int keys = kernels::attention_item_keys(max_model_len_, model_.config.sliding_window.value_or(0), 1);
+// Flash-decoding splits for a decode step whose longest context is max_keys,
+// sized for that length rounded up to a power of two (at least 512): short
+// contexts get few splits (no empty split blocks, a cheap combine), and a
+// graph captured for a split count serves every context up to its bound.
+int CudaBackendImpl::decode_splits(int work, int max_keys) const {
+  int bound = 512;
+  while (bound < max_keys && bound < max_model_len_) bound *= 2;
+  const int keys = kernels::attention_item_keys(std::min(bound, std::max(max_model_len_, max_keys)),
+                                                model_.config.sliding_window.value_or(0), 1);
   const int splits = kernels::attention_num_splits(work, model_.config.num_key_value_heads, keys, num_sms_);
   return std::max(1, std::min(splits, ws_.limits.split_capacity / std::max(work, 1)));
 }
 
-cudaGraphExec_t CudaBackendImpl::graph_for(int bucket) {
-  auto it = graphs_.find(bucket);
+cudaGraphExec_t CudaBackendImpl::graph_for(int bucket, int splits) {
+  auto it = graphs_.find({bucket, splits});
   if (it != graphs_.end()) return it->second;
   cudaGraph_t graph = nullptr;
   CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
   try {
-    enqueue_forward(bucket, bucket, decode_splits(bucket), bucket, true);
+    enqueue_forward(bucket, bucket, splits, bucket, true);
   } catch (...) {
     cudaStreamEndCapture(stream_, &graph);
     if (graph) cudaGraphDestroy(graph);
@@ -350,7 +358,7 @@ cudaGraphExec_t CudaBackendImpl::graph_for(int bucket) {
   const cudaError_t err = cudaGraphInstantiate(&exec, graph, 0);
   cudaGraphDestroy(graph);
   CUDA_CHECK(err);
-  graphs_.emplace(bucket, exec);
+  graphs_.emplace(std::make_pair(bucket, splits), exec);
   return exec;
 }
 
@@ -360,9 +368,10 @@ int CudaBackendImpl::run_step(const Batch& batch) {
   const int L = static_cast<int>(batch.logits_indices.size());
   if (batch.num_tokens() == 0) return 0;
   const int bucket = graphs_enabled_ && cuda::is_decode_step(batch) ? graph_bucket(batch.num_seqs()) : 0;
+  const int longest = *std::max_element(batch.seq_lens.begin(), batch.seq_lens.end());
   if (bucket > 0 && L <= bucket) {
     upload(cuda::make_step_plan(batch, block_size_, tile_tokens_, bucket));
-    CUDA_CHECK(cudaGraphLaunch(graph_for(bucket), stream_));
+    CUDA_CHECK(cudaGraphLaunch(graph_for(bucket, decode_splits(bucket, longest)), stream_));
     return L;
   }
   const cuda::StepPlan plan = cuda::make_step_plan(batch, block_size_, tile_tokens_, 0);
@@ -370,10 +379,9 @@ int CudaBackendImpl::run_step(const Batch& batch) {
   int splits = 1;
   const bool decode = cuda::is_decode_step(batch);
   if (decode) {
-    splits = decode_splits(plan.num_work);
+    splits = decode_splits(plan.num_work, longest);
   } else {
-    const int max_keys = kernels::attention_item_keys(*std::max_element(batch.seq_lens.begin(), batch.seq_lens.end()),
-                                                      model_.config.sliding_window.value_or(0), tile_tokens_);
+    const int max_keys = kernels::attention_item_keys(longest, model_.config.sliding_window.value_or(0), tile_tokens_);
     splits = kernels::attention_num_splits(plan.num_work, model_.config.num_key_value_heads, max_keys, num_sms_);
     splits = std::max(1, std::min(splits, ws_.limits.split_capacity / std::max(plan.num_tokens, 1)));
   }
