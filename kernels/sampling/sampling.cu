@@ -107,6 +107,7 @@ struct Scratch {
   Key prefix;
   double remaining;
   int bucket_count;
+  int members;  // select_cutoff: how many ids are members
   int finished;
   int walker;
   double walker_prefix;
@@ -175,14 +176,15 @@ struct Row {
   int vocab;
   const uint64_t* exp_table;  // shared copy of kExp2Table
 
-  __device__ float raw(int i) const { return logits[i]; }
+  __device__ float raw(int i) const { return __ldg(logits + i); }
   __device__ float exp(float x) const { return exp_float(x, exp_table); }
 
-  __device__ float value(int i) const {
-    float x = logits[i];
+  // Steps 2-5 on the raw logit x of id i.
+  __device__ float adjust(int i, float x) const {
     if (touched[i >> 5] & (1u << (i & 31))) x = apply(x, find(i));
     return x;
   }
+  __device__ float value(int i) const { return adjust(i, raw(i)); }
 
   __device__ const SampleEntry& find(int id) const {
     int lo = 0, hi = num_entries - 1;
@@ -203,6 +205,58 @@ struct Row {
   }
 };
 
+// ---- passes over a row ----
+// Every pass is memory-latency bound when each thread has one load in flight
+// (one block per row, ~70 µs per pass at 128K ids). The helpers below issue
+// kUnroll independent loads per thread before using any of them, while each
+// thread still visits ids t, t + kThreads, t + 2 kThreads, ... in ascending
+// order, so per-thread sums add up in the same order as a plain strided loop.
+constexpr int kUnroll = 8;      // plain passes (max, sums, argmax)
+constexpr int kHistUnroll = 4;  // histogram passes (larger bodies)
+
+// fn(i, x) for every id i < vocab; x is the raw logit (kRaw) or the value after
+// steps 2-5.
+template <int kU, bool kRaw, typename Fn>
+__device__ __forceinline__ void for_each_id(const Row& row, Fn&& fn) {
+  constexpr int kStep = kThreads * kU;
+  const int full = row.vocab / kStep * kStep;
+  for (int base = threadIdx.x; base < full; base += kStep) {
+    float x[kU];
+#pragma unroll
+    for (int u = 0; u < kU; ++u) x[u] = row.raw(base + u * kThreads);
+#pragma unroll
+    for (int u = 0; u < kU; ++u) {
+      const int i = base + u * kThreads;
+      fn(i, kRaw ? x[u] : row.adjust(i, x[u]));
+    }
+  }
+  for (int i = full + threadIdx.x; i < row.vocab; i += kThreads) fn(i, kRaw ? row.raw(i) : row.value(i));
+}
+
+// As for_each_id, but fn(i, x, valid) is called the same number of times by
+// every lane of a warp (ids past the row come with valid = false), so fn may
+// use warp-wide votes and shuffles.
+template <int kU, bool kRaw, typename Fn>
+__device__ __forceinline__ void for_each_id_warp_uniform(const Row& row, Fn&& fn) {
+  constexpr int kStep = kThreads * kU;
+  const int full = row.vocab / kStep * kStep;
+  for (int base = threadIdx.x; base < full; base += kStep) {
+    float x[kU];
+#pragma unroll
+    for (int u = 0; u < kU; ++u) x[u] = row.raw(base + u * kThreads);
+#pragma unroll
+    for (int u = 0; u < kU; ++u) {
+      const int i = base + u * kThreads;
+      fn(i, kRaw ? x[u] : row.adjust(i, x[u]), true);
+    }
+  }
+  const int padded = (row.vocab + kThreads - 1) / kThreads * kThreads;
+  for (int i = full + threadIdx.x; i < padded; i += kThreads) {
+    const bool valid = i < row.vocab;
+    fn(i, valid ? (kRaw ? row.raw(i) : row.value(i)) : 0.0f, valid);
+  }
+}
+
 __device__ __forceinline__ void keep_better(float& best_v, int& best_i, float v, int i) {
   if (v > best_v || (v == best_v && i < best_i)) {
     best_v = v;
@@ -214,10 +268,9 @@ __device__ __forceinline__ void keep_better(float& best_v, int& best_i, float v,
 __device__ int argmax_row(const Row& row, Scratch& s) {
   float best_v = -INFINITY;
   int best_i = INT_MAX;
-  for (int i = threadIdx.x; i < row.vocab; i += kThreads) {
-    const float v = row.value(i);
+  for_each_id<kUnroll, false>(row, [&](int i, float v) {
     if (v == v) keep_better(best_v, best_i, v, i);
-  }
+  });
   for (int o = 16; o > 0; o >>= 1) {
     const float v = __shfl_xor_sync(kFull, best_v, o);
     const int i = __shfl_xor_sync(kFull, best_i, o);
@@ -240,25 +293,46 @@ __device__ int argmax_row(const Row& row, Scratch& s) {
   return best_i == INT_MAX ? 0 : best_i;
 }
 
+constexpr int kDrawUnroll = 4;  // 32-id chunks loaded ahead in the draw's segment pass
+
 // Step 12: the first id (ascending) whose running sum of weight(id) exceeds
 // u * (sum of all weights); the last id of positive weight when rounding leaves none. Each warp
 // owns a contiguous segment and sums it 32 ids at a time, keeping its running
 // sum after every 32-id chunk in chunk_incl; the warp whose segment holds the
 // crossing finds the chunk from those sums and walks it with a warp scan.
+// weight(i, v) takes the value of id i after steps 2-5. Since the target is a
+// fraction of the weights' own total, weights need not be normalized.
 template <typename Weight>
-__device__ int draw(int vocab, double u, Weight weight, double* chunk_incl, Scratch& s) {
+__device__ int draw(const Row& row, double u, Weight weight, double* chunk_incl, Scratch& s) {
+  const int vocab = row.vocab;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int seg = ((vocab + kWarps - 1) / kWarps + 31) & ~31;
   const int begin = min(warp * seg, vocab), end = min(begin + seg, vocab);
   double running = 0.0;
   int last = -1;
-  for (int base = begin; base < end; base += 32) {
-    const int i = base + lane;
-    const double w = i < end ? weight(i) : 0.0;
-    const double incl = warp_inclusive_scan(w);
-    running += __shfl_sync(kFull, incl, 31);
-    if (lane == 0) chunk_incl[base >> 5] = running;
-    if (w > 0.0) last = i;
+  for (int base = begin; base < end; base += 32 * kDrawUnroll) {
+    // kDrawUnroll chunks' loads first, then their weights, then the scans in order.
+    float x[kDrawUnroll];
+#pragma unroll
+    for (int c = 0; c < kDrawUnroll; ++c) {
+      const int i = base + 32 * c + lane;
+      x[c] = i < end ? row.raw(i) : 0.0f;
+    }
+    double w[kDrawUnroll];
+#pragma unroll
+    for (int c = 0; c < kDrawUnroll; ++c) {
+      const int i = base + 32 * c + lane;
+      w[c] = i < end ? weight(i, row.adjust(i, x[c])) : 0.0;
+    }
+#pragma unroll
+    for (int c = 0; c < kDrawUnroll; ++c) {
+      const int chunk_base = base + 32 * c;
+      if (chunk_base >= end) break;  // warp-uniform
+      const double incl = warp_inclusive_scan(w[c]);
+      running += __shfl_sync(kFull, incl, 31);
+      if (lane == 0) chunk_incl[chunk_base >> 5] = running;
+      if (w[c] > 0.0) last = chunk_base + lane;
+    }
   }
   for (int o = 16; o > 0; o >>= 1) last = max(last, __shfl_xor_sync(kFull, last, o));
   __syncthreads();
@@ -306,7 +380,7 @@ __device__ int draw(int vocab, double u, Weight weight, double* chunk_incl, Scra
     running = prefix + (chunk > first_chunk ? chunk_incl[chunk - 1] : 0.0);
     for (int base = chunk * 32; base < vocab; base += 32) {  // past the chunk only if rounding says so
       const int i = base + lane;
-      const double w = i < vocab ? weight(i) : 0.0;
+      const double w = i < vocab ? weight(i, row.value(i)) : 0.0;
       const double incl = warp_inclusive_scan(w);
       const unsigned hit = __ballot_sync(kFull, w > 0.0 && running + incl > target);
       if (hit) {
@@ -322,22 +396,77 @@ __device__ int draw(int vocab, double u, Weight weight, double* chunk_incl, Scra
   return token;
 }
 
+// ---- histograms of one radix level ----
+// d: this lane's digit, or -1 when its id does not take part. Lanes of a warp
+// with the same digit are counted together (__match_any_sync), so a hot bucket
+// sees one shared atomic per warp and digit, not one per id.
+__device__ __forceinline__ void count_digit(int d, Scratch& s) {
+  if (__ballot_sync(kFull, d >= 0) == 0) return;
+  const unsigned peers = __match_any_sync(kFull, d);
+  if (d >= 0 && (threadIdx.x & 31) == __ffs(peers) - 1) atomicAdd(&s.count[d], __popc(peers));
+}
+
+// As count_digit, also adding the lanes' weights w (0 where d < 0) into
+// s.mass[d]. A group of lanes with the same digit is summed with one 5-step
+// butterfly per group while there are few groups (peaked rows, deep levels);
+// with many (a flat row's first level has ~10 per warp) each group leader
+// gathers its peers' weights with one pass of shuffles over the active lanes.
+// Only the order of the double additions depends on the path, as across warps.
+constexpr int kMaxButterflyGroups = 4;
+__device__ __forceinline__ void add_digit_mass(int d, double w, Scratch& s) {
+  const int lane = threadIdx.x & 31;
+  const unsigned active = __ballot_sync(kFull, d >= 0);
+  if (active == 0) return;
+  const unsigned peers = __match_any_sync(kFull, d);
+  const bool leader = d >= 0 && lane == __ffs(peers) - 1;
+  const unsigned leaders = __ballot_sync(kFull, leader);
+  double group = 0.0;
+  if (__popc(leaders) <= kMaxButterflyGroups) {
+    for (unsigned pending = leaders; pending; pending &= pending - 1) {
+      const int first = __ffs(pending) - 1;
+      const int digit = __shfl_sync(kFull, d, first);
+      const double sum = warp_sum_d(d == digit ? w : 0.0);
+      if (lane == first) group = sum;
+    }
+  } else {
+    for (unsigned pending = active; pending; pending &= pending - 1) {
+      const int src = __ffs(pending) - 1;
+      const double x = __shfl_sync(kFull, w, src);
+      if ((peers >> src) & 1u) group += x;
+    }
+  }
+  if (leader) {
+    atomicAdd(&s.count[d], __popc(peers));
+    atomicAdd(&s.mass[d], group);
+  }
+}
+
+// A member's key and, when known as a by-product of the key, its weight.
+struct Candidate {
+  Key key;
+  double weight = -1.0;  // < 0: not computed, select_cutoff asks weight_of
+};
+
 // Radix selection over the members' keys (most significant 8-bit digit first):
 // the key of the element at which the running weight, in descending key order,
 // first reaches target. Members with key >= the result are the shortest prefix
-// reaching target; all members when it is never reached. KeyOf(i, key) says
-// whether i is a member and sets its key; WeightOf(i) is its weight.
+// reaching target; all members when it is never reached. key_of(i, v, c) says
+// whether i (value v after steps 2-5, or the raw logit with kRaw) is a member
+// and sets c; weight_of(i, v) is its weight. kCountOnly: every weight is 1 (the
+// histogram only counts; counts are exact, as the sums of 1.0 were).
 //
 // relative: target is a fraction of the members' total weight, which is
 // returned in *total (the softmax denominator for top_p, from the same pass).
-template <typename KeyOf, typename WeightOf>
-__device__ Key select_cutoff(int vocab, int levels, double target, KeyOf key_of, WeightOf weight_of, Scratch& s,
-                             bool relative = false, double* total = nullptr) {
+// members (optional): how many ids are members, from the first level.
+template <bool kCountOnly, bool kRaw, typename KeyOf, typename WeightOf>
+__device__ Key select_cutoff(const Row& row, int levels, double target, KeyOf key_of, WeightOf weight_of,
+                             Scratch& s, bool relative = false, double* total = nullptr, int* members = nullptr) {
   const int lane = threadIdx.x & 31;
   if (threadIdx.x == 0) {
     s.prefix = Key{};
     s.remaining = target;
     s.finished = 0;
+    s.members = 0;
   }
   for (int level = 0; level < levels; ++level) {
     __syncthreads();
@@ -348,29 +477,22 @@ __device__ Key select_cutoff(int vocab, int levels, double target, KeyOf key_of,
     }
     __syncthreads();
     const Key prefix = s.prefix;
-    // Lanes with the same digit add up their weights first, so the hot
-    // buckets see one shared atomic per warp, not one per id.
-    const int padded = (vocab + kThreads - 1) / kThreads * kThreads;
-    for (int i = threadIdx.x; i < padded; i += kThreads) {
-      Key k;
+    for_each_id_warp_uniform<kHistUnroll, kRaw>(row, [&](int i, float v, bool valid) {
+      Candidate c;
       int d = -1;
-      if (i < vocab && key_of(i, k) && key_matches(k, prefix, level)) d = key_digit(k, level);
-      unsigned pending = __ballot_sync(kFull, d >= 0);
-      if (pending == 0) continue;
-      const double w = d >= 0 ? weight_of(i) : 0.0;
-      while (pending) {  // one group of lanes with the same digit at a time
-        const int leader = __ffs(pending) - 1;
-        const int digit = __shfl_sync(kFull, d, leader);
-        const unsigned peers = __ballot_sync(kFull, d == digit);
-        const double group = warp_sum_d(d == digit ? w : 0.0);
-        if (lane == leader) {
-          atomicAdd(&s.count[digit], __popc(peers));
-          atomicAdd(&s.mass[digit], group);
-        }
-        pending &= ~peers;
+      if (valid && key_of(i, v, c) && key_matches(c.key, prefix, level)) d = key_digit(c.key, level);
+      if constexpr (kCountOnly) {
+        count_digit(d, s);
+      } else {
+        const double w = d < 0 ? 0.0 : (c.weight >= 0.0 ? c.weight : weight_of(i, v));
+        add_digit_mass(d, w, s);
       }
-    }
+    });
     __syncthreads();
+    if constexpr (kCountOnly) {
+      for (int d = threadIdx.x; d < kDigits; d += kThreads) s.mass[d] = static_cast<double>(s.count[d]);
+      __syncthreads();
+    }
     if (threadIdx.x < 32) {
       // Lane l holds digits 255-8l .. 248-8l (descending).
       double lane_mass = 0.0;
@@ -383,6 +505,11 @@ __device__ Key select_cutoff(int vocab, int levels, double target, KeyOf key_of,
       const double incl = warp_inclusive_scan(lane_mass);
       const double up = __shfl_up_sync(kFull, incl, 1);
       const double excl = lane > 0 ? up : 0.0;
+      if (level == 0) {
+        int all = lane_count;
+        for (int o = 16; o > 0; o >>= 1) all += __shfl_xor_sync(kFull, all, o);
+        if (lane == 0) s.members = all;
+      }
       double remaining = s.remaining;
       if (relative && level == 0) {
         const double all = __shfl_sync(kFull, incl, 31);
@@ -416,6 +543,7 @@ __device__ Key select_cutoff(int vocab, int levels, double target, KeyOf key_of,
   __syncthreads();
   const Key result = s.prefix;
   if (total) *total = s.total;
+  if (members) *members = s.members;
   __syncthreads();
   return result;
 }
@@ -436,11 +564,12 @@ struct Filter {
   double entropy = 0.0;
   bool typical = false;
   Key cut_t;            // typical_p: typical key >= cut_t
-  double sum_t = 1.0;   // typical_p renormalization
 
+  // v: the value of id i after steps 2-5.
   // stage 0: after top_k (p = softmax); 1: after top_p; 2: after min_p; 3: after typical_p.
-  __device__ bool eval(int i, int stage, double& p, uint64_t& key) const {
-    const float v = row.value(i);
+  // A renormalization that no later stage reads is left at 1: the draw
+  // divides by the kept weights' own total.
+  __device__ bool eval(int i, float v, int stage, double& p, uint64_t& key) const {
     if (!is_finite(v)) return false;
     key = main_key(v, i);
     if (key < cut_k) return false;
@@ -454,9 +583,7 @@ struct Filter {
     if (!(p >= min_p_threshold)) return false;
     p /= sum_m;
     if (stage == 2) return true;
-    if (typical && !key_ge(typical_key(p, key), cut_t)) return false;
-    p /= sum_t;
-    return true;
+    return !typical || key_ge(typical_key(p, key), cut_t);
   }
 
   // Ascending |surprise - entropy| first, then more probable first.
@@ -465,148 +592,158 @@ struct Filter {
     const double distance = fabs(surprise - entropy);
     return Key{~static_cast<uint64_t>(__double_as_longlong(distance)), key};
   }
+
+  // The block-wide sum of p over the ids kept after stage.
+  __device__ double kept_sum(int stage, Scratch& s) const {
+    double sum = 0.0;
+    for_each_id<kUnroll, false>(row, [&](int i, float v) {
+      double p = 0.0;
+      uint64_t key;
+      if (eval(i, v, stage, p, key)) sum += p;
+    });
+    return block_sum(sum, s);
+  }
 };
 
 __device__ int sample_unfiltered(const Row& row, const SampleJob& job, double u, double* chunk_incl, Scratch& s) {
   // Steps 9 and 12 straight over the row, in float as the CPU does.
   float m = -INFINITY;
-  for (int i = threadIdx.x; i < row.vocab; i += kThreads) m = fmaxf(m, row.value(i));
+  for_each_id<kUnroll, false>(row, [&](int, float v) { m = fmaxf(m, v); });
   m = block_max_f(m, s);
   if (!is_finite(m)) return argmax_row(row, s);
   const float inv_t = __double2float_rn(1.0 / job.temperature);
-  auto weight = [&](int i) -> double {
-    const float v = row.value(i);
+  auto weight = [&](int, float v) -> double {
     if (!is_finite(v)) return 0.0;
     return row.exp(__fmul_rn(__fsub_rn(v, m), inv_t));
   };
-  return draw(row.vocab, u, weight, chunk_incl, s);
+  return draw(row, u, weight, chunk_incl, s);
 }
 
 __device__ int sample_filtered(const Row& row, const SampleJob& job, double u, double* chunk_incl, Scratch& s) {
   const int vocab = row.vocab;
   float vmax = -INFINITY;
   int finite = 0;
-  for (int i = threadIdx.x; i < vocab; i += kThreads) {
-    const float v = row.value(i);
-    if (is_finite(v)) {
-      vmax = fmaxf(vmax, v);
-      ++finite;
-    }
-  }
-  vmax = block_max_f(vmax, s);
-  finite = block_sum_i(finite, s);
-  if (finite == 0) return argmax_row(row, s);
-
-  Filter f{row, job.temperature, static_cast<double>(vmax) / job.temperature};
-  // Step 8: top_k by count.
-  if (job.top_k > 0 && job.top_k < finite) {
-    auto key_of = [&](int i, Key& k) {
-      const float v = row.value(i);
+  uint64_t cut_k = 0;
+  if (job.top_k > 0 && job.top_k < vocab) {
+    // Step 8: top_k by count over the finite values. The maximum and the
+    // finite count ride along its first level instead of a pass of their own
+    // (key_of sees every id at the first level).
+    auto key_of = [&](int i, float v, Candidate& c) {
       if (!is_finite(v)) return false;
-      k = Key{main_key(v, i), 0};
+      vmax = fmaxf(vmax, v);
+      c.key = Key{main_key(v, i), 0};
       return true;
     };
-    f.cut_k = select_cutoff(vocab, 8, static_cast<double>(job.top_k), key_of, [](int) { return 1.0; }, s).hi;
+    cut_k = select_cutoff<true, false>(row, 8, static_cast<double>(job.top_k), key_of,
+                                       [](int, float) { return 1.0; }, s, false, nullptr, &finite)
+                .hi;
+    if (job.top_k >= finite) cut_k = 0;  // keeps every finite value
+  } else {
+    for_each_id<kUnroll, false>(row, [&](int, float v) {
+      if (is_finite(v)) {
+        vmax = fmaxf(vmax, v);
+        ++finite;
+      }
+    });
+    finite = block_sum_i(finite, s);
   }
+  vmax = block_max_f(vmax, s);
+  if (finite == 0) return argmax_row(row, s);
+
+  // min_p and typical_p read normalized probabilities; without them the
+  // softmax and top_p renormalizations are left out (the draw normalizes).
+  const bool later_filters_need_p = job.min_p > 0.0 || job.typical_p < 1.0;
+  Filter f{row, job.temperature, static_cast<double>(vmax) / job.temperature};
+  f.cut_k = cut_k;
   // Step 9: softmax over the survivors. With top_p its denominator comes from
   // the first selection pass, whose weights are then the unnormalized exps.
-  double p = 0.0, sum = 0.0;
-  uint64_t key = 0;
   f.sum0 = 1.0;
   if (job.top_p >= 1.0) {
-    for (int i = threadIdx.x; i < vocab; i += kThreads)
-      if (f.eval(i, 0, p, key)) sum += p;
-    f.sum0 = block_sum(sum, s);
+    if (later_filters_need_p) f.sum0 = f.kept_sum(0, s);
   } else {
-    auto key_of = [&](int i, Key& k) {  // stage-0 membership needs no exp
-      const float v = row.value(i);
+    auto key_of = [&](int i, float v, Candidate& c) {  // stage-0 membership needs no exp
       if (!is_finite(v)) return false;
-      k = Key{main_key(v, i), 0};
-      return k.hi >= f.cut_k;
+      c.key = Key{main_key(v, i), 0};
+      return c.key.hi >= f.cut_k;
     };
-    auto weight_of = [&](int i) {
+    auto weight_of = [&](int i, float v) {
       double q = 0.0;
       uint64_t mk;
-      f.eval(i, 0, q, mk);
+      f.eval(i, v, 0, q, mk);
       return q;
     };
     double denominator = 1.0;
-    f.cut_p = select_cutoff(vocab, 8, job.top_p, key_of, weight_of, s, true, &denominator).hi;
+    f.cut_p = select_cutoff<false, false>(row, 8, job.top_p, key_of, weight_of, s, true, &denominator).hi;
     f.sum0 = denominator;
-    sum = 0.0;
-    for (int i = threadIdx.x; i < vocab; i += kThreads)
-      if (f.eval(i, 1, p, key)) sum += p;
-    f.sum_p = block_sum(sum, s);
+    if (later_filters_need_p) f.sum_p = f.kept_sum(1, s);
   }
   // Step 10: min_p against the most probable survivor.
   if (job.min_p > 0.0) {
     // The most probable survivor is the row's maximum, whose exp is exactly 1.
     const double p_max = (1.0 / f.sum0) / f.sum_p;
     f.min_p_threshold = job.min_p * p_max;
-    sum = 0.0;
-    for (int i = threadIdx.x; i < vocab; i += kThreads)
-      if (f.eval(i, 2, p, key)) sum += p;
-    f.sum_m = block_sum(sum, s);
+    if (job.typical_p < 1.0) f.sum_m = f.kept_sum(2, s);
   }
   // Step 11: typical_p.
   if (job.typical_p < 1.0) {
     double h = 0.0;
-    for (int i = threadIdx.x; i < vocab; i += kThreads)
-      if (f.eval(i, 2, p, key) && p > 0.0) h -= p * log(p);
+    for_each_id<kUnroll, false>(row, [&](int i, float v) {
+      double p = 0.0;
+      uint64_t key;
+      if (f.eval(i, v, 2, p, key) && p > 0.0) h -= p * log(p);
+    });
     f.entropy = block_sum(h, s);
-    auto key_of = [&](int i, Key& k) {
+    auto key_of = [&](int i, float v, Candidate& c) {  // the probability comes with the key
       double q;
       uint64_t mk;
-      if (!f.eval(i, 2, q, mk)) return false;
-      k = f.typical_key(q, mk);
+      if (!f.eval(i, v, 2, q, mk)) return false;
+      c.key = f.typical_key(q, mk);
+      c.weight = q;
       return true;
     };
-    auto weight_of = [&](int i) {
+    auto weight_of = [&](int i, float v) {
       double q = 0.0;
       uint64_t mk;
-      f.eval(i, 2, q, mk);
+      f.eval(i, v, 2, q, mk);
       return q;
     };
-    f.cut_t = select_cutoff(vocab, 16, job.typical_p, key_of, weight_of, s);
+    f.cut_t = select_cutoff<false, false>(row, 16, job.typical_p, key_of, weight_of, s);
     f.typical = true;
-    sum = 0.0;
-    for (int i = threadIdx.x; i < vocab; i += kThreads)
-      if (f.eval(i, 3, p, key)) sum += p;
-    f.sum_t = block_sum(sum, s);
   }
   // Step 12 over the final probabilities.
-  auto weight = [&](int i) -> double {
+  auto weight = [&](int i, float v) -> double {
     double q = 0.0;
     uint64_t mk;
-    return f.eval(i, 3, q, mk) ? q : 0.0;
+    return f.eval(i, v, 3, q, mk) ? q : 0.0;
   };
-  return draw(vocab, u, weight, chunk_incl, s);
+  return draw(row, u, weight, chunk_incl, s);
 }
 
 // Step 1: raw log_softmax of the token and the top alternatives.
 __device__ void fill_logprobs(const Row& row, const SampleJob& job, int token, Scratch& s, SampleOutput& out) {
   const int vocab = row.vocab;
   float m = -INFINITY;
-  for (int i = threadIdx.x; i < vocab; i += kThreads) m = fmaxf(m, row.raw(i));
+  for_each_id<kUnroll, true>(row, [&](int, float x) { m = fmaxf(m, x); });
   m = block_max_f(m, s);
   double sum = 0.0;
-  for (int i = threadIdx.x; i < vocab; i += kThreads) sum += row.exp(__fsub_rn(row.raw(i), m));
+  for_each_id<kUnroll, true>(row, [&](int, float x) { sum += row.exp(__fsub_rn(x, m)); });
   sum = block_sum(sum, s);
   const double log_z = static_cast<double>(m) + log(sum);
   const int n = min(min(job.top_logprobs, kMaxSampleTopLogprobs), vocab);
   if (threadIdx.x == 0) s.num_top = 0;
   if (n > 0) {
-    auto key_of = [&](int i, Key& k) {
-      k = Key{main_key(row.raw(i), i), 0};
+    auto key_of = [&](int i, float x, Candidate& c) {
+      c.key = Key{main_key(x, i), 0};
       return true;
     };
-    const uint64_t cut = select_cutoff(vocab, 8, static_cast<double>(n), key_of, [](int) { return 1.0; }, s).hi;
-    for (int i = threadIdx.x; i < vocab; i += kThreads) {
-      const uint64_t k = main_key(row.raw(i), i);
-      if (k < cut) continue;
+    const uint64_t cut =
+        select_cutoff<true, true>(row, 8, static_cast<double>(n), key_of, [](int, float) { return 1.0; }, s).hi;
+    for_each_id<kUnroll, true>(row, [&](int i, float x) {
+      const uint64_t k = main_key(x, i);
+      if (k < cut) return;
       const int slot = atomicAdd(&s.num_top, 1);
       if (slot < n) s.top_keys[slot] = k;
-    }
+    });
     __syncthreads();
   }
   if (threadIdx.x == 0) {
