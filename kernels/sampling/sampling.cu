@@ -7,7 +7,8 @@
 // Mirrors src/engine/sampler.cpp step by step; comments name the step of
 // sampler.h. Where the CPU rounds a float (exp of a float argument, the
 // penalties) this code rounds the same way with explicit _rn intrinsics, so
-// only the order of double summations differs.
+// only the order of double summations differs (and the draw's weights skip a
+// renormalization that no later filter reads: the draw divides by their total).
 namespace nibble::kernels {
 namespace {
 
