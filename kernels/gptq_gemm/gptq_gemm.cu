@@ -64,8 +64,10 @@ GemvPlan plan_gemv(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes
   int64_t rows = round_up(K, detail::kChunkRows);
   if (override.rows_per_split > 0) {
     rows = round_up(override.rows_per_split, detail::kChunkRows);
-  } else if (base < target) {
-    rows = std::max<int64_t>(64, round_up(ceil_div(K, ceil_div(target, base)), detail::kChunkRows));
+  } else if (2 * base <= target) {
+    // As many splits as one wave holds, never more: a few blocks left over for
+    // a second wave would cost nearly a block's whole run time on their own.
+    rows = std::max<int64_t>(64, round_up(ceil_div(K, target / base), detail::kChunkRows));
   }
   // Splitting needs the fp32 accumulator [M, N] in the workspace and a counter per tile.
   const bool can_split = base <= detail::kCounterBytes / 4 &&

@@ -134,7 +134,7 @@ TEST(GptqGemvPlan, CoversKAndFillsTheGpu) {
         EXPECT_GE(int64_t{p.rows_per_split} * p.splits, K) << what;
         EXPECT_LT(int64_t{p.rows_per_split} * (p.splits - 1), K) << what << ": an empty split";
         const int64_t blocks = int64_t{p.mchunks} * p.ntiles * p.splits;
-        if (M <= 8 && p.splits > 1) EXPECT_LE(blocks, 2 * 8 * 132) << what;
+        if (M <= 8 && p.splits > 1) EXPECT_LE(blocks, 8 * 132) << what << ": more blocks than one wave";
       }
   // 4096x14336 at M = 1: one wave of 8 blocks per SM, as measured best (bench/NOTES.md).
   const GemvPlan gate = plan_gemv(1, 14336, 4096, 132, roomy, GemvOverride{}, eight_blocks, 4);
