@@ -67,6 +67,8 @@ class CudaBackendImpl final : public CudaBackend {
   void upload(const cuda::StepPlan& plan);
   void enqueue_forward(int tokens, int work, int splits, int logits_rows, bool decode);
   void linear(const DeviceLinear& l, const __half* x, int rows, __half* y);
+  void qkv_products(const cuda::DeviceLayer& layer, int tokens, kernels::RopeKvParams& rope);
+  void gate_up_activation(const cuda::DeviceLayer& layer, int tokens);
   int graph_bucket(int seqs) const;
   int decode_splits(int work, int max_keys) const;
   cudaGraphExec_t graph_for(int bucket, int splits);
@@ -221,9 +223,46 @@ void CudaBackendImpl::linear(const DeviceLinear& l, const __half* x, int rows, _
   if (l.bias) CUDA_CHECK(kernels::add_bias(y, l.bias, rows, l.out_features, stream_));
 }
 
+// The q/k/v products of `tokens` normed rows into ws_.qkv: one fused product
+// ([tokens, q | k | v]) or three matrices one after another; points the RoPE
+// step at the three.
+void CudaBackendImpl::qkv_products(const cuda::DeviceLayer& layer, int tokens, kernels::RopeKvParams& rope) {
+  const ModelConfig& c = model_.config;
+  const size_t T = static_cast<size_t>(tokens);
+  const int qd = c.num_attention_heads * c.head_dim, kvd = c.num_key_value_heads * c.head_dim;
+  if (layer.qkv.size() == 1) {
+    linear(layer.qkv[0], ws_.normed, tokens, ws_.qkv);
+    rope.q = ws_.qkv, rope.k = ws_.qkv + qd, rope.v = ws_.qkv + qd + kvd;
+    rope.ldq = rope.ldk = rope.ldv = qd + 2 * kvd;
+    return;
+  }
+  __half* k = ws_.qkv + T * qd;
+  __half* v = k + T * kvd;
+  linear(layer.qkv[0], ws_.normed, tokens, ws_.qkv);
+  linear(layer.qkv[1], ws_.normed, tokens, k);
+  linear(layer.qkv[2], ws_.normed, tokens, v);
+  rope.q = ws_.qkv, rope.k = k, rope.v = v;
+  rope.ldq = qd, rope.ldk = rope.ldv = kvd;
+}
+
+// silu(gate) * up of `tokens` normed rows into ws_.act, from one fused
+// [gate | up] product or two.
+void CudaBackendImpl::gate_up_activation(const cuda::DeviceLayer& layer, int tokens) {
+  const int I = model_.config.intermediate_size;
+  if (layer.gate_up.size() == 1) {
+    linear(layer.gate_up[0], ws_.normed, tokens, ws_.gate_up);
+    CUDA_CHECK(kernels::silu_and_mul(ws_.gate_up, ws_.gate_up + I, 2 * I, ws_.act, tokens, I, stream_));
+    return;
+  }
+  __half* up = ws_.gate_up + static_cast<size_t>(tokens) * I;
+  linear(layer.gate_up[0], ws_.normed, tokens, ws_.gate_up);
+  linear(layer.gate_up[1], ws_.normed, tokens, up);
+  CUDA_CHECK(kernels::silu_and_mul(ws_.gate_up, up, I, ws_.act, tokens, I, stream_));
+}
+
 void CudaBackendImpl::enqueue_forward(int T, int W, int splits, int L, bool decode) {
   const ModelConfig& c = model_.config;
-  const int H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
+  const int H = c.hidden_size, D = c.head_dim;
   const int nq = c.num_attention_heads, nkv = c.num_key_value_heads;
   const float eps = static_cast<float>(c.rms_norm_eps);
   const cuda::StepMetadata& m = ws_.meta;
@@ -268,18 +307,7 @@ void CudaBackendImpl::enqueue_forward(int T, int W, int splits, int L, bool deco
                                     eps, stream_));
     rope.k_cache = k_cache_[l];
     rope.v_cache = v_cache_[l];
-    if (layer.qkv.size() == 1) {
-      linear(layer.qkv[0], ws_.normed, T, ws_.qkv);
-      rope.q = ws_.qkv, rope.k = ws_.qkv + nq * D, rope.v = ws_.qkv + (nq + nkv) * D;
-      rope.ldq = rope.ldk = rope.ldv = (nq + 2 * nkv) * D;
-    } else {
-      linear(layer.qkv[0], ws_.normed, T, ws_.qkv);
-      linear(layer.qkv[1], ws_.normed, T, ws_.qkv + static_cast<size_t>(T) * nq * D);
-      linear(layer.qkv[2], ws_.normed, T, ws_.qkv + static_cast<size_t>(T) * (nq + nkv) * D);
-      rope.q = ws_.qkv, rope.k = ws_.qkv + static_cast<size_t>(T) * nq * D;
-      rope.v = ws_.qkv + static_cast<size_t>(T) * (nq + nkv) * D;
-      rope.ldq = nq * D, rope.ldk = rope.ldv = nkv * D;
-    }
+    qkv_products(layer, T, rope);
     CUDA_CHECK(kernels::rope_and_write_kv(rope, stream_));
     ap.k_cache = k_cache_[l];
     ap.v_cache = v_cache_[l];
@@ -287,15 +315,7 @@ void CudaBackendImpl::enqueue_forward(int T, int W, int splits, int L, bool deco
     linear(layer.o_proj, ws_.attn, T, ws_.delta);
     CUDA_CHECK(kernels::add_rmsnorm(ws_.delta, ws_.residual, layer.post_attention_norm, ws_.normed, T, H, eps,
                                     stream_));
-    if (layer.gate_up.size() == 1) {
-      linear(layer.gate_up[0], ws_.normed, T, ws_.gate_up);
-      CUDA_CHECK(kernels::silu_and_mul(ws_.gate_up, ws_.gate_up + I, 2 * I, ws_.act, T, I, stream_));
-    } else {
-      __half* up = ws_.gate_up + static_cast<size_t>(T) * I;
-      linear(layer.gate_up[0], ws_.normed, T, ws_.gate_up);
-      linear(layer.gate_up[1], ws_.normed, T, up);
-      CUDA_CHECK(kernels::silu_and_mul(ws_.gate_up, up, I, ws_.act, T, I, stream_));
-    }
+    gate_up_activation(layer, T);
     linear(layer.down_proj, ws_.act, T, ws_.delta);
   }
   if (L == 0) return;
