@@ -259,7 +259,12 @@ void serve(ServeOptions o) {
   try {
     load_stack(o, source, stack);
   } catch (...) {
-    http.stop();
+    // stop() does nothing until run() listens, and a load can fail before it
+    // does: repeat it until run() has returned.
+    while (serving.load()) {
+      http.stop();
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
     http_thread.join();
     throw;
   }
