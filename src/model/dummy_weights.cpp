@@ -62,9 +62,10 @@ class DummyWeights final : public LoadedModel {
     const uint64_t bytes = dummy_weights_bytes(config_);
     const uint64_t limit = options.max_bytes > 0 ? options.max_bytes : default_dummy_weights_limit();
     if (bytes > limit)
-      throw Error(fmt::format("{}: dummy weights at these shapes need {} of host memory, more than the {} allowed "
-                              "(half of this machine's memory); use --device cuda or a smaller config",
-                              config_path.string(), gib(bytes), gib(limit)));
+      throw Error(fmt::format("{}: dummy weights at these shapes need {} of host memory, more than the {} allowed{}; "
+                              "use --device cuda or a smaller config",
+                              config_path.string(), gib(bytes), gib(limit),
+                              options.max_bytes > 0 ? "" : " (half of this machine's memory)"));
     generation_ = load_generation_config(std::filesystem::is_directory(config_path) ? config_path
                                                                                     : config_path.parent_path());
     if (generation_.eos_token_ids.empty()) generation_.eos_token_ids = config_.eos_token_ids;

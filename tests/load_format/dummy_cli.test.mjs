@@ -107,6 +107,32 @@ describe('nibble serve --load-format dummy', () => {
       assert.equal(r.json.usage.completion_tokens, 4);
     });
   });
+
+  test('uses the tokenizer and chat template beside the config, reads no safetensors', async () => {
+    const dir = path.join(tmp, 'demo-without-weights');
+    const made = run(['make-demo-model', dir, '--preset', 'tiny']);
+    assert.equal(made.code, 0, made.stderr);
+    for (const f of fs.readdirSync(dir)) if (f.endsWith('.safetensors')) fs.rmSync(path.join(dir, f));
+    // A model vocabulary larger than the tokenizer's (as Qwen2.5's is): the extra ids still decode.
+    const config = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    config.vocab_size = 1024;
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
+    await withServer(dir, { args: ['--load-format', 'dummy', '--threads', '2'] }, async (server) => {
+      assert.match(server.output, /chat template: .*tokenizer_config\.json/);
+      const r = await server.post('/v1/chat/completions', {
+        messages: [{ role: 'user', content: 'Hi' }], max_tokens: 16, ignore_eos: true, logprobs: true,
+      });
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.json.usage.completion_tokens, 16);
+      assert.equal(r.json.choices[0].logprobs.content.length, 16);
+      const tokenized = await server.post('/tokenize', { prompt: 'Hello world' });
+      assert.equal(tokenized.status, 200, tokenized.text);
+      assert.ok(tokenized.json.tokens.every((id) => id < 512));
+      const detokenized = await server.post('/detokenize', { tokens: [1000] });
+      assert.equal(detokenized.status, 200, detokenized.text);
+      assert.equal(detokenized.json.prompt, '<id_1000>');
+    });
+  });
 });
 
 describe('nibble generate --load-format dummy', () => {
