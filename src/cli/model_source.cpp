@@ -1,5 +1,6 @@
 #include "model_source.h"
 
+#include <algorithm>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -74,7 +75,11 @@ std::unique_ptr<Tokenizer> load_model_tokenizer(const ModelSource& source) {
     return pad_vocabulary(Tokenizer::from_model_dir(source.dir), model_vocab_size);
   spdlog::info("{} has no tokenizer.json: using the demo tokenizer (ids past its {} decode as {})",
                source.dir.string(), std::min(model_vocab_size, 2048), dummy_token_placeholder(model_vocab_size - 1));
-  return make_dummy_tokenizer(model_vocab_size);
+  try {
+    return make_dummy_tokenizer(model_vocab_size);
+  } catch (const Error& e) {
+    throw Error(source.path.string() + ": " + e.what());
+  }
 }
 
 ChatSource load_model_chat_template(const ModelSource& source, const Tokenizer& tokenizer) {

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "nibble/chat/chat_template.h"
 #include "nibble/engine/backend.h"

@@ -167,6 +167,9 @@ describe('bad input gets a clear error', () => {
     const odd = writeConfig(path.join(tmp, 'odd', 'config.json'), { intermediate_size: 250 });
     failsWith(run(['serve', '--load-format', 'dummy', '--model', odd, '--port', '0', '--device', 'cpu']),
       /divisible by 8/);
+    const tiny = writeConfig(path.join(tmp, 'tiny-vocab', 'config.json'), { vocab_size: 256, bos_token_id: 1, eos_token_id: 2 });
+    failsWith(run(['generate', '--load-format', 'dummy', '--model', tiny, '--prompt', 'x', '--device', 'cpu']),
+      /tiny-vocab.*vocab_size 256 is below 300; put a tokenizer\.json beside the config/);
     const broken = path.join(tmp, 'broken.json');
     fs.writeFileSync(broken, '{"hidden_size": 64');
     failsWith(run(['generate', '--load-format', 'dummy', '--model', broken, '--prompt', 'x', '--device', 'cpu']),
