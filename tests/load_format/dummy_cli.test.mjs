@@ -135,6 +135,18 @@ describe('nibble serve --load-format dummy', () => {
   });
 });
 
+test('load-format is a key of the serve TOML config', () => {
+  const toml = path.join(tmp, 'nibble.toml');
+  fs.writeFileSync(toml, `load-format = "dummy"\nmodel = "${folder}"\n`);
+  const r = run(['serve', '--config', toml, '--check-config']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^load-format="dummy"$/m);
+  fs.writeFileSync(toml, 'load-format = "bogus"\n');
+  const bad = run(['serve', '--config', toml, '--check-config']);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /load-format/);
+});
+
 describe('nibble generate --load-format dummy', () => {
   test('prints tokens and says the weights are dummy', () => {
     const r = run(['generate', '--load-format', 'dummy', '--model', folder, '--prompt', 'Hello', '--device', 'cpu',
