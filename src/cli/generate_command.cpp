@@ -10,12 +10,11 @@
 #include <string>
 
 #include "commands.h"
-#include "load_progress.h"
+#include "model_source.h"
 #include "nibble/chat/chat_template.h"
 #include "nibble/core/error.h"
 #include "nibble/core/logging.h"
 #include "nibble/engine/backend_factory.h"
-#include "nibble/model/loader.h"
 #include "nibble/scheduler/engine_loop.h"
 #include "nibble/tokenizer/tokenizer.h"
 
@@ -24,6 +23,7 @@ namespace {
 
 struct GenerateArgs {
   std::string model;
+  std::string load_format = "auto";
   std::string prompt;
   bool chat = false;
   int max_tokens = 64;
@@ -36,24 +36,24 @@ struct GenerateArgs {
   std::string log_level = "warn";
 };
 
-std::string render_chat_prompt(const std::filesystem::path& model_dir, const std::string& user_text) {
-  ChatTemplateConfig config = load_chat_template_config((model_dir / "tokenizer_config.json").string());
-  auto chat_template = ChatTemplate::parse(config.source);
+std::string render_chat_prompt(const ModelSource& source, const Tokenizer& tokenizer, const std::string& user_text) {
+  ChatSource chat = load_model_chat_template(source, tokenizer);
+  auto chat_template = ChatTemplate::parse(chat.config.source);
   ChatRenderInput input;
   input.messages = nlohmann::ordered_json::array({{{"role", "user"}, {"content", user_text}}});
-  input.special_tokens = config.special_tokens;
+  input.special_tokens = chat.config.special_tokens;
   return chat_template->render(input);
 }
 
 void generate(const GenerateArgs& args) {
   setup_logging(args.log_level);
-  LoadOptions load_options;
-  load_options.on_progress = make_load_progress_reporter();
-  auto model = load_model(args.model, load_options);
-  auto tokenizer = Tokenizer::from_model_dir(args.model);
-
+  const ModelSource source = resolve_model_source(args.model, args.load_format);
+  auto tokenizer = load_model_tokenizer(source);
   // A chat template carries its own BOS; a raw prompt gets the tokenizer's.
-  std::string text = args.chat ? render_chat_prompt(args.model, args.prompt) : args.prompt;
+  std::string text = args.chat ? render_chat_prompt(source, *tokenizer, args.prompt) : args.prompt;
+  EngineModel model = load_engine_model(source, args.backend);
+  if (source.dummy) spdlog::warn("{}: the text is meaningless", model.weights);
+
   GenerationRequest request;
   request.id = "generate";
   request.prompt = tokenizer->encode(text, /*add_special_tokens=*/!args.chat);
@@ -64,11 +64,11 @@ void generate(const GenerateArgs& args) {
   request.stop.max_tokens = args.max_tokens;
   request.stop.ignore_eos = args.ignore_eos;
 
-  auto backend = make_backend(*model, args.backend);
+  Backend& backend = *model.backend;
   SchedulerConfig scheduler;
-  scheduler.eos_token_ids = model->generation_config().eos_token_ids;
+  scheduler.eos_token_ids = model.generation.eos_token_ids;
   for (int32_t id : tokenizer->eos_token_ids()) scheduler.eos_token_ids.push_back(id);
-  auto engine = EngineLoop::start(*backend, scheduler);
+  auto engine = EngineLoop::start(backend, scheduler);
 
   auto start = std::chrono::steady_clock::now();
   SubmitResult submitted = engine->submit(request);
@@ -103,7 +103,7 @@ void generate(const GenerateArgs& args) {
   std::fprintf(stderr,
                "[%s] prompt tokens: %zu, generated tokens: %d, finish: %s, time to first token: %.1f ms, "
                "decode: %.1f tokens/s\n",
-               backend->name().c_str(), request.prompt.size(), generated, finish_reason_name(*finish),
+               backend.name().c_str(), request.prompt.size(), generated, finish_reason_name(*finish),
                ttft * 1000.0, decode_rate);
 }
 
@@ -112,7 +112,15 @@ void generate(const GenerateArgs& args) {
 void register_generate(CLI::App& app) {
   auto args = std::make_shared<GenerateArgs>();
   auto* cmd = app.add_subcommand("generate", "Generate text for one prompt and report the speed");
-  cmd->add_option("--model", args->model, "Model folder (config.json, safetensors, tokenizer)")->required();
+  cmd->add_option("--model", args->model,
+                  "Model folder (config.json, safetensors, tokenizer); with --load-format dummy a config.json file "
+                  "or a folder holding one")
+      ->required();
+  cmd->add_option("--load-format", args->load_format,
+                  "auto (read the checkpoint) or dummy (random GPTQ weights at the config's shapes)")
+      ->envname("NIBBLE_LOAD_FORMAT")
+      ->check(CLI::IsMember(kLoadFormats))
+      ->capture_default_str();
   cmd->add_option("--prompt", args->prompt, "Prompt text")->required();
   cmd->add_flag("--chat", args->chat, "Wrap the prompt as a user message in the model's chat template");
   cmd->add_option("--max-tokens", args->max_tokens, "Tokens to generate at most")

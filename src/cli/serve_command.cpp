@@ -13,14 +13,13 @@
 #include <spdlog/spdlog.h>
 
 #include "commands.h"
-#include "load_progress.h"
+#include "model_source.h"
 #include "nibble/api/text_decoder.h"
 #include "nibble/chat/chat_template.h"
 #include "nibble/core/error.h"
 #include "nibble/core/logging.h"
 #include "nibble/core/memory_size.h"
 #include "nibble/engine/backend_factory.h"
-#include "nibble/model/loader.h"
 #include "nibble/scheduler/engine_loop.h"
 #include "nibble/server/http_server.h"
 #include "nibble/server/service_notify.h"
@@ -32,6 +31,7 @@ namespace {
 
 struct ServeOptions {
   std::string model;
+  std::string load_format = "auto";
   std::string device = "auto";
   std::string chat_template;
   int max_model_len = 0;
@@ -58,8 +58,16 @@ std::string describe_quantization(const QuantConfig& q) {
 }
 
 void add_options(CLI::App& cmd, ServeOptions& o) {
-  cmd.add_option("--model", o.model, "Model folder (config.json, safetensors, tokenizer.json); required")
+  cmd.add_option("--model", o.model,
+                 "Model folder (config.json, safetensors, tokenizer.json); with --load-format dummy a config.json "
+                 "file or a folder holding one; required")
       ->envname("NIBBLE_MODEL");
+  cmd.add_option("--load-format", o.load_format,
+                 "auto (read the checkpoint) or dummy (random GPTQ weights at the shapes of --model's config.json, "
+                 "for benchmarks; nothing downloaded)")
+      ->envname("NIBBLE_LOAD_FORMAT")
+      ->check(CLI::IsMember(kLoadFormats))
+      ->capture_default_str();
   cmd.add_option("--host", o.http.host, "Address to listen on")->envname("NIBBLE_HOST")->capture_default_str();
   cmd.add_option("--port", o.http.port, "Port to listen on (0 = any free port)")
       ->envname("NIBBLE_PORT")
@@ -140,28 +148,17 @@ void add_options(CLI::App& cmd, ServeOptions& o) {
 
 // Everything a served model consists of, kept alive together.
 struct LoadedStack {
-  std::unique_ptr<LoadedModel> model;
+  EngineModel model;
   std::unique_ptr<Tokenizer> tokenizer;
   std::unique_ptr<ChatTemplate> chat_template;
-  std::unique_ptr<Backend> backend;
   std::unique_ptr<EngineLoop> engine;
   std::unique_ptr<api::TextCodec> codec;
   server::ServingModel serving;
 };
 
-void load_stack(const ServeOptions& o, LoadedStack& s) {
-  std::filesystem::path dir = o.model;
-  LoadOptions load_options;
-  load_options.on_progress = make_load_progress_reporter();
-  s.model = load_model(dir, load_options);
-  s.tokenizer = Tokenizer::from_model_dir(dir);
-
-  ChatTemplateConfig chat_config = load_chat_template_config((dir / "tokenizer_config.json").string());
-  std::string template_source = o.chat_template.empty() ? chat_config.source
-                                                        : load_chat_template_override(o.chat_template);
-  if (o.chat_template.empty() && chat_config.is_fallback)
-    spdlog::warn("{} has no chat template: using a generic ChatML template", dir.string());
-  s.chat_template = ChatTemplate::parse(template_source);
+void load_stack(const ServeOptions& o, const ModelSource& source, LoadedStack& s) {
+  // Dummy weights take a while to generate: check the tokenizer first.
+  if (source.dummy) s.tokenizer = load_model_tokenizer(source);
 
   BackendOptions backend;
   backend.device = o.device;
@@ -171,34 +168,44 @@ void load_stack(const ServeOptions& o, LoadedStack& s) {
   if (!o.max_gpu_memory.empty()) backend.max_gpu_memory = parse_memory_size(o.max_gpu_memory);
   backend.max_num_seqs = o.max_num_seqs;
   backend.max_num_batched_tokens = o.max_num_batched_tokens;
-  s.backend = make_backend(*s.model, backend);
+  s.model = load_engine_model(source, backend);
+  if (!s.tokenizer) s.tokenizer = load_model_tokenizer(source);
+
+  ChatSource chat = load_model_chat_template(source, *s.tokenizer);
+  std::string template_source = o.chat_template.empty() ? chat.config.source
+                                                        : load_chat_template_override(o.chat_template);
+  if (o.chat_template.empty() && chat.config.is_fallback)
+    spdlog::warn("{} has no chat template: using a generic ChatML template", source.dir.string());
+  if (source.dummy) spdlog::info("chat template: {}", o.chat_template.empty() ? chat.origin : "--chat-template");
+  s.chat_template = ChatTemplate::parse(template_source);
+
   SchedulerConfig scheduler;
   scheduler.max_num_seqs = o.max_num_seqs;
   scheduler.max_num_batched_tokens = o.max_num_batched_tokens;
   scheduler.max_model_len = o.max_model_len;
   scheduler.max_waiting = o.max_waiting;
   scheduler.enable_prefix_caching = o.enable_prefix_caching;
-  for (int id : s.model->generation_config().eos_token_ids) scheduler.eos_token_ids.push_back(id);
+  for (int id : s.model.generation.eos_token_ids) scheduler.eos_token_ids.push_back(id);
   for (int32_t id : s.tokenizer->eos_token_ids())
     if (std::find(scheduler.eos_token_ids.begin(), scheduler.eos_token_ids.end(), id) == scheduler.eos_token_ids.end())
       scheduler.eos_token_ids.push_back(id);
-  s.engine = EngineLoop::start(*s.backend, scheduler);
+  s.engine = EngineLoop::start(*s.model.backend, scheduler);
   s.codec = api::make_tokenizer_codec(*s.tokenizer);
 
-  const ModelConfig& config = s.model->config();
+  const ModelConfig& config = s.model.config;
   auto& m = s.serving;
   m.architecture = config.architecture_name;
-  m.quantization = describe_quantization(config.quant);
-  m.root = std::filesystem::absolute(dir).string();
+  m.quantization = describe_quantization(config.quant) + (source.dummy ? " (dummy weights)" : "");
+  m.root = std::filesystem::absolute(source.path).string();
   m.max_model_len = s.engine->max_model_len();
   m.vocab_size = std::max(config.vocab_size, s.tokenizer->vocab_size());
   m.tokenizer = s.tokenizer.get();
   m.codec = s.codec.get();
   m.engine = s.engine.get();
-  nlohmann::json special = chat_config.special_tokens;
+  nlohmann::json special = chat.config.special_tokens;
   m.special_tokens = special;
-  const ChatTemplate* chat = s.chat_template.get();
-  m.render_chat = [chat](const ChatRenderInput& input) { return chat->render(input); };
+  const ChatTemplate* chat_template = s.chat_template.get();
+  m.render_chat = [chat_template](const ChatRenderInput& input) { return chat_template->render(input); };
 }
 
 // Fills the options not given on the command line or in the environment from
@@ -233,12 +240,8 @@ void apply_config_file(CLI::App& cmd, const std::string& path) {
 void serve(ServeOptions o) {
   server::block_shutdown_signals();
   setup_logging(o.log_level);
-  NIBBLE_CHECK(!o.model.empty(), "--model is required (on the command line, in --config or as NIBBLE_MODEL)");
-  std::filesystem::path dir = o.model;
-  NIBBLE_CHECK(std::filesystem::is_directory(dir), fmt::format("--model {}: no such folder", o.model));
-  if (o.http.served_model_name.empty()) o.http.served_model_name = std::filesystem::absolute(dir).filename().string();
-  if (o.http.served_model_name.empty() || o.http.served_model_name == ".")
-    o.http.served_model_name = std::filesystem::canonical(dir).filename().string();
+  const ModelSource source = resolve_model_source(o.model, o.load_format);
+  if (o.http.served_model_name.empty()) o.http.served_model_name = source.name;
   o.http.read_timeout = std::chrono::seconds(o.read_timeout_s);
   o.http.write_timeout = std::chrono::seconds(o.write_timeout_s);
   o.http.keep_alive_timeout = std::chrono::seconds(o.keep_alive_timeout_s);
@@ -254,21 +257,27 @@ void serve(ServeOptions o) {
 
   LoadedStack stack;
   try {
-    load_stack(o, stack);
+    load_stack(o, source, stack);
   } catch (...) {
-    http.stop();
+    // stop() does nothing until run() listens, and a load can fail before it
+    // does: repeat it until run() has returned.
+    while (serving.load()) {
+      http.stop();
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
     http_thread.join();
     throw;
   }
-  const ModelConfig& config = stack.model->config();
-  KvCacheShape kv = stack.backend->kv_cache_shape();
+  const ModelConfig& config = stack.model.config;
+  const Backend& backend = *stack.model.backend;
+  KvCacheShape kv = backend.kv_cache_shape();
   http.set_model(stack.serving);
-  spdlog::info("model       {} ({})", stack.serving.root, o.http.served_model_name);
+  spdlog::info("model       {} ({})", stack.model.weights, o.http.served_model_name);
   spdlog::info("arch        {}: {} layers, hidden {}, {} heads / {} kv heads, vocab {}", config.architecture_name,
                config.num_hidden_layers, config.hidden_size, config.num_attention_heads, config.num_key_value_heads,
                config.vocab_size);
   spdlog::info("quant       {}", stack.serving.quantization);
-  spdlog::info("device      {}; KV cache {} tokens ({} blocks of {}); max_model_len {}", stack.backend->name(),
+  spdlog::info("device      {}; KV cache {} tokens ({} blocks of {}); max_model_len {}", backend.name(),
                kv.num_blocks * kv.block_size, kv.num_blocks, kv.block_size, stack.serving.max_model_len);
   spdlog::info("ready: http://{}:{}/v1 (max {} running, {} waiting, prefix caching {})", o.http.host, port,
                o.max_num_seqs, o.max_waiting, o.enable_prefix_caching ? "on" : "off");

@@ -2,6 +2,7 @@
 // Chooses and builds the backend for `--device auto|cuda|cpu`: auto takes the
 // CUDA backend when nibble was built with CUDA and a GPU is present, else the CPU.
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -26,5 +27,18 @@ bool cuda_backend_available();
 
 // Throws nibble::Error for an unknown device, or cuda without a usable GPU.
 std::unique_ptr<Backend> make_backend(const LoadedModel& model, const BackendOptions& options);
+
+// `--load-format dummy`: a backend over random GPTQ weights at the shapes of
+// config (nibble/model/dummy_weights.h), same seed, same weights. CUDA
+// generates them on the GPU; the CPU backend reads host_weights, which the
+// backend must not outlive (declared first, so destroyed last).
+struct DummyBackend {
+  std::unique_ptr<LoadedModel> host_weights;  // null on CUDA
+  std::unique_ptr<Backend> backend;
+};
+// config_path names the config in errors and logs. Throws nibble::Error for
+// unsupported shapes, or CPU weights over half the machine's memory.
+DummyBackend make_dummy_backend(const ModelConfig& config, const std::filesystem::path& config_path,
+                                const BackendOptions& options, uint64_t seed = 0);
 
 }  // namespace nibble
