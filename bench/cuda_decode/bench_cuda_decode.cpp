@@ -19,68 +19,13 @@
 #include <vector>
 
 #include "decode_breakdown.h"
+#include "bench_common.h"
 #include "nibble/engine/cuda_backend.h"
 #include "nibble/model/config.h"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-// Device-to-device copy of 1 GiB, counting bytes read plus bytes written.
-double copy_bandwidth_gbs() {
-  const size_t bytes = 1ull << 30;
-  void *a = nullptr, *b = nullptr;
-  if (cudaMalloc(&a, bytes) != cudaSuccess || cudaMalloc(&b, bytes) != cudaSuccess) return 0.0;
-  cudaMemset(a, 1, bytes);
-  cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
-  std::vector<double> times;
-  for (int i = 0; i < 23; ++i) {
-    cudaEventRecord(start);
-    cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice);
-    cudaEventRecord(stop);
-    cudaEventSynchronize(stop);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, start, stop);
-    if (i >= 3) times.push_back(ms);
-  }
-  cudaFree(a);
-  cudaFree(b);
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  return 2.0 * bytes / (median(times) * 1e-3) / 1e9;
-}
-
-struct Sequence {
-  std::vector<int32_t> blocks;
-  int len = 0;
-};
-
-// A batch adding `count` tokens to each sequence (token ids arbitrary but valid).
-nibble::Batch make_batch(std::vector<Sequence>& seqs, int count, int block_size, int vocab) {
-  nibble::Batch b;
-  b.query_start.push_back(0);
-  std::vector<std::vector<int32_t>> tables;
-  for (auto& s : seqs) {
-    for (int i = 0; i < count; ++i) {
-      b.token_ids.push_back((s.len * 7919 + i * 104729) % vocab);
-      b.positions.push_back(s.len + i);
-    }
-    s.len += count;
-    b.query_start.push_back(static_cast<int32_t>(b.token_ids.size()));
-    b.seq_lens.push_back(s.len);
-    b.logits_indices.push_back(static_cast<int32_t>(b.token_ids.size()) - 1);
-    tables.push_back(s.blocks);
-  }
-  nibble::set_block_tables(b, tables, block_size);
-  return b;
-}
 
 }  // namespace
 
@@ -105,7 +50,7 @@ int main(int argc, char** argv) {
     nibble::CudaBackendOptions options;
     options.max_num_batched_tokens = std::max(prefill_tokens, 64);
     options.max_num_seqs = 128;
-    const double copy_gbs = copy_bandwidth_gbs();
+    const double copy_gbs = nibble::bench::device_copy_bandwidth_gbs();
     auto t0 = Clock::now();
     auto backend = nibble::make_dummy_cuda_backend(config, options, 42);
     const double init_s = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -123,7 +68,7 @@ int main(int argc, char** argv) {
 
     int next_block = 0;
     auto new_seqs = [&](int n, int max_len) {
-      std::vector<Sequence> seqs(n);
+      std::vector<nibble::bench::BenchSequence> seqs(n);
       const int per = (max_len + bs - 1) / bs;
       for (auto& s : seqs)
         for (int i = 0; i < per; ++i) s.blocks.push_back(next_block++ % backend->kv_cache_shape().num_blocks);
@@ -141,18 +86,18 @@ int main(int argc, char** argv) {
       next_block = 0;
       auto seqs = new_seqs(batch, context + decode_steps + 16);
       for (auto& s : seqs) {  // prefill the context one sequence at a time
-        std::vector<Sequence> one = {s};
-        backend->forward_greedy(make_batch(one, context, bs, vocab));
+        std::vector<nibble::bench::BenchSequence> one = {s};
+        backend->forward_greedy(nibble::bench::make_bench_batch(one, context, bs, vocab));
         s = one[0];
       }
       std::vector<double> times;
       for (int i = 0; i < decode_steps + 5; ++i) {
-        auto b = make_batch(seqs, 1, bs, vocab);
+        auto b = nibble::bench::make_bench_batch(seqs, 1, bs, vocab);
         auto start = Clock::now();
         backend->forward_greedy(b);
         if (i >= 5) times.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
       }
-      const double ms = median(times);
+      const double ms = nibble::bench::median(times);
       char name[64];
       std::snprintf(name, sizeof name, "decode batch %d ctx %d %s", batch, context, graphs ? "graphs" : "eager");
       std::printf("%-34s %10.3f %12.1f %10.3f\n", name, ms, batch * 1e3 / ms, floor_ms / ms);
@@ -167,12 +112,12 @@ int main(int argc, char** argv) {
     for (int i = 0; i < 4; ++i) {
       next_block = 0;
       auto seqs = new_seqs(1, prefill_tokens);
-      auto b = make_batch(seqs, prefill_tokens, bs, vocab);
+      auto b = nibble::bench::make_bench_batch(seqs, prefill_tokens, bs, vocab);
       auto start = Clock::now();
       backend->forward_greedy(b);
       if (i >= 1) times.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
     }
-    const double ms = median(times);
+    const double ms = nibble::bench::median(times);
     // 2 FLOPs per weight per token in the linears and lm_head (attention excluded).
     const double linear_params =
         static_cast<double>(config.num_hidden_layers) *
@@ -191,12 +136,12 @@ int main(int argc, char** argv) {
     for (int i = 0; i < 6; ++i) {
       next_block = 0;
       auto seqs = new_seqs(1, 128);
-      auto b = make_batch(seqs, 128, bs, vocab);
+      auto b = nibble::bench::make_bench_batch(seqs, 128, bs, vocab);
       auto start = Clock::now();
       backend->forward_greedy(b);
       if (i >= 1) ttft.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
     }
-    const double ttft_ms = median(ttft);
+    const double ttft_ms = nibble::bench::median(ttft);
     std::printf("%-34s %10.3f\n", "time to first token (128 tokens)", ttft_ms);
     results.push_back({"time to first token (128 tokens)", ttft_ms, 0.0, 0.0});
     size_t free_mem = 0, total_mem = 0;

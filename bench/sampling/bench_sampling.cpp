@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "nibble/core/thread_pool.h"
+#include "bench_common.h"
 #include "nibble/engine/cuda_backend.h"
 #include "nibble/engine/sampler.h"
 #include "nibble/model/config.h"
@@ -26,62 +27,6 @@
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-double copy_bandwidth_gbs() {
-  const size_t bytes = 1ull << 30;
-  void *a = nullptr, *b = nullptr;
-  if (cudaMalloc(&a, bytes) != cudaSuccess || cudaMalloc(&b, bytes) != cudaSuccess) return 0.0;
-  cudaMemset(a, 1, bytes);
-  cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
-  std::vector<double> times;
-  for (int i = 0; i < 13; ++i) {
-    cudaEventRecord(start);
-    cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice);
-    cudaEventRecord(stop);
-    cudaEventSynchronize(stop);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, start, stop);
-    if (i >= 3) times.push_back(ms);
-  }
-  cudaFree(a);
-  cudaFree(b);
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  return 2.0 * bytes / (median(times) * 1e-3) / 1e9;
-}
-
-struct Sequence {
-  std::vector<int32_t> blocks;
-  std::vector<int32_t> tokens;
-};
-
-nibble::Batch make_batch(std::vector<Sequence>& seqs, int count, int block_size, int vocab) {
-  nibble::Batch b;
-  b.query_start.push_back(0);
-  std::vector<std::vector<int32_t>> tables;
-  for (auto& s : seqs) {
-    const int len = static_cast<int>(s.tokens.size());
-    for (int i = 0; i < count; ++i) {
-      const int32_t t = static_cast<int32_t>((len * 7919 + i * 104729) % vocab);
-      s.tokens.push_back(t);
-      b.token_ids.push_back(t);
-      b.positions.push_back(len + i);
-    }
-    b.query_start.push_back(static_cast<int32_t>(b.token_ids.size()));
-    b.seq_lens.push_back(static_cast<int32_t>(s.tokens.size()));
-    b.logits_indices.push_back(static_cast<int32_t>(b.token_ids.size()) - 1);
-    tables.push_back(s.blocks);
-  }
-  nibble::set_block_tables(b, tables, block_size);
-  return b;
-}
 
 }  // namespace
 
@@ -102,7 +47,7 @@ int main(int argc, char** argv) {
     }
     const nibble::ModelConfig config = nibble::load_model_config(config_path);
     const int vocab = config.vocab_size;
-    const double copy_gbs = copy_bandwidth_gbs();
+    const double copy_gbs = nibble::bench::device_copy_bandwidth_gbs();
     nibble::CudaBackendOptions options;
     options.max_num_batched_tokens = std::max(context, batch);
     options.max_num_seqs = batch;
@@ -113,13 +58,13 @@ int main(int argc, char** argv) {
     std::printf("device %s | copy bandwidth %.0f GB/s | vocab %d | batch %d ctx %d | host sampling threads %zu\n",
                 backend->memory_report().device_name.c_str(), copy_gbs, vocab, batch, context, threads);
 
-    std::vector<Sequence> seqs(batch);
+    std::vector<nibble::bench::BenchSequence> seqs(batch);
     const int per = (context + 4 * steps + 64 + bs - 1) / bs;
     int next_block = 0;
     for (auto& s : seqs) {
       for (int i = 0; i < per; ++i) s.blocks.push_back(next_block++ % backend->kv_cache_shape().num_blocks);
-      std::vector<Sequence> one = {s};
-      backend->forward_greedy(make_batch(one, context, bs, vocab));
+      std::vector<nibble::bench::BenchSequence> one = {s};
+      backend->forward_greedy(nibble::bench::make_bench_batch(one, context, bs, vocab));
       s = one[0];
     }
 
@@ -144,12 +89,12 @@ int main(int argc, char** argv) {
     std::vector<nibble::SampleRow> rows;
     std::vector<double> greedy_ms, host_ms, device_ms;
     for (int i = 0; i < steps + 3; ++i) {
-      auto b = make_batch(seqs, 1, bs, vocab);
+      auto b = nibble::bench::make_bench_batch(seqs, 1, bs, vocab);
       auto t0 = Clock::now();
       backend->forward_greedy(b);
       const double g = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 
-      b = make_batch(seqs, 1, bs, vocab);
+      b = nibble::bench::make_bench_batch(seqs, 1, bs, vocab);
       rows_for(rows);
       t0 = Clock::now();
       backend->forward(b, logits);
@@ -163,7 +108,7 @@ int main(int argc, char** argv) {
       });
       const double h = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 
-      b = make_batch(seqs, 1, bs, vocab);
+      b = nibble::bench::make_bench_batch(seqs, 1, bs, vocab);
       rows_for(rows);
       t0 = Clock::now();
       backend->forward_sample(b, rows);
@@ -174,7 +119,7 @@ int main(int argc, char** argv) {
         device_ms.push_back(d);
       }
     }
-    const double g = median(greedy_ms), h = median(host_ms), d = median(device_ms);
+    const double g = nibble::bench::median(greedy_ms), h = nibble::bench::median(host_ms), d = nibble::bench::median(device_ms);
     std::printf("\n%-58s %10s %12s\n", "decode step (median)", "ms/step", "vs greedy");
     std::printf("%-58s %10.3f %12s\n", "greedy: device argmax (floor)", g, "-");
     std::printf("%-58s %10.3f %+11.3f\n", "t0.8 top_p0.95: host path (copy logits + CPU Sampler)", h, h - g);
@@ -218,7 +163,7 @@ int main(int argc, char** argv) {
         cudaEventElapsedTime(&ms, start, stop);
         if (i >= 3) us.push_back(ms * 1e3);
       }
-      const double t = median(us);
+      const double t = nibble::bench::median(us);
       const double gbs = static_cast<double>(host.size()) * sizeof(float) / (t * 1e-6) / 1e9;
       std::printf("%-40s %10.1f %14.0f %12.3f\n", name, t, gbs, gbs / copy_gbs);
       cudaFree(d_jobs);
