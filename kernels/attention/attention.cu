@@ -77,13 +77,8 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(PagedAttentio
     for (int idx = tid; idx < kChunk * vecs; idx += kThreads) {
       const int jj = idx / vecs, vi = idx % vecs;
       const int j = k_begin + chunk * kChunk + jj;
-      uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
-      if (j < n_keys) {
-        const size_t block = table[j / p.block_size];
-        const size_t base = ((block * p.num_kv_heads + kvh) * p.block_size + j % p.block_size) * D + vi * 8;
-        kv = *reinterpret_cast<const uint4*>(p.k_cache + base);
-        vv = *reinterpret_cast<const uint4*>(p.v_cache + base);
-      }
+      uint4 kv, vv;
+      load_kv_piece(p, table, kvh, D, j, n_keys, vi, kv, vv);
       uint32_t* kd = k_s + jj * kstride + vi * 4;
       kd[0] = kv.x;
       kd[1] = kv.y;

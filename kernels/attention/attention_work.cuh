@@ -43,4 +43,16 @@ __device__ __forceinline__ BlockWork block_work(const PagedAttentionParams& p, i
   return w;
 }
 
+// Piece vi (8 halves) of key j's K and V rows for KV head kvh, from the paged
+// cache through the sequence's block table; zeros for j >= n_keys.
+__device__ __forceinline__ void load_kv_piece(const PagedAttentionParams& p, const int32_t* table, int kvh,
+                                              int head_dim, int j, int n_keys, int vi, uint4& k, uint4& v) {
+  k = v = make_uint4(0, 0, 0, 0);
+  if (j >= n_keys) return;
+  const size_t block = table[j / p.block_size];
+  const size_t base = ((block * p.num_kv_heads + kvh) * p.block_size + j % p.block_size) * head_dim + vi * 8;
+  k = *reinterpret_cast<const uint4*>(p.k_cache + base);
+  v = *reinterpret_cast<const uint4*>(p.v_cache + base);
+}
+
 }  // namespace nibble::kernels

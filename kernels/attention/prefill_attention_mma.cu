@@ -107,13 +107,8 @@ __global__ void __launch_bounds__(kThreads) mma_attention_kernel(PagedAttentionP
     for (int idx = tid; idx < kChunk * kVecs; idx += kThreads) {
       const int jj = idx / kVecs, vi = idx % kVecs;
       const int j = k_begin + chunk * kChunk + jj;
-      uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
-      if (j < n_keys) {
-        const size_t block = table[j / p.block_size];
-        const size_t base = ((block * p.num_kv_heads + kvh) * p.block_size + j % p.block_size) * D + vi * 8;
-        kv = *reinterpret_cast<const uint4*>(p.k_cache + base);
-        vv = *reinterpret_cast<const uint4*>(p.v_cache + base);
-      }
+      uint4 kv, vv;
+      load_kv_piece(p, table, kvh, D, j, n_keys, vi, kv, vv);
       *reinterpret_cast<uint4*>(k_s + jj * kStride + vi * 8) = kv;
       *reinterpret_cast<uint4*>(v_s + jj * kStride + vi * 8) = vv;
     }

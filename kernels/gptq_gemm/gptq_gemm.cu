@@ -126,17 +126,7 @@ void gptq_gemm_fused_with(const GptqDeviceWeights& w, const __half* x, int64_t M
   if (M == 0) return;
   const GemvPlan plan = plan_gemv_on_device(M, w.N, w.K, w.bits, ws.splitk ? ws.splitk_bytes : 0, override);
   detail::GemvParams p{};
-  p.qweight = w.qweight;
-  p.scales = w.scales;
-  p.zeros = w.zeros;
-  p.perm = w.perm;
-  p.x = x;
-  p.y = y;
-  p.bias = bias;
-  p.M = static_cast<int>(M);
-  p.K = static_cast<int>(w.K);
-  p.N = static_cast<int>(w.N);
-  p.group_rows = w.group_rows;
+  detail::set_product_operands(p, w, x, M, y, bias);
   p.rows_per_split = plan.rows_per_split;
   p.splits = plan.splits;
   if (plan.splits > 1) {

@@ -17,6 +17,8 @@
 
 #include <cstdint>
 
+#include "gptq_gemm/gptq_gemm.h"
+
 namespace nibble::kernels::detail {
 
 inline constexpr int kChunkRows = 32;        // rows summed in half2 before an fp32 add
@@ -39,6 +41,24 @@ struct GemvParams {
   float* partial;      // [M, N] fp32 accumulator when splits > 1 (zero between calls)
   unsigned* counters;  // [mchunks * ntiles] when splits > 1
 };
+
+// The operands every GPTQ product kernel's parameters carry (GemvParams here,
+// MmaParams in gptq_mma.cuh): the weight arrays, x, y, bias and the shape.
+template <typename Params>
+void set_product_operands(Params& p, const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y,
+                          const __half* bias) {
+  p.qweight = w.qweight;
+  p.scales = w.scales;
+  p.zeros = w.zeros;
+  p.perm = w.perm;
+  p.x = x;
+  p.y = y;
+  p.bias = bias;
+  p.M = static_cast<int>(M);
+  p.K = static_cast<int>(w.K);
+  p.N = static_cast<int>(w.N);
+  p.group_rows = w.group_rows;
+}
 
 // pdl: launch with programmatic stream serialization (see the kernel's prologue;
 // measured no gain, so gptq_gemm leaves it off).

@@ -80,17 +80,7 @@ void gptq_gemm_mma_with(const GptqDeviceWeights& w, const __half* x, int64_t M, 
   if (M == 0) return;
   const MmaPlan plan = plan_mma(M, w.N, w.K, device_sm_count(), ws.splitk ? ws.splitk_bytes : 0, override);
   detail::MmaParams p{};
-  p.qweight = w.qweight;
-  p.scales = w.scales;
-  p.zeros = w.zeros;
-  p.perm = w.perm;
-  p.x = x;
-  p.y = y;
-  p.bias = bias;
-  p.M = static_cast<int>(M);
-  p.K = static_cast<int>(w.K);
-  p.N = static_cast<int>(w.N);
-  p.group_rows = w.group_rows;
+  detail::set_product_operands(p, w, x, M, y, bias);
   p.groups = static_cast<int>(w.groups);
   p.rows_per_split = plan.rows_per_split;
   p.splits = plan.splits;
