@@ -31,6 +31,12 @@ for b in "${binaries[@]}"; do
     echo "gpu-bundle: missing $b" >&2
   fi
 done
+# An optional baseline decode benchmark (e.g. built from the previous main) for
+# same-call comparisons: BASELINE_DECODE=path/to/bench_cuda_decode.
+if [ -n "${BASELINE_DECODE:-}" ]; then
+  cp "$BASELINE_DECODE" "$out/bench_cuda_decode_base" && strip "$out/bench_cuda_decode_base"
+  scripts/bundle-libs.sh "$BASELINE_DECODE" "$out"
+fi
 # The binaries carry the build dir's rpath; let them find lib/ beside them too.
 cp config/*.json "$out/config/"
 cp scripts/gpu-run.sh "$out/run.sh"

@@ -46,7 +46,29 @@ python3 -c "import json,sys; a=[json.load(open(sys.argv[i]))['choices'][0]['text
 tail -8 "$OUT/serve_bench.log"
 kill -TERM $pid; wait $pid; echo "serve exit code $?"
 
+step "nibble serve --load-format dummy (Llama-3-8B shapes) on the GPU"
+./nibble serve --load-format dummy --model config/llama-3-8b.json --served-model-name dummy8b --port 8124 \
+  --device cuda --max-num-seqs 16 > "$OUT/serve_dummy.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 240); do curl -fs http://127.0.0.1:8124/health > /dev/null && break; sleep 0.5; done
+grep -iE "dummy|ready" "$OUT/serve_dummy.log" | head -3
+curl -sS http://127.0.0.1:8124/v1/completions -H 'Content-Type: application/json' \
+  -d '{"model":"dummy8b","prompt":"Hello","max_tokens":8}' | tee "$OUT/dummy_completion.json" | head -c 400; echo
+kill -TERM $pid; wait $pid; echo "serve exit code $?"
+
+if [ -n "${RUN_GEMM:-}" ]; then
+  step "GPTQ kernel benchmark (--quick)"
+  ./bench_gptq_gemm --quick --json "$OUT/gemm.json" > "$OUT/gemm.log" 2>&1
+  grep -E "^device|\| (fused|stream) " "$OUT/gemm.log" | grep -E "^device| 1 \|| 4 \|" | head -60
+fi
+
 step "decode/prefill benchmark, dummy weights (batch 1 after a 128-token prompt)"
+if [ -x ./bench_cuda_decode_base ]; then
+  ./bench_cuda_decode_base config/llama-3-8b.json --context 128 --json "$OUT/bench_8b_base.json" > "$OUT/bench_8b_base.log" 2>&1
+  echo "--- baseline binary (${BASELINE_NAME:-previous main})"
+  sed -n '/^case/,/^GPU memory/p' "$OUT/bench_8b_base.log"
+  echo "--- this build"
+fi
 ./bench_cuda_decode config/llama-3-8b.json --context 128 --json "$OUT/bench_8b.json" > "$OUT/bench_8b.log" 2>&1
 sed -n '/^case/,/^GPU memory/p' "$OUT/bench_8b.log"
 if [ -n "${RUN_70B:-}" ]; then

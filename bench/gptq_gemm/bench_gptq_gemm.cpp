@@ -1,9 +1,10 @@
 // Benchmark of the GPTQ matrix product on the Llama-3-8B layer shapes.
 //
-//   bench_gptq_gemm [--json FILE] [--quick]
+//   bench_gptq_gemm [--json FILE] [--quick] [--profile M] [--profile-small M]
 //
 // Measures the device-to-device copy bandwidth first (bytes read + written), then
-// for each shape and M: the fused kernel and the tensor-core kernel (CUDA-graph
+// for each shape and M: the fused register kernel, the TMA-streaming kernel (M <= 2,
+// compute capability 9.0+), the tensor-core kernel (CUDA-graph
 // replays over enough weight copies to defeat the L2), the dequantize + cuBLAS
 // path, and cuBLAS fp16 on the already-dequantized weight. Times are medians of CUDA-event measurements after
 // warm-up. Prints a Markdown table; --json writes every number.
@@ -175,12 +176,13 @@ std::string mma_plan_text(int64_t M, int64_t N, int64_t K, size_t ws, const MmaO
 int main(int argc, char** argv) {
   std::string json_path;
   bool quick = false;
-  int64_t profile_m = 0;
+  int64_t profile_m = 0, profile_small = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--json" && i + 1 < argc) json_path = argv[++i];
     else if (a == "--quick") quick = true;
     else if (a == "--profile" && i + 1 < argc) profile_m = std::atoll(argv[++i]);
+    else if (a == "--profile-small" && i + 1 < argc) profile_small = std::atoll(argv[++i]);
   }
   cudaDeviceProp prop{};
   check(cudaGetDeviceProperties(&prop, 0), "props");
@@ -213,6 +215,17 @@ int main(int argc, char** argv) {
   auto* y = static_cast<__half*>(device_alloc(static_cast<size_t>(2048) * 128256 * 2));
   auto* wfp16 = static_cast<__half*>(device_alloc(static_cast<size_t>(max_k) * max_n * 2));
 
+  if (profile_small > 0) {
+    // For a profiler: the register kernel, then the streaming kernel, on 4096x14336 at M = profile_small.
+    const GptqPrepared host = random_layer(4096, 14336, 4, 128, false, rng);
+    LayerCopies copies;
+    upload_copies(host, 0, copies);
+    gptq_gemm_fused(copies.views[0], x, profile_small, y, nullptr, ws, stream);
+    if (gptq_gemm_stream_usable(copies.views[0], profile_small, ws))
+      gptq_gemm_stream(copies.views[0], x, profile_small, y, nullptr, ws, stream);
+    check(cudaStreamSynchronize(stream), "profile");
+    return 0;
+  }
   if (profile_m > 0) {
     // For a profiler: the tensor-core kernel twice on each big layer shape at M = profile_m.
     for (auto [K, N] : {std::pair<int64_t, int64_t>{4096, 14336}, {14336, 4096}}) {
@@ -262,7 +275,7 @@ int main(int argc, char** argv) {
                              io_bytes / (us * 1e-6) / 1e9 / copy_gbs, flops / (us * 1e-6) / 1e12, cublas_us,
                              flops / (cublas_us * 1e-6) / 1e12, plan});
         };
-        if (M <= 16 && !(var.act && M > 1)) {
+        if (M <= 16 && !(var.act && M > 4)) {
           std::vector<GemvOverride> overrides = {GemvOverride{}, GemvOverride{0, 0, 0, 1}};
           if (M <= 4 && !quick && var.all_m)
             for (int t : {64, 128})
@@ -273,6 +286,16 @@ int main(int argc, char** argv) {
             });
             const char* path = o.threads != 0 ? "fused-sweep" : o.pdl == 1 ? "fused-pdl" : "fused";
             add(path, us, plan_text(M, shape.N, shape.K, var.bits, splitk_bytes, o));
+          }
+        }
+        if (M <= 2 && gptq_gemm_stream_usable(copies.views[0], M, ws)) {
+          for (int per_sm : {0, 2}) {
+            const int blocks = per_sm * prop.multiProcessorCount;
+            const double us = graph_us(stream, ncopies, [&](int i) {
+              gptq_gemm_stream_with(copies.views[static_cast<size_t>(i)], x, M, y, nullptr, ws, stream, blocks);
+            });
+            add(per_sm ? "stream-sweep" : "stream", us,
+                per_sm ? "TMA stream-K, " + std::to_string(per_sm) + " blocks per SM" : "TMA stream-K, default grid");
           }
         }
         if (M > kGptqSmallMMax && var.bits == 4) {

@@ -8,6 +8,7 @@
 #include "gptq_gemm/gptq_dequant.cuh"
 #include "gptq_gemm/gptq_gemm_plan.h"
 #include "gptq_gemm/gptq_gemv.cuh"
+#include "gptq_gemm/gptq_gemv_stream.cuh"
 #include "gptq_gemm/gptq_mma_plan.h"
 #include "nibble/core/error.h"
 
@@ -145,6 +146,27 @@ void gptq_gemm_fused_with(const GptqDeviceWeights& w, const __half* x, int64_t M
 void gptq_gemm_fused(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,
                      const GptqWorkspace& ws, cudaStream_t stream) {
   gptq_gemm_fused_with(w, x, M, y, bias, ws, stream, GemvOverride{});
+}
+
+bool gptq_gemm_stream_usable(const GptqDeviceWeights& w, int64_t M, const GptqWorkspace& ws) {
+  return detail::stream_gemv_usable(w, M, ws.splitk ? ws.splitk_bytes : 0);
+}
+
+void gptq_gemm_stream_with(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,
+                           const GptqWorkspace& ws, cudaStream_t stream, int blocks) {
+  check_args(w, x, M, y, bias);
+  if (M == 0) return;
+  NIBBLE_CHECK(gptq_gemm_stream_usable(w, M, ws),
+               "gptq_gemm: the streaming kernel needs 4-bit weights, M <= 2, compute capability 9.0+, 16-byte aligned "
+               "weight arrays, N a multiple of 8, a ring that fits in shared memory and a split-K workspace for M x N (K=" +
+                   std::to_string(w.K) + ", N=" + std::to_string(w.N) + ", M=" + std::to_string(M) + ")");
+  detail::launch_stream_gemv(w, x, static_cast<int>(M), y, bias, ws.splitk, blocks, stream);
+  check_cuda(cudaGetLastError(), "streaming kernel launch");
+}
+
+void gptq_gemm_stream(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,
+                      const GptqWorkspace& ws, cudaStream_t stream) {
+  gptq_gemm_stream_with(w, x, M, y, bias, ws, stream, 0);
 }
 
 void gptq_dequantize(const GptqDeviceWeights& w, int64_t n_begin, int64_t n_end, __half* out, cudaStream_t stream) {

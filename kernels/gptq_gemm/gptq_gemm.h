@@ -83,14 +83,22 @@ GptqDeviceWeights gptq_device_view(const GptqPrepared& host, const uint32_t* qwe
 void gptq_gemm(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,
                const GptqWorkspace& ws, cudaStream_t stream);
 
-// The three paths on their own (gptq_gemm picks one by M and bits); the benchmark
-// times them all. gptq_gemm_mma takes 4-bit weights only (throws otherwise).
+// The paths on their own (gptq_gemm picks one by M and bits); the benchmark times
+// them all. gptq_gemm_mma takes 4-bit weights only. gptq_gemm_stream is an
+// alternative to the fused kernel for M <= 2 on compute capability 9.0+ (weights
+// streamed by the tensor memory accelerator, gptq_gemv_stream.cuh); measured slower,
+// gptq_gemm never picks it. It takes what gptq_gemm_stream_usable accepts (throws otherwise).
 void gptq_gemm_fused(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,
                      const GptqWorkspace& ws, cudaStream_t stream);
+void gptq_gemm_stream(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,
+                      const GptqWorkspace& ws, cudaStream_t stream);
 void gptq_gemm_mma(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,
                    const GptqWorkspace& ws, cudaStream_t stream);
 void gptq_gemm_dequant_cublas(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y,
                               const __half* bias, const GptqWorkspace& ws, cudaStream_t stream);
+
+// Whether gptq_gemm_stream can run this product on the current device with this workspace.
+bool gptq_gemm_stream_usable(const GptqDeviceWeights& w, int64_t M, const GptqWorkspace& ws);
 
 // W as fp16 [K, n_end - n_begin] row-major (checkpoint row order) for columns
 // [n_begin, n_end); out has row stride n_end - n_begin.

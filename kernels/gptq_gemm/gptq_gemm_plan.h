@@ -37,6 +37,10 @@ GemvPlan plan_gemv_on_device(int64_t M, int64_t N, int64_t K, int bits, size_t s
 void gptq_gemm_fused_with(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,
                           const GptqWorkspace& ws, cudaStream_t stream, const GemvOverride& override);
 
+// gptq_gemm_stream with a chosen grid (blocks 0: two per SM; benchmark sweeps).
+void gptq_gemm_stream_with(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,
+                           const GptqWorkspace& ws, cudaStream_t stream, int blocks);
+
 int device_sm_count();
 
 }  // namespace nibble::kernels

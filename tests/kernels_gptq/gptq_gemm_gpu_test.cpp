@@ -4,10 +4,12 @@
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <utility>
 
 #include "gptq_gemm/gptq_gemm.h"
 #include "gptq_gemm/gptq_gemm_plan.h"
@@ -88,11 +90,11 @@ struct Workspace {
   }
 };
 
-enum class Path { Dispatch, Fused, Cublas };
+enum class Path { Dispatch, Fused, Cublas, Stream };
 
 // Runs one product on the device with a NaN-poisoned output; returns y as floats.
 std::vector<float> run_on_device(const DeviceLayer& layer, const DeviceBuffer& x, int64_t M, const __half* bias,
-                                 const Workspace& w, Path path) {
+                                 const Workspace& w, Path path, int stream_blocks = 0) {
   const size_t count = static_cast<size_t>(M * layer.host.N);
   DeviceBuffer y(count * sizeof(__half));
   cudaMemset(y.ptr, 0xff, y.bytes);  // fp16 NaN everywhere
@@ -101,6 +103,9 @@ std::vector<float> run_on_device(const DeviceLayer& layer, const DeviceBuffer& x
     case Path::Fused: gptq_gemm_fused(layer.view, x.as<__half>(), M, y.as<__half>(), bias, w.ws, nullptr); break;
     case Path::Cublas:
       gptq_gemm_dequant_cublas(layer.view, x.as<__half>(), M, y.as<__half>(), bias, w.ws, nullptr);
+      break;
+    case Path::Stream:
+      gptq_gemm_stream_with(layer.view, x.as<__half>(), M, y.as<__half>(), bias, w.ws, nullptr, stream_blocks);
       break;
   }
   std::vector<uint16_t> raw(count);
@@ -192,6 +197,86 @@ TEST_F(GptqGemmGpu, EveryCombinationEveryMBothPaths) {
     ASSERT_TRUE(w.counters_zero()) << spec.name();
   }
   std::printf("every combination: %zu elements compared, worst relative error %.3g\n", compared, worst);
+}
+
+// The TMA-streaming kernel (compute capability 9.0+): every 4-bit combination on a
+// shape whose K and N are not multiples of its 256 x 256 units, with grids that make
+// blocks cover whole column tiles (y written directly), parts of tiles (split-K
+// accumulator and arrival counters) and both; bias on half of the layers.
+bool device_has_tma() {
+  int device = 0, major = 0;
+  return cudaGetDevice(&device) == cudaSuccess &&
+         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess && major >= 9;
+}
+
+TEST_F(GptqGemmGpu, StreamingKernelEveryCombinationAndGrid) {
+  if (!device_has_tma()) GTEST_SKIP() << "device has no TMA (compute capability < 9.0)";
+  std::mt19937 rng(9001);
+  const int64_t K = 608, N = 456, Mmax = 2;
+  Workspace w(gptq_splitk_workspace_bytes(Mmax, N), 0);
+  size_t compared = 0;
+  double worst = 0;
+  for (const auto& spec : all_specs(K, N)) {
+    if (spec.bits != 4) continue;
+    const Checkpoint c = make_checkpoint(spec, rng);
+    const DeviceLayer layer(c.view());
+    const auto x = random_halves(static_cast<size_t>(Mmax * K), rng);
+    const auto bias = random_halves(static_cast<size_t>(N), rng);
+    const bool use_bias = spec.group_size != 128;
+    std::vector<float> ref(static_cast<size_t>(Mmax * N));
+    gptq_gemm_ref(c.view(), x.data(), Mmax, use_bias ? bias.data() : nullptr, ref.data());
+    std::vector<double> ref_d(ref.begin(), ref.end());
+    auto xd = upload(x);
+    auto bd = upload(bias);
+    for (int64_t M = 1; M <= Mmax; ++M) {
+      // Group size 32 leaves no room for two stages of the ring (the kernel declines it).
+      if (!gptq_gemm_stream_usable(layer.view, M, w.ws)) continue;
+      for (int blocks : {0, 1, 2, 4, 5}) {
+        const auto y = run_on_device(layer, *xd, M, use_bias ? bd->as<__half>() : nullptr, w, Path::Stream, blocks);
+        ASSERT_EQ(count_nonfinite(y), 0u) << spec.name() << " M=" << M << " blocks=" << blocks;
+        const double err = relative_error(y.data(), ref_d.data(), y.size());
+        EXPECT_LT(err, kTolerance) << spec.name() << " M=" << M << " blocks=" << blocks;
+        worst = std::max(worst, err);
+        compared += y.size();
+        ASSERT_TRUE(w.counters_zero()) << spec.name() << " M=" << M << " blocks=" << blocks;
+      }
+    }
+  }
+  EXPECT_GT(compared, 0u) << "the streaming kernel declined every layer";
+  std::printf("streaming kernel: %zu elements compared, worst relative error %.3g\n", compared, worst);
+}
+
+// The streaming kernel on Llama-3-8B shapes (act-order, group 128), default grid:
+// runs of units that start and end inside column tiles, against the reference and
+// against a repeat of itself.
+TEST_F(GptqGemmGpu, StreamingKernelLlamaShapes) {
+  if (!device_has_tma()) GTEST_SKIP() << "device has no TMA (compute capability < 9.0)";
+  std::mt19937 rng(4242);
+  for (auto [K, N] : {std::pair<int64_t, int64_t>{4096, 6144}, {14336, 4096}}) {
+    CheckpointSpec spec;
+    spec.K = K;
+    spec.N = N;
+    spec.group_size = 128;
+    spec.act_order = true;
+    spec.sym = false;
+    const Checkpoint c = make_checkpoint(spec, rng);
+    const DeviceLayer layer(c.view());
+    Workspace w(gptq_splitk_workspace_bytes(2, N), 0);
+    const auto x = random_halves(static_cast<size_t>(2 * K), rng);
+    std::vector<float> ref(static_cast<size_t>(2 * N));
+    gptq_gemm_ref(c.view(), x.data(), 2, nullptr, ref.data());
+    std::vector<double> ref_d(ref.begin(), ref.end());
+    auto xd = upload(x);
+    for (int64_t M : {1, 2}) {
+      ASSERT_TRUE(gptq_gemm_stream_usable(layer.view, M, w.ws)) << spec.name() << " M=" << M;
+      const auto first = run_on_device(layer, *xd, M, nullptr, w, Path::Stream);
+      const auto again = run_on_device(layer, *xd, M, nullptr, w, Path::Stream);
+      ASSERT_EQ(count_nonfinite(first), 0u);
+      EXPECT_LT(relative_error(first.data(), ref_d.data(), first.size()), kTolerance) << spec.name() << " M=" << M;
+      EXPECT_LT(relative_error(again.data(), std::vector<double>(first.begin(), first.end()).data(), again.size()), 1e-3);
+      ASSERT_TRUE(w.counters_zero());
+    }
+  }
 }
 
 // Llama-like shapes where the fused kernel splits K deeply, with the default
