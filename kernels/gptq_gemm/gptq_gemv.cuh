@@ -132,10 +132,10 @@ __global__ void __launch_bounds__(128, gemv_min_blocks(BITS, MT)) gptq_gemv_kern
       q[u] = active && r0 + u * PACK < rows ? __ldg(wq + static_cast<size_t>(r0 / PACK + u) * stride)
                                             : make_uint4(0, 0, 0, 0);
   };
-  // The first chunk's weights are in flight while x is staged; then each
-  // iteration requests the next chunk before working on the current one.
-  uint4 q[WORDS], q_next[WORDS];
-  load_chunk(q, 0);
+  // The first chunk's weights are in flight while x is staged; then each chunk's
+  // work starts by requesting the next chunk (two buffers used in turn, no copies).
+  uint4 qa[WORDS], qb[WORDS];
+  load_chunk(qa, 0);
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   // Programmatic dependent launch: the weights are constant, so their first loads
   // may run while the kernel before us finishes; x, y and the workspace are only
@@ -144,13 +144,17 @@ __global__ void __launch_bounds__(128, gemv_min_blocks(BITS, MT)) gptq_gemv_kern
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
   asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
-  int group = -1;
+  // Group and x stage advance incrementally (chunks, groups and stages all start at
+  // multiples of 32 rows): no integer division per chunk.
+  int group = k_begin / p.group_rows - 1, group_next = 0;
+  int stage = 0, stage_next = 0;
   float scale[4];
   __half2 zero_lo[4], zero_hi[4];  // -(1024 + zero) and -(64 + zero), for 1024 + q and (1024 + 16 q) / 16
-  for (int r0 = 0; r0 < rows; r0 += kChunkRows) {
-    const int stage = r0 - r0 % stage_rows;
-    if (stage == r0) {
+  auto process_chunk = [&](const uint4 (&q)[WORDS], int r0) {
+    if (r0 == stage_next) {
       // x rows [stage, stage + stage_rows) of this split into shared memory, zero past the end.
+      stage = r0;
+      stage_next = r0 + stage_rows;
       if (r0 > 0) __syncthreads();
       // Each warp stages one 32-row chunk of one row of x (stage_rows and the
       // block are multiples of 32) and scales it by a power of two so that its
@@ -171,86 +175,91 @@ __global__ void __launch_bounds__(128, gemv_min_blocks(BITS, MT)) gptq_gemv_kern
       }
       __syncthreads();
     }
-    load_chunk(q_next, r0 + kChunkRows);
-    if (active) {
-      const int g = (k_begin + r0) / p.group_rows;
-      if (g != group) {
-        group = g;
-        const uint2 sraw = __ldg(reinterpret_cast<const uint2*>(p.scales + static_cast<size_t>(g) * p.N + n));
-        const uint2 zraw = __ldg(reinterpret_cast<const uint2*>(p.zeros + static_cast<size_t>(g) * p.N + n));
-        const __half2 s01 = *reinterpret_cast<const __half2*>(&sraw.x), s23 = *reinterpret_cast<const __half2*>(&sraw.y);
-        const __half2 z01 = *reinterpret_cast<const __half2*>(&zraw.x), z23 = *reinterpret_cast<const __half2*>(&zraw.y);
-        scale[0] = __low2float(s01), scale[1] = __high2float(s01), scale[2] = __low2float(s23), scale[3] = __high2float(s23);
-        zero_lo[0] = __low2half2(z01), zero_lo[1] = __high2half2(z01), zero_lo[2] = __low2half2(z23), zero_lo[3] = __high2half2(z23);
+    if (!active) return;
+    if (r0 >= group_next) {
+      ++group;
+      group_next = (group + 1) * p.group_rows - k_begin;
+      const uint2 sraw = __ldg(reinterpret_cast<const uint2*>(p.scales + static_cast<size_t>(group) * p.N + n));
+      const uint2 zraw = __ldg(reinterpret_cast<const uint2*>(p.zeros + static_cast<size_t>(group) * p.N + n));
+      const __half2 s01 = *reinterpret_cast<const __half2*>(&sraw.x), s23 = *reinterpret_cast<const __half2*>(&sraw.y);
+      const __half2 z01 = *reinterpret_cast<const __half2*>(&zraw.x), z23 = *reinterpret_cast<const __half2*>(&zraw.y);
+      scale[0] = __low2float(s01), scale[1] = __high2float(s01), scale[2] = __low2float(s23), scale[3] = __high2float(s23);
+      zero_lo[0] = __low2half2(z01), zero_lo[1] = __high2half2(z01), zero_lo[2] = __low2half2(z23), zero_lo[3] = __high2half2(z23);
 #pragma unroll
-        for (int c = 0; c < 4; ++c) zero_hi[c] = __hadd2(zero_lo[c], __float2half2_rn(960.f));
-      }
+      for (int c = 0; c < 4; ++c) zero_hi[c] = __hadd2(zero_lo[c], __float2half2_rn(960.f));
+    }
+    const unsigned offset = static_cast<unsigned>(r0 - stage);  // row within the x stage
 
-      __half2 acc2[MT][4];
+    __half2 acc2[MT][4];
 #pragma unroll
-      for (int m = 0; m < MT; ++m)
+    for (int m = 0; m < MT; ++m)
 #pragma unroll
-        for (int c = 0; c < 4; ++c) acc2[m][c] = __float2half2_rn(0.f);
+      for (int c = 0; c < 4; ++c) acc2[m][c] = __float2half2_rn(0.f);
 
 #pragma unroll
-      for (int u = 0; u < WORDS; ++u) {
-        __half2 xv[MT][PACK / 2];
-#pragma unroll
-        for (int m = 0; m < MT; ++m) {
-          const __half* xr = xs + m * stage_rows + (r0 - stage) + u * PACK;
-          if constexpr (PACK == 8) {
-            const uint4 raw = *reinterpret_cast<const uint4*>(xr);
-            xv[m][0] = *reinterpret_cast<const __half2*>(&raw.x);
-            xv[m][1] = *reinterpret_cast<const __half2*>(&raw.y);
-            xv[m][2] = *reinterpret_cast<const __half2*>(&raw.z);
-            xv[m][3] = *reinterpret_cast<const __half2*>(&raw.w);
-          } else {
-            const uint2 raw = *reinterpret_cast<const uint2*>(xr);
-            xv[m][0] = *reinterpret_cast<const __half2*>(&raw.x);
-            xv[m][1] = *reinterpret_cast<const __half2*>(&raw.y);
-          }
-        }
-#pragma unroll
-        for (int c = 0; c < 4; ++c) {
-          const uint32_t w = word_of(q[u], c);
-          __half2 d[PACK / 2];  // q - zero, exact, rows (2j, 2j + 1)
-          if constexpr (BITS == 4) {
-            // Rows 0,1 and 4,5 sit in nibble 0 of each half (1024 + q); rows 2,3 and
-            // 6,7 in nibble 1 (1024 + 16 q, scaled back by the fma): 1 shift, 4 LOP3.
-            const uint32_t w8 = w >> 8;
-            const uint32_t t0 = (w & 0x000F000Fu) | 0x64006400u, t1 = (w & 0x00F000F0u) | 0x64006400u;
-            const uint32_t t2 = (w8 & 0x000F000Fu) | 0x64006400u, t3 = (w8 & 0x00F000F0u) | 0x64006400u;
-            const __half2 sixteenth = __float2half2_rn(0.0625f);
-            d[0] = __hadd2(*reinterpret_cast<const __half2*>(&t0), zero_lo[c]);
-            d[1] = __hfma2(*reinterpret_cast<const __half2*>(&t1), sixteenth, zero_hi[c]);
-            d[2] = __hadd2(*reinterpret_cast<const __half2*>(&t2), zero_lo[c]);
-            d[3] = __hfma2(*reinterpret_cast<const __half2*>(&t3), sixteenth, zero_hi[c]);
-          } else {
-#pragma unroll
-            for (int j = 0; j < PACK / 2; ++j) {
-              const uint32_t t = ((w >> (8 * j)) & 0x00FF00FFu) | 0x64006400u;
-              d[j] = __hadd2(*reinterpret_cast<const __half2*>(&t), zero_lo[c]);
-            }
-          }
-#pragma unroll
-          for (int j = 0; j < PACK / 2; ++j)
-#pragma unroll
-            for (int m = 0; m < MT; ++m) acc2[m][c] = __hfma2(d[j], xv[m][j], acc2[m][c]);
-        }
-      }
-      // Undo the chunk's power-of-two x scaling and apply the group scale in fp32.
+    for (int u = 0; u < WORDS; ++u) {
+      __half2 xv[MT][PACK / 2];
 #pragma unroll
       for (int m = 0; m < MT; ++m) {
-        const float chunk_scale = xscale[m * (stage_rows / kChunkRows) + (r0 - stage) / kChunkRows];
-#pragma unroll
-        for (int c = 0; c < 4; ++c) {
-          const float2 f = __half22float2(acc2[m][c]);
-          acc[m][c] = fmaf(f.x + f.y, scale[c] * chunk_scale, acc[m][c]);
+        const __half* xr = xs + m * stage_rows + offset + u * PACK;
+        if constexpr (PACK == 8) {
+          const uint4 raw = *reinterpret_cast<const uint4*>(xr);
+          xv[m][0] = *reinterpret_cast<const __half2*>(&raw.x);
+          xv[m][1] = *reinterpret_cast<const __half2*>(&raw.y);
+          xv[m][2] = *reinterpret_cast<const __half2*>(&raw.z);
+          xv[m][3] = *reinterpret_cast<const __half2*>(&raw.w);
+        } else {
+          const uint2 raw = *reinterpret_cast<const uint2*>(xr);
+          xv[m][0] = *reinterpret_cast<const __half2*>(&raw.x);
+          xv[m][1] = *reinterpret_cast<const __half2*>(&raw.y);
         }
       }
-    }
 #pragma unroll
-    for (int u = 0; u < WORDS; ++u) q[u] = q_next[u];
+      for (int c = 0; c < 4; ++c) {
+        const uint32_t w = word_of(q[u], c);
+        __half2 d[PACK / 2];  // q - zero, exact, rows (2j, 2j + 1)
+        if constexpr (BITS == 4) {
+          // Rows 0,1 and 4,5 sit in nibble 0 of each half (1024 + q); rows 2,3 and
+          // 6,7 in nibble 1 (1024 + 16 q, scaled back by the fma): 1 shift, 4 LOP3.
+          const uint32_t w8 = w >> 8;
+          const uint32_t t0 = (w & 0x000F000Fu) | 0x64006400u, t1 = (w & 0x00F000F0u) | 0x64006400u;
+          const uint32_t t2 = (w8 & 0x000F000Fu) | 0x64006400u, t3 = (w8 & 0x00F000F0u) | 0x64006400u;
+          const __half2 sixteenth = __float2half2_rn(0.0625f);
+          d[0] = __hadd2(*reinterpret_cast<const __half2*>(&t0), zero_lo[c]);
+          d[1] = __hfma2(*reinterpret_cast<const __half2*>(&t1), sixteenth, zero_hi[c]);
+          d[2] = __hadd2(*reinterpret_cast<const __half2*>(&t2), zero_lo[c]);
+          d[3] = __hfma2(*reinterpret_cast<const __half2*>(&t3), sixteenth, zero_hi[c]);
+        } else {
+#pragma unroll
+          for (int j = 0; j < PACK / 2; ++j) {
+            const uint32_t t = ((w >> (8 * j)) & 0x00FF00FFu) | 0x64006400u;
+            d[j] = __hadd2(*reinterpret_cast<const __half2*>(&t), zero_lo[c]);
+          }
+        }
+#pragma unroll
+        for (int j = 0; j < PACK / 2; ++j)
+#pragma unroll
+          for (int m = 0; m < MT; ++m) acc2[m][c] = __hfma2(d[j], xv[m][j], acc2[m][c]);
+      }
+    }
+    // Undo the chunk's power-of-two x scaling and apply the group scale in fp32.
+    const unsigned stage_chunks = static_cast<unsigned>(stage_rows) / kChunkRows;
+#pragma unroll
+    for (int m = 0; m < MT; ++m) {
+      const float chunk_scale = xscale[m * stage_chunks + offset / kChunkRows];
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        const float2 f = __half22float2(acc2[m][c]);
+        acc[m][c] = fmaf(f.x + f.y, scale[c] * chunk_scale, acc[m][c]);
+      }
+    }
+  };
+  for (int r0 = 0; r0 < rows; r0 += 2 * kChunkRows) {
+    load_chunk(qb, r0 + kChunkRows);
+    process_chunk(qa, r0);
+    if (r0 + kChunkRows >= rows) break;
+    load_chunk(qa, r0 + 2 * kChunkRows);
+    process_chunk(qb, r0 + kChunkRows);
   }
 
   if (p.splits == 1) {
