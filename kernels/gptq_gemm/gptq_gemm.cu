@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <string>
 
+#include "activation/activation.h"
 #include "gptq_gemm/gptq_dequant.cuh"
 #include "gptq_gemm/gptq_gemm_plan.h"
 #include "gptq_gemm/gptq_gemv.cuh"
@@ -128,6 +129,7 @@ void gptq_gemm_fused_with(const GptqDeviceWeights& w, const __half* x, int64_t M
   const GemvPlan plan = plan_gemv_on_device(M, w.N, w.K, w.bits, ws.splitk ? ws.splitk_bytes : 0, override);
   detail::GemvParams p{};
   detail::set_product_operands(p, w, x, M, y, bias);
+  p.x_ld = p.K;
   p.rows_per_split = plan.rows_per_split;
   p.splits = plan.splits;
   if (plan.splits > 1) {
@@ -146,6 +148,38 @@ void gptq_gemm_fused_with(const GptqDeviceWeights& w, const __half* x, int64_t M
 void gptq_gemm_fused(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,
                      const GptqWorkspace& ws, cudaStream_t stream) {
   gptq_gemm_fused_with(w, x, M, y, bias, ws, stream, GemvOverride{});
+}
+
+void gptq_gemm_silu_mul(const GptqDeviceWeights& w, const __half* gate, const __half* up, int64_t ld, int64_t M,
+                        __half* act, __half* y, const __half* bias, const GptqWorkspace& ws, cudaStream_t stream) {
+  check_args(w, gate, M, y, bias);
+  NIBBLE_CHECK(M == 0 || (up && act), "gptq_gemm_silu_mul: null up or act");
+  NIBBLE_CHECK(ld >= w.K && ld < (int64_t{1} << 30), "gptq_gemm_silu_mul: row stride " + std::to_string(ld) +
+                                                         " below K = " + std::to_string(w.K));
+  if (M == 0) return;
+  if (M > kGptqSmallMMax) {
+    check_cuda(silu_and_mul(gate, up, static_cast<int>(ld), act, static_cast<int>(M), static_cast<int>(w.K), stream),
+               "silu_and_mul");
+    gptq_gemm(w, act, M, y, bias, ws, stream);
+    return;
+  }
+  const GemvPlan plan = plan_gemv_on_device(M, w.N, w.K, w.bits, ws.splitk ? ws.splitk_bytes : 0, GemvOverride{});
+  detail::GemvParams p{};
+  detail::set_product_operands(p, w, gate, M, y, bias);
+  p.up = up;
+  p.x_ld = static_cast<int>(ld);
+  p.rows_per_split = plan.rows_per_split;
+  p.splits = plan.splits;
+  if (plan.splits > 1) {
+    p.counters = static_cast<unsigned*>(ws.splitk);
+    p.partial = reinterpret_cast<float*>(static_cast<char*>(ws.splitk) + detail::kCounterBytes);
+  }
+  const dim3 grid(plan.mchunks, plan.ntiles, plan.splits);
+  if (w.bits == 4)
+    detail::launch_gemv<4>(p, plan.m_tile, grid, plan.threads, false, stream);
+  else
+    detail::launch_gemv<8>(p, plan.m_tile, grid, plan.threads, false, stream);
+  check_cuda(cudaGetLastError(), "fused kernel launch");
 }
 
 bool gptq_gemm_stream_usable(const GptqDeviceWeights& w, int64_t M, const GptqWorkspace& ws) {

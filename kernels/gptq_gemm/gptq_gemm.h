@@ -83,6 +83,14 @@ GptqDeviceWeights gptq_device_view(const GptqPrepared& host, const uint32_t* qwe
 void gptq_gemm(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,
                const GptqWorkspace& ws, cudaStream_t stream);
 
+// y = (silu(gate) * up) W (+ bias): the down projection of a gated MLP, gate and up
+// fp16 [M, K] with row stride ld (e.g. the two halves of a fused gate|up product).
+// For M <= kGptqSmallMMax the fused kernel computes the activation while it stages
+// its input (no separate pass, no act round trip; the same fp16 rounding as
+// silu_and_mul); above, silu_and_mul writes act (fp16 [M, K]) and gptq_gemm runs.
+void gptq_gemm_silu_mul(const GptqDeviceWeights& w, const __half* gate, const __half* up, int64_t ld, int64_t M,
+                        __half* act, __half* y, const __half* bias, const GptqWorkspace& ws, cudaStream_t stream);
+
 // The paths on their own (gptq_gemm picks one by M and bits); the benchmark times
 // them all. gptq_gemm_mma takes 4-bit weights only. gptq_gemm_stream is an
 // alternative to the fused kernel for M <= 2 on compute capability 9.0+ (weights

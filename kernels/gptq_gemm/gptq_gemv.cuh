@@ -32,6 +32,8 @@ struct GemvParams {
   const __half* zeros;
   const int32_t* perm;
   const __half* x;
+  const __half* up;  // non-null: the input is silu(x) * up (fp16, as silu_and_mul rounds it)
+  int x_ld;          // row stride of x (and up)
   __half* y;
   const __half* bias;
   int M, K, N;
@@ -166,7 +168,10 @@ __global__ void __launch_bounds__(128, gemv_min_blocks(BITS, MT)) gptq_gemv_kern
         float v = 0.f;
         if (m0 + m < p.M && r < rows) {
           const int k = p.perm ? p.perm[k_begin + r] : k_begin + r;
-          v = __half2float(p.x[static_cast<size_t>(m0 + m) * p.K + k]);
+          const size_t at = static_cast<size_t>(m0 + m) * p.x_ld + k;
+          v = __half2float(p.x[at]);
+          // The activation of a gate/up product, fused into the down product's staging.
+          if (p.up) v = __half2float(__float2half(v / (1.0f + __expf(-v)) * __half2float(p.up[at])));
         }
         const unsigned largest = __reduce_max_sync(0xffffffffu, __float_as_uint(fabsf(v)));
         const int e = largest ? static_cast<int>((largest >> 23) & 0xff) - 127 : 0;  // floor(log2(max |x|))

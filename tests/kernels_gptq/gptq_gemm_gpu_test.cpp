@@ -11,6 +11,7 @@
 #include <memory>
 #include <utility>
 
+#include "activation/activation.h"
 #include "gptq_gemm/gptq_gemm.h"
 #include "gptq_gemm/gptq_gemm_plan.h"
 #include "gptq_gemm/gptq_gemm_ref.h"
@@ -277,6 +278,63 @@ TEST_F(GptqGemmGpu, StreamingKernelLlamaShapes) {
       ASSERT_TRUE(w.counters_zero());
     }
   }
+}
+
+// The down projection with the gated activation folded in: against silu_and_mul
+// followed by gptq_gemm, for gate and up as the halves of one fused product (row
+// stride 2K) and as two arrays, at batch sizes on every path (fused kernel, tensor
+// cores, dequantize + cuBLAS), act-order and plain, with and without bias.
+TEST_F(GptqGemmGpu, SiluMulDownProjectionMatchesSeparateActivation) {
+  std::mt19937 rng(31337);
+  const int64_t K = 736, N = 520, Mmax = 40;
+  Workspace w(gptq_splitk_workspace_bytes(Mmax, N), static_cast<size_t>(K) * N * 2);
+  for (bool act_order : {false, true}) {
+    CheckpointSpec spec;
+    spec.K = K;
+    spec.N = N;
+    spec.group_size = 32;
+    spec.act_order = act_order;
+    spec.sym = false;
+    const Checkpoint c = make_checkpoint(spec, rng);
+    const DeviceLayer layer(c.view());
+    // gate | up rows of 2K halves; the activation's inputs in [-4, 4].
+    const auto gate_up = random_halves(static_cast<size_t>(Mmax * 2 * K), rng, -4.f, 4.f);
+    const auto bias = random_halves(static_cast<size_t>(N), rng);
+    auto gu = upload(gate_up);
+    auto bd = upload(bias);
+    DeviceBuffer split_gate(static_cast<size_t>(Mmax * K) * 2), split_up(static_cast<size_t>(Mmax * K) * 2);
+    CUDA_OK(cudaMemcpy2D(split_gate.ptr, K * 2, gu->ptr, 2 * K * 2, K * 2, Mmax, cudaMemcpyDeviceToDevice));
+    CUDA_OK(cudaMemcpy2D(split_up.ptr, K * 2, gu->as<__half>() + K, 2 * K * 2, K * 2, Mmax, cudaMemcpyDeviceToDevice));
+    DeviceBuffer act(static_cast<size_t>(Mmax * K) * 2), y_ref(static_cast<size_t>(Mmax * N) * 2),
+        y(static_cast<size_t>(Mmax * N) * 2);
+    for (int64_t M : {1, 3, 8, 16, 40}) {
+      for (bool fused_halves : {true, false}) {
+        const __half* g = fused_halves ? gu->as<__half>() : split_gate.as<__half>();
+        const __half* u = fused_halves ? gu->as<__half>() + K : split_up.as<__half>();
+        const int64_t ld = fused_halves ? 2 * K : K;
+        const __half* b = fused_halves ? bd->as<__half>() : nullptr;
+        CUDA_OK(silu_and_mul(g, u, static_cast<int>(ld), act.as<__half>(), static_cast<int>(M), static_cast<int>(K), nullptr));
+        gptq_gemm(layer.view, act.as<__half>(), M, y_ref.as<__half>(), b, w.ws, nullptr);
+        CUDA_OK(cudaMemset(y.ptr, 0xff, y.bytes));
+        gptq_gemm_silu_mul(layer.view, g, u, ld, M, act.as<__half>(), y.as<__half>(), b, w.ws, nullptr);
+        CUDA_OK(cudaDeviceSynchronize());
+        std::vector<uint16_t> a(static_cast<size_t>(M * N)), r(a.size());
+        CUDA_OK(cudaMemcpy(a.data(), y.ptr, a.size() * 2, cudaMemcpyDeviceToHost));
+        CUDA_OK(cudaMemcpy(r.data(), y_ref.ptr, r.size() * 2, cudaMemcpyDeviceToHost));
+        std::vector<float> af(a.size());
+        std::vector<double> rd(r.size());
+        for (size_t i = 0; i < a.size(); ++i) af[i] = fp16_to_float(a[i]), rd[i] = fp16_to_float(r[i]);
+        ASSERT_EQ(count_nonfinite(af), 0u) << spec.name() << " M=" << M;
+        // Same activation bits, same kernel: only the split-K summation order may differ.
+        EXPECT_LT(relative_error(af.data(), rd.data(), af.size()), 1e-3)
+            << spec.name() << " M=" << M << (fused_halves ? " gate|up halves" : " separate gate, up");
+      }
+    }
+    ASSERT_TRUE(w.counters_zero());
+  }
+  EXPECT_THROW(gptq_gemm_silu_mul(DeviceLayer(make_checkpoint(CheckpointSpec{64, 64}, rng).view()).view, nullptr, nullptr,
+                                  32, 1, nullptr, nullptr, nullptr, Workspace(0, 0).ws, nullptr),
+               nibble::Error);
 }
 
 // Llama-like shapes where the fused kernel splits K deeply, with the default

@@ -68,7 +68,7 @@ class CudaBackendImpl final : public CudaBackend {
   void enqueue_forward(int tokens, int work, int splits, int logits_rows, bool decode);
   void linear(const DeviceLinear& l, const __half* x, int rows, __half* y);
   void qkv_products(const cuda::DeviceLayer& layer, int tokens, kernels::RopeKvParams& rope);
-  void gate_up_activation(const cuda::DeviceLayer& layer, int tokens);
+  void mlp_products(const cuda::DeviceLayer& layer, int tokens);
   int graph_bucket(int seqs) const;
   int decode_splits(int work, int max_keys) const;
   cudaGraphExec_t graph_for(int bucket, int splits);
@@ -245,19 +245,31 @@ void CudaBackendImpl::qkv_products(const cuda::DeviceLayer& layer, int tokens, k
   rope.ldq = qd, rope.ldk = rope.ldv = kvd;
 }
 
-// silu(gate) * up of `tokens` normed rows into ws_.act, from one fused
-// [gate | up] product or two.
-void CudaBackendImpl::gate_up_activation(const cuda::DeviceLayer& layer, int tokens) {
+// The MLP of `tokens` normed rows into ws_.delta: the gate and up products (one
+// fused [gate | up] product or two), then down(silu(gate) * up). With a GPTQ down
+// projection the activation goes into the down product (fused into its input
+// staging for small batches); otherwise silu_and_mul writes ws_.act first.
+void CudaBackendImpl::mlp_products(const cuda::DeviceLayer& layer, int tokens) {
   const int I = model_.config.intermediate_size;
+  const __half* gate = ws_.gate_up;
+  const __half* up = ws_.gate_up + I;
+  int ld = 2 * I;
   if (layer.gate_up.size() == 1) {
     linear(layer.gate_up[0], ws_.normed, tokens, ws_.gate_up);
-    CUDA_CHECK(kernels::silu_and_mul(ws_.gate_up, ws_.gate_up + I, 2 * I, ws_.act, tokens, I, stream_));
+  } else {
+    __half* second = ws_.gate_up + static_cast<size_t>(tokens) * I;
+    linear(layer.gate_up[0], ws_.normed, tokens, ws_.gate_up);
+    linear(layer.gate_up[1], ws_.normed, tokens, second);
+    up = second;
+    ld = I;
+  }
+  const DeviceLinear& down = layer.down_proj;
+  if (down.quantized) {
+    kernels::gptq_gemm_silu_mul(down.gptq, gate, up, ld, tokens, ws_.act, ws_.delta, down.bias, gptq_ws_, stream_);
     return;
   }
-  __half* up = ws_.gate_up + static_cast<size_t>(tokens) * I;
-  linear(layer.gate_up[0], ws_.normed, tokens, ws_.gate_up);
-  linear(layer.gate_up[1], ws_.normed, tokens, up);
-  CUDA_CHECK(kernels::silu_and_mul(ws_.gate_up, up, I, ws_.act, tokens, I, stream_));
+  CUDA_CHECK(kernels::silu_and_mul(gate, up, ld, ws_.act, tokens, I, stream_));
+  linear(down, ws_.act, tokens, ws_.delta);
 }
 
 void CudaBackendImpl::enqueue_forward(int T, int W, int splits, int L, bool decode) {
@@ -315,8 +327,7 @@ void CudaBackendImpl::enqueue_forward(int T, int W, int splits, int L, bool deco
     linear(layer.o_proj, ws_.attn, T, ws_.delta);
     CUDA_CHECK(kernels::add_rmsnorm(ws_.delta, ws_.residual, layer.post_attention_norm, ws_.normed, T, H, eps,
                                     stream_));
-    gate_up_activation(layer, T);
-    linear(layer.down_proj, ws_.act, T, ws_.delta);
+    mlp_products(layer, T);
   }
   if (L == 0) return;
   CUDA_CHECK(kernels::add_rmsnorm(ws_.delta, ws_.residual, model_.final_norm, ws_.normed, T, H, eps, stream_));
