@@ -49,6 +49,27 @@ inline int attention_num_splits(int num_work, int num_kv_heads, int max_keys, in
   return splits < 1 ? 1 : splits;
 }
 
+// Keys the decode kernel (decode_attention.cu) takes per block step: 32 per warp.
+inline constexpr int kDecodeKeysPerStep = 128;
+// Fewest keys worth a split of the decode kernel: a split costs about one step
+// of latency when the kernel merges the splits (fence, arrival, re-read).
+inline constexpr int kDecodeMinSplitKeys = 256;
+
+// Flash-decoding split count for the decode kernel with in-kernel merging
+// (PagedAttentionParams::split_counters): enough blocks for about two per SM
+// when there are few work items, each split at least min_split_keys keys, so a
+// short context runs in one block per KV head with nothing to merge.
+inline int decode_attention_num_splits(int num_work, int num_kv_heads, int max_keys, int num_sms,
+                                       int min_split_keys = kDecodeMinSplitKeys, int max_splits = 32) {
+  const int blocks = num_work * num_kv_heads;
+  if (blocks <= 0 || min_split_keys <= 0) return 1;
+  int splits = (2 * num_sms + blocks - 1) / blocks;
+  const int by_keys = max_keys / min_split_keys;
+  if (splits > by_keys) splits = by_keys;
+  if (splits > max_splits) splits = max_splits;
+  return splits < 1 ? 1 : splits;
+}
+
 // Keys one work item of `tile_tokens` queries reads at most (the split count's
 // key bound): the longest context, or with a sliding window the window plus the
 // item's other queries.
