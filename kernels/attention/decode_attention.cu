@@ -1,97 +1,60 @@
 // The decode kernel of kernels/attention: one new token per sequence. Each block
-// takes (sequence, KV head, split) like the general kernel, but its four warps
-// take 32 different keys each (128 keys per step) instead of different query
-// rows, since a decode tile has only the GQA group's rows. Each lane loads its
-// key's K row straight into registers and the warp's 32 V rows (coalesced), so
-// a step has 16-32 KB of loads in flight per block; the warps' partial softmax
-// states are merged through shared memory at the end.
+// takes (sequence, KV head, split) like the general kernel; its 128 threads form
+// groups of head_dim / 8 (each thread 8 dims of a K/V row, one 16-byte load),
+// each group one key at a time, two keys per pass and the next pass's K/V
+// loaded while this one computes. Dot products reduce over the group with a few
+// shuffles and every group keeps its own online-softmax state; the groups are
+// merged through shared memory at the end. The loops stay rolled: a decode
+// block runs one warp per scheduler, so it cannot hide instruction-fetch
+// misses, and a kernel that unrolls its key steps into ~100 KB of straight-line
+// code (this file's previous version) spends most of its time fetching code.
 //
 // A decode step is short at batch 1 (a few hundred keys per KV head), so the
 // kernel also removes the launches around it: with PagedAttentionParams::rope it
 // rotates the query and the new key itself and writes the new K/V into the cache
 // (no rope_and_write_kv launch), and with split_counters the last split block of
 // each (sequence, KV head) merges the splits (no combine launch). The first
-// step's K/V loads are issued before the query is prepared, so their latency
+// pass's K/V loads are issued before the query is prepared, so their latency
 // overlaps the query's.
 #include <cmath>
 
 #include "attention/attention.h"
 #include "attention/decode_attention.cuh"
+#include "attention/attention_work.cuh"
 #include "common/device_utils.cuh"
 
 namespace nibble::kernels {
 namespace {
 
-constexpr int kWarps = 4;
-constexpr int kThreads = kWarps * 32;
-constexpr int kKeysPerStep = kWarps * 32;
+constexpr int kThreads = 128;
+constexpr int kKeysPerStep = kDecodeKeysPerStep;  // the split granularity (attention_plan.h)
 constexpr float kLog2e = 1.4426950408889634f;
 
-// DCOLS head dims per lane (head_dim = 32 * DCOLS), contiguous: d = lane * DCOLS + c.
-template <int DCOLS>
-struct VecOf;
-template <>
-struct VecOf<1> {
-  using T = unsigned short;
-};
-template <>
-struct VecOf<2> {
-  using T = unsigned int;
-};
-template <>
-struct VecOf<4> {
-  using T = uint2;
-};
-
-template <int DCOLS>
-__device__ __forceinline__ void to_floats(const typename VecOf<DCOLS>::T& v, float* out) {
-  const __half* h = reinterpret_cast<const __half*>(&v);
+__device__ __forceinline__ void unpack8(const uint4& v, float (&f)[8]) {
+  const __half2* h = reinterpret_cast<const __half2*>(&v);
 #pragma unroll
-  for (int c = 0; c < DCOLS; ++c) out[c] = __half2float(h[c]);
-}
-
-// The K rows (one per lane: key warp_first + lane) and the warp's 32 V rows
-// (each lane its DCOLS dims of every row) of one 32-key slice; zeros past n_keys.
-template <int DCOLS>
-__device__ __forceinline__ void load_warp_keys(const PagedAttentionParams& p, const int32_t* table, int kvh,
-                                               int warp_first, int n_keys, int lane, uint4 (&k_row)[DCOLS * 4],
-                                               typename VecOf<DCOLS>::T (&v_rows)[32]) {
-  constexpr int D = 32 * DCOLS;
-  using VT = typename VecOf<DCOLS>::T;
-  const int key = warp_first + lane;
-  const bool valid = key < n_keys;
-  size_t base = 0;
-  if (valid) {
-    const size_t block = table[key / p.block_size];
-    base = ((block * p.num_kv_heads + kvh) * p.block_size + key % p.block_size) * D;
-  }
-#pragma unroll
-  for (int i = 0; i < DCOLS * 4; ++i)
-    k_row[i] = valid ? reinterpret_cast<const uint4*>(p.k_cache + base)[i] : make_uint4(0, 0, 0, 0);
-  // Row j lives at lane j's base.
-  const int warp_keys = min(32, n_keys - warp_first);
-#pragma unroll
-  for (int j = 0; j < 32; ++j) {
-    const size_t bj = __shfl_sync(0xffffffffu, base, j);
-    v_rows[j] = j < warp_keys ? reinterpret_cast<const VT*>(p.v_cache + bj)[lane] : VT{};
+  for (int e = 0; e < 4; ++e) {
+    const float2 t = __half22float2(h[e]);
+    f[2 * e] = t.x;
+    f[2 * e + 1] = t.y;
   }
 }
 
-template <int DCOLS, int G>
+template <int D, int G>
 __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedAttentionParams p) {
-  constexpr int D = 32 * DCOLS;
   constexpr int HALF = D / 2;
-  constexpr int KVEC = D / 8;  // uint4 per K row
-  using VT = typename VecOf<DCOLS>::T;
+  constexpr int KVEC = D / 8;               // 16-byte pieces per K/V row
+  constexpr int TPK = KVEC;                 // threads per key (a group)
+  constexpr int GROUPS = kThreads / TPK;    // keys in flight per pass and group
   __shared__ float q_s[G][D];
   __shared__ __align__(16) __half new_k[D];  // the new token's rotated key and its value (fused RoPE)
   __shared__ __align__(16) __half new_v[D];
-  __shared__ float part_m[kWarps][G], part_l[kWarps][G];
-  __shared__ float part_o[kWarps][G][D];
+  __shared__ float part_m[GROUPS][G], part_l[GROUPS][G];
+  __shared__ __align__(16) float part_o[GROUPS][G][D];
   __shared__ bool merge_here;
 
   const int item = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z;
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int tid = threadIdx.x, tx = tid % TPK, ty = tid / TPK;
   const int seq = p.work_seq[item];
   const int q_first = p.query_start[seq];
   if (p.query_start[seq + 1] - q_first <= 0) return;
@@ -118,10 +81,13 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedAttentionPa
   // K/V from shared memory, not from the cache slot it writes.
   const int new_key = fuse_rope && s_end == n_steps ? n_keys - 1 : -1;
 
+  // This split's keys: [kb, ke). Group ty takes keys kb + ty, + GROUPS, ...
+  const int kb = k_begin + s_begin * kKeysPerStep;
+  const int ke = min(n_keys, k_begin + s_end * kKeysPerStep);
   const int32_t* table = p.kv_indices + p.kv_indptr[seq];
-  uint4 k_row[KVEC];
-  VT v_rows[32];
-  load_warp_keys<DCOLS>(p, table, kvh, k_begin + s_begin * kKeysPerStep + warp * 32, n_keys, lane, k_row, v_rows);
+  uint4 k0, v0, k1, v1;  // this pass's two keys (piece tx)
+  load_kv_piece(p, table, kvh, D, kb + ty, ke, tx, k0, v0);
+  load_kv_piece(p, table, kvh, D, kb + GROUPS + ty, ke, tx, k1, v1);
 
   const float scale_log2 = p.scale * kLog2e;
   if (fuse_rope) {
@@ -171,81 +137,88 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedAttentionPa
     }
   }
 
-  float m[G], l[G], o[G][DCOLS];
+  float q[G][8];
+#pragma unroll
+  for (int r = 0; r < G; ++r)
+#pragma unroll
+    for (int e = 0; e < 8; ++e) q[r][e] = q_s[r][tx * 8 + e];
+  float m[G], l[G], o[G][8];
 #pragma unroll
   for (int r = 0; r < G; ++r) {
     m[r] = -INFINITY;
     l[r] = 0.0f;
 #pragma unroll
-    for (int c = 0; c < DCOLS; ++c) o[r][c] = 0.0f;
+    for (int e = 0; e < 8; ++e) o[r][e] = 0.0f;
   }
 
-  for (int step = s_begin; step < s_end; ++step) {
-    const int warp_first = k_begin + step * kKeysPerStep + warp * 32;
-    if (step > s_begin) load_warp_keys<DCOLS>(p, table, kvh, warp_first, n_keys, lane, k_row, v_rows);
-    const int key = warp_first + lane;
-    if (key == new_key) {
-#pragma unroll
-      for (int i = 0; i < KVEC; ++i) k_row[i] = reinterpret_cast<const uint4*>(new_k)[i];
+  const uint4* new_k4 = reinterpret_cast<const uint4*>(new_k);
+  const uint4* new_v4 = reinterpret_cast<const uint4*>(new_v);
+  for (int base = kb; base < ke; base += 2 * GROUPS) {  // uniform trip count: shuffles below
+    const int key0 = base + ty, key1 = base + GROUPS + ty;
+    uint4 nk0, nv0, nk1, nv1;
+    load_kv_piece(p, table, kvh, D, base + 2 * GROUPS + ty, ke, tx, nk0, nv0);
+    load_kv_piece(p, table, kvh, D, base + 3 * GROUPS + ty, ke, tx, nk1, nv1);
+    if (key0 == new_key) {
+      k0 = new_k4[tx];
+      v0 = new_v4[tx];
     }
-    const bool valid = key < n_keys;
-    float s[G];
+    if (key1 == new_key) {
+      k1 = new_k4[tx];
+      v1 = new_v4[tx];
+    }
+    float kf0[8], kf1[8];
+    unpack8(k0, kf0);
+    unpack8(k1, kf1);
+    float s0[G], s1[G];
 #pragma unroll
     for (int r = 0; r < G; ++r) {
-      float acc = 0.0f;
-      if (r < group) {
+      float a = 0.0f, b = 0.0f;
 #pragma unroll
-        for (int i = 0; i < KVEC; ++i) {
-          const __half2* h = reinterpret_cast<const __half2*>(&k_row[i]);
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const float2 kf = __half22float2(h[e]);
-            acc = fmaf(q_s[r][i * 8 + 2 * e], kf.x, acc);
-            acc = fmaf(q_s[r][i * 8 + 2 * e + 1], kf.y, acc);
-          }
-        }
+      for (int e = 0; e < 8; ++e) {
+        a = fmaf(q[r][e], kf0[e], a);
+        b = fmaf(q[r][e], kf1[e], b);
       }
-      s[r] = valid ? acc : -INFINITY;
-    }
-    float pr[G];
-#pragma unroll
-    for (int r = 0; r < G; ++r) {
-      pr[r] = 0.0f;
-      if (r >= group) continue;
-      const float m_new = fmaxf(m[r], warp_max(s[r]));
-      if (m_new == -INFINITY) continue;  // warp-uniform: no visible key yet
-      const float alpha = exp2f(m[r] - m_new);
-      pr[r] = exp2f(s[r] - m_new);
-      l[r] = l[r] * alpha + warp_sum(pr[r]);
-      m[r] = m_new;
-#pragma unroll
-      for (int c = 0; c < DCOLS; ++c) o[r][c] *= alpha;
+      s0[r] = a;
+      s1[r] = b;
     }
 #pragma unroll
-    for (int j = 0; j < 32; ++j) {
-      VT vj = v_rows[j];
-      if (warp_first + j == new_key) vj = reinterpret_cast<const VT*>(new_v)[lane];  // warp-uniform
-      float vf[DCOLS];
-      to_floats<DCOLS>(vj, vf);
+    for (int off = TPK / 2; off > 0; off >>= 1)
 #pragma unroll
       for (int r = 0; r < G; ++r) {
-        if (r >= group) continue;
-        const float pj = __shfl_sync(0xffffffffu, pr[r], j);
-#pragma unroll
-        for (int c = 0; c < DCOLS; ++c) o[r][c] = fmaf(pj, vf[c], o[r][c]);
+        s0[r] += __shfl_xor_sync(0xffffffffu, s0[r], off);
+        s1[r] += __shfl_xor_sync(0xffffffffu, s1[r], off);
       }
+    float vf0[8], vf1[8];
+    unpack8(v0, vf0);
+    unpack8(v1, vf1);
+    const bool ok0 = key0 < ke, ok1 = key1 < ke;
+#pragma unroll
+    for (int r = 0; r < G; ++r) {
+      const float a = ok0 ? s0[r] : -INFINITY, b = ok1 ? s1[r] : -INFINITY;
+      const float m_new = fmaxf(m[r], fmaxf(a, b));
+      if (m_new == -INFINITY) continue;  // no key of this group yet (no shuffles below)
+      const float alpha = exp2f(m[r] - m_new), p0 = exp2f(a - m_new), p1 = exp2f(b - m_new);
+      l[r] = l[r] * alpha + p0 + p1;
+      m[r] = m_new;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) o[r][e] = fmaf(p1, vf1[e], fmaf(p0, vf0[e], o[r][e] * alpha));
     }
+    k0 = nk0;
+    v0 = nv0;
+    k1 = nk1;
+    v1 = nv1;
   }
 
-  // Merge the four warps' softmax states.
+  // Merge the groups' softmax states.
 #pragma unroll
   for (int r = 0; r < G; ++r) {
-    if (lane == 0) {
-      part_m[warp][r] = m[r];
-      part_l[warp][r] = l[r];
+    if (tx == 0) {
+      part_m[ty][r] = m[r];
+      part_l[ty][r] = l[r];
     }
-#pragma unroll
-    for (int c = 0; c < DCOLS; ++c) part_o[warp][r][lane * DCOLS + c] = o[r][c];
+    float4* dst = reinterpret_cast<float4*>(&part_o[ty][r][tx * 8]);
+    dst[0] = make_float4(o[r][0], o[r][1], o[r][2], o[r][3]);
+    dst[1] = make_float4(o[r][4], o[r][5], o[r][6], o[r][7]);
   }
   __syncthreads();
   // One split for this sequence: the result; else this split's partial.
@@ -254,10 +227,10 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedAttentionPa
   for (int i = tid; i < group * D; i += kThreads) {
     const int r = i / D, d = i % D;
     float m_max = -INFINITY;
-    for (int w = 0; w < kWarps; ++w)
+    for (int w = 0; w < GROUPS; ++w)
       if (part_l[w][r] > 0.0f) m_max = fmaxf(m_max, part_m[w][r]);
     float acc = 0.0f, total = 0.0f;
-    for (int w = 0; w < kWarps; ++w) {
+    for (int w = 0; w < GROUPS; ++w) {
       if (!(part_l[w][r] > 0.0f)) continue;
       const float scale = exp2f(part_m[w][r] - m_max);
       acc += scale * part_o[w][r][d];
@@ -312,20 +285,20 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedAttentionPa
   }
 }
 
-template <int DCOLS, int G>
+template <int D, int G>
 cudaError_t launch(const PagedAttentionParams& p, cudaStream_t stream) {
   const dim3 grid(p.num_work, p.num_kv_heads, p.num_splits);
-  paged_decode_kernel<DCOLS, G><<<grid, kThreads, 0, stream>>>(p);
+  paged_decode_kernel<D, G><<<grid, kThreads, 0, stream>>>(p);
   return cudaGetLastError();
 }
 
-template <int DCOLS>
+template <int D>
 cudaError_t launch_group(const PagedAttentionParams& p, cudaStream_t stream) {
   const int group = p.num_heads / p.num_kv_heads;
-  if (group <= 1) return launch<DCOLS, 1>(p, stream);
-  if (group <= 2) return launch<DCOLS, 2>(p, stream);
-  if (group <= 4) return launch<DCOLS, 4>(p, stream);
-  return launch<DCOLS, 8>(p, stream);
+  if (group <= 1) return launch<D, 1>(p, stream);
+  if (group <= 2) return launch<D, 2>(p, stream);
+  if (group <= 4) return launch<D, 4>(p, stream);
+  return launch<D, 8>(p, stream);
 }
 
 }  // namespace
@@ -338,11 +311,11 @@ bool decode_attention_supported(const PagedAttentionParams& p) {
 cudaError_t launch_decode_attention(const PagedAttentionParams& p, cudaStream_t stream) {
   switch (p.head_dim) {
     case 32:
-      return launch_group<1>(p, stream);
+      return launch_group<32>(p, stream);
     case 64:
-      return launch_group<2>(p, stream);
+      return launch_group<64>(p, stream);
     case 128:
-      return launch_group<4>(p, stream);
+      return launch_group<128>(p, stream);
     default:
       return cudaErrorInvalidValue;
   }
