@@ -36,7 +36,6 @@ void Workspace::layout(const ModelConfig& c, Carve& carve) {
   carve(sampled, S);
   carve(split_out, static_cast<size_t>(limits.split_capacity) * QD);
   carve(split_lse, static_cast<size_t>(limits.split_capacity) * c.num_attention_heads * 2);
-  carve(split_counters, static_cast<size_t>(limits.max_work) * c.num_key_value_heads);
   carve(inv_freq, D / 2);
   char* splitk = nullptr;
   char* dequant = nullptr;

@@ -55,7 +55,6 @@ struct Workspace {
   int32_t* sampled = nullptr;  // [seqs]
   float* split_out = nullptr;  // [split_capacity, heads, head_dim]
   float* split_lse = nullptr;  // [split_capacity, heads, 2]
-  int32_t* split_counters = nullptr;  // [max_work, kv_heads] decode attention's split arrivals (start zeroed)
   float* inv_freq = nullptr;   // [head_dim / 2]
   void* gptq_splitk = nullptr;
   void* gptq_dequant = nullptr;
