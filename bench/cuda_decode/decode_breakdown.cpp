@@ -220,11 +220,12 @@ void print_step_breakdown(const ModelConfig& c, int batch, int new_tokens, int c
     row(std::string(v.name) + " s" + std::to_string(p.num_splits), attn_ms, kv_bytes);
     if (new_tokens > 1) std::printf("%-22s %10s %10.1f TFLOP/s\n", "", "", attn_flops / (attn_ms * 1e-3) / 1e12);
   }
-  // The decode step's attention part as the backend runs it, all layers in one
-  // CUDA graph: before this branch RoPE + K/V write, the decode kernel with the
-  // backend's old split count (context rounded up to a power of two, at least
-  // 512 keys) and the combine pass; now one fused launch per layer at several
-  // split counts (the planner's marked).
+  // The decode step's attention part, all layers in one CUDA graph: as main ran
+  // it before branch attn-latency (RoPE + K/V write, the decode kernel with the
+  // split count for the context rounded up to a power of two of at least 512
+  // keys, the combine pass), and with RoPE + K/V write fused into the decode
+  // kernel at several split counts, merged by the combine pass (the backend's
+  // way; its planned count marked *) or in the kernel (split_counters).
   std::vector<int32_t> pos(M, context), slots(M);
   for (int t = 0; t < M; ++t) slots[t] = (t / new_tokens) * blocks_per_seq * bs + context + t % new_tokens;
   int32_t* d_pos = upload(pos);
@@ -271,15 +272,20 @@ void print_step_breakdown(const ModelConfig& c, int batch, int new_tokens, int c
     sweep.erase(std::unique(sweep.begin(), sweep.end()), sweep.end());
     for (int splits : sweep) {
       if (splits > p.num_splits) continue;  // the split buffers' size
-      kernels::PagedAttentionParams fused = p;
-      fused.decode_only = true;
-      fused.num_splits = splits;
-      fused.split_counters = counters;
-      fused.rope = rope;
-      const double ms = graph_time_ms([&](cudaStream_t st) {
-        for (int l = 0; l < L; ++l) kernels::paged_attention(fused, st);
-      });
-      per_layer("graph fused s" + std::to_string(splits) + (splits == planned ? " (plan)" : ""), ms);
+      for (bool merge_in_kernel : {false, true}) {  // the combine pass (the backend's), or split_counters
+        if (splits == 1 && merge_in_kernel) continue;
+        kernels::PagedAttentionParams fused = p;
+        fused.decode_only = true;
+        fused.num_splits = splits;
+        fused.split_counters = merge_in_kernel ? counters : nullptr;
+        fused.rope = rope;
+        const double ms = graph_time_ms([&](cudaStream_t st) {
+          for (int l = 0; l < L; ++l) kernels::paged_attention(fused, st);
+        });
+        const std::string how = splits == 1 ? "" : merge_in_kernel ? "+merge" : "+comb";
+        per_layer("graph fused s" + std::to_string(splits) + how + (splits == planned && !merge_in_kernel ? " *" : ""),
+                  ms);
+      }
     }
   }
   // The small per-layer kernels.

@@ -56,7 +56,9 @@ struct PagedAttentionParams {
   // Decode kernel only: [num_work * num_kv_heads] arrival counters, zero-filled
   // once (each launch leaves them zero). With them the last split block of each
   // (item, KV head) to finish merges the splits itself and no combine pass runs;
-  // a sequence whose keys fit one split writes out directly.
+  // a sequence whose keys fit one split writes out directly. That merge runs in
+  // one block per (item, KV head) and measured slower than the combine pass
+  // beyond two splits (bench/NOTES.md), so the backend does not set it.
   int32_t* split_counters = nullptr;
   // Decode kernel only (see paged_attention_fuses_rope): with rope.q set, the
   // kernel does rope_and_write_kv's work for the step itself: it rotates each

@@ -49,23 +49,23 @@ inline int attention_num_splits(int num_work, int num_kv_heads, int max_keys, in
   return splits < 1 ? 1 : splits;
 }
 
-// Keys the decode kernel (decode_attention.cu) takes per block step: 32 per warp.
+// Keys of one split step of the decode kernel (decode_attention.cu): splits
+// cut a sequence's keys at multiples of this.
 inline constexpr int kDecodeKeysPerStep = 128;
-// Fewest keys worth a split of the decode kernel: a split costs about one step
-// of latency when the kernel merges the splits (fence, arrival, re-read).
-inline constexpr int kDecodeMinSplitKeys = 256;
+// Contexts up to this many keys take no split: one decode block per KV head
+// beats two blocks plus a merge (measured at 129-161 keys, bench/NOTES.md).
+inline constexpr int kDecodeNoSplitKeys = 256;
 
-// Flash-decoding split count for the decode kernel with in-kernel merging
-// (PagedAttentionParams::split_counters): enough blocks for about two per SM
-// when there are few work items, each split at least min_split_keys keys, so a
-// short context runs in one block per KV head with nothing to merge.
+// Flash-decoding split count for the decode kernel: none up to
+// kDecodeNoSplitKeys keys, then one split per kDecodeKeysPerStep keys as long
+// as there are fewer than about two blocks per SM, and at most max_splits.
 inline int decode_attention_num_splits(int num_work, int num_kv_heads, int max_keys, int num_sms,
-                                       int min_split_keys = kDecodeMinSplitKeys, int max_splits = 32) {
+                                       int max_splits = 32) {
   const int blocks = num_work * num_kv_heads;
-  if (blocks <= 0 || min_split_keys <= 0) return 1;
+  if (blocks <= 0 || max_keys <= kDecodeNoSplitKeys) return 1;
   int splits = (2 * num_sms + blocks - 1) / blocks;
-  const int by_keys = max_keys / min_split_keys;
-  if (splits > by_keys) splits = by_keys;
+  const int steps = (max_keys + kDecodeKeysPerStep - 1) / kDecodeKeysPerStep;
+  if (splits > steps) splits = steps;
   if (splits > max_splits) splits = max_splits;
   return splits < 1 ? 1 : splits;
 }

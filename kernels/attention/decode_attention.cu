@@ -13,9 +13,9 @@
 // kernel also removes the launches around it: with PagedAttentionParams::rope it
 // rotates the query and the new key itself and writes the new K/V into the cache
 // (no rope_and_write_kv launch), and with split_counters the last split block of
-// each (sequence, KV head) merges the splits (no combine launch). The first
-// pass's K/V loads are issued before the query is prepared, so their latency
-// overlaps the query's.
+// each (sequence, KV head) merges the splits (no combine launch; slower than the
+// combine pass beyond two splits, see attention.h). The first pass's K/V loads
+// are issued before the query is prepared, so their latency overlaps the query's.
 #include <cmath>
 
 #include "attention/attention.h"

@@ -77,7 +77,7 @@ class CudaBackendImpl final : public CudaBackend {
   int block_size_ = 16;
   int num_sms_ = 0;
   int tile_tokens_ = 0;
-  bool decode_fuses_rope_ = false;  // the decode attention kernel takes RoPE, the K/V write and the split merge
+  bool decode_fuses_rope_ = false;  // the decode attention kernel takes RoPE and the K/V write
   int max_model_len_ = 0;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
@@ -296,9 +296,10 @@ void CudaBackendImpl::enqueue_forward(int T, int W, int splits, int L, bool deco
   ap.decode_only = decode;
   ap.split_out = ws_.split_out;
   ap.split_lse = ws_.split_lse;
-  // Decode steps: one attention launch per layer (RoPE, K/V write, split merge inside).
+  // Decode steps: RoPE and the K/V write inside the attention launch. Its splits
+  // are merged by the combine pass, not in the kernel (split_counters): with
+  // more than two splits the in-kernel merge measured slower (bench/NOTES.md).
   const bool fuse_rope = decode && decode_fuses_rope_;
-  if (fuse_rope) ap.split_counters = ws_.split_counters;
 
   kernels::RopeKvParams rope;
   rope.positions = m.positions;
@@ -362,10 +363,10 @@ int CudaBackendImpl::graph_bucket(int seqs) const {
 }
 
 // Flash-decoding splits for a decode step whose longest context is max_keys,
-// sized for that length rounded up to a power of two: short contexts get few
-// splits (none up to kDecodeMinSplitKeys keys when the decode kernel merges its
-// own splits; at least 512 keys' worth with the combine pass), and a graph
-// captured for a split count serves every context up to its bound.
+// sized for that length rounded up to a power of two (from 128 keys with the
+// fused decode kernel, which takes no split up to kDecodeNoSplitKeys; else
+// from 512): short contexts get few splits, and a graph captured for a split
+// count serves every context up to its bound.
 int CudaBackendImpl::decode_splits(int work, int max_keys) const {
   int bound = decode_fuses_rope_ ? kernels::kDecodeKeysPerStep : 512;
   while (bound < max_keys && bound < max_model_len_) bound *= 2;
