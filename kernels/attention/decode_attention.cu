@@ -1,8 +1,8 @@
 // The decode kernel of kernels/attention: one new token per sequence. Each block
 // takes (sequence, KV head, split) like the general kernel; its 128 threads form
-// groups of head_dim / 8 (each thread 8 dims of a K/V row, one 16-byte load),
-// each group one key at a time, two keys per pass and the next pass's K/V
-// loaded while this one computes. Dot products reduce over the group with a few
+// groups of head_dim / 8 (each thread 8 dims of a K/V row, one 16-byte load);
+// each group takes two keys per pass and loads the next pass's two while this
+// one computes. Dot products reduce over the group with a few
 // shuffles and every group keeps its own online-softmax state; the groups are
 // merged through shared memory at the end. The loops stay rolled: a decode
 // block runs one warp per scheduler, so it cannot hide instruction-fetch
