@@ -58,6 +58,43 @@ double time_ms(const std::function<void()>& fn, int reps = 10) {
   return t[t.size() / 2];
 }
 
+// Median milliseconds of one replay of a CUDA graph of fn(stream) over reps.
+double graph_time_ms(const std::function<void(cudaStream_t)>& fn, int reps = 20) {
+  cudaStream_t stream;
+  cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal);
+  fn(stream);
+  cudaStreamEndCapture(stream, &graph);
+  double ms = -1.0;
+  if (graph && cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess) {
+    cudaEvent_t a, b;
+    cudaEventCreate(&a);
+    cudaEventCreate(&b);
+    cudaGraphLaunch(exec, stream);
+    cudaStreamSynchronize(stream);
+    std::vector<double> t;
+    for (int i = 0; i < reps; ++i) {
+      cudaEventRecord(a, stream);
+      cudaGraphLaunch(exec, stream);
+      cudaEventRecord(b, stream);
+      cudaEventSynchronize(b);
+      float e = 0;
+      cudaEventElapsedTime(&e, a, b);
+      t.push_back(e);
+    }
+    cudaEventDestroy(a);
+    cudaEventDestroy(b);
+    std::sort(t.begin(), t.end());
+    ms = t[t.size() / 2];
+    cudaGraphExecDestroy(exec);
+  }
+  if (graph) cudaGraphDestroy(graph);
+  cudaStreamDestroy(stream);
+  return ms;
+}
+
 }  // namespace
 
 void print_step_breakdown(const ModelConfig& c, int batch, int new_tokens, int context, double copy_gbs) {
@@ -141,9 +178,7 @@ void print_step_breakdown(const ModelConfig& c, int batch, int new_tokens, int c
     return d;
   };
   __half* q = alloc.get<__half>(static_cast<size_t>(M) * nq * D);
-  __half* k = alloc.get<__half>(static_cast<size_t>(M) * nkv * D);
   kernels::fill_random_half(q, static_cast<size_t>(M) * nq * D, 5, 1.0f, 0.0f, nullptr);
-  kernels::fill_random_half(k, static_cast<size_t>(M) * nkv * D, 6, 1.0f, 0.0f, nullptr);
   kernels::PagedAttentionParams p;
   p.q = q;
   p.k_cache = kc;
@@ -185,24 +220,80 @@ void print_step_breakdown(const ModelConfig& c, int batch, int new_tokens, int c
     row(std::string(v.name) + " s" + std::to_string(p.num_splits), attn_ms, kv_bytes);
     if (new_tokens > 1) std::printf("%-22s %10s %10.1f TFLOP/s\n", "", "", attn_flops / (attn_ms * 1e-3) / 1e12);
   }
+  // The decode step's attention part, all layers in one CUDA graph: as main ran
+  // it before branch attn-latency (RoPE + K/V write, the decode kernel with the
+  // split count for the context rounded up to a power of two of at least 512
+  // keys, the combine pass), and with RoPE + K/V write fused into the decode
+  // kernel at several split counts, merged by the combine pass (the backend's
+  // way; its planned count marked *) or in the kernel (split_counters).
+  std::vector<int32_t> pos(M, context), slots(M);
+  for (int t = 0; t < M; ++t) slots[t] = (t / new_tokens) * blocks_per_seq * bs + context + t % new_tokens;
+  int32_t* d_pos = upload(pos);
+  int32_t* d_slots = upload(slots);
+  std::vector<float> freqs(D / 2);
+  for (int i = 0; i < D / 2; ++i) freqs[i] = static_cast<float>(std::pow(c.rope_theta, -2.0 * i / D));
+  float* inv_freq = alloc.get<float>(D / 2);
+  cudaMemcpy(inv_freq, freqs.data(), freqs.size() * sizeof(float), cudaMemcpyHostToDevice);
+  const int width = (nq + 2 * nkv) * D;
+  __half* qkv = alloc.get<__half>(static_cast<size_t>(M) * width);
+  kernels::fill_random_half(qkv, static_cast<size_t>(M) * width, 11, 1.0f, 0.0f, nullptr);
+  kernels::RopeKvParams rope;
+  rope.q = qkv, rope.k = qkv + nq * D, rope.v = qkv + (nq + nkv) * D;
+  rope.ldq = rope.ldk = rope.ldv = width;
+  rope.positions = d_pos, rope.inv_freq = inv_freq, rope.slot_mapping = d_slots;
+  rope.q_out = q, rope.k_cache = kc, rope.v_cache = vc;
+  rope.tokens = M, rope.num_q_heads = nq, rope.num_kv_heads = nkv, rope.head_dim = D, rope.block_size = bs;
+  if (new_tokens == 1) {
+    int bound = 512;
+    while (bound < len && bound < c.max_position_embeddings) bound *= 2;
+    kernels::PagedAttentionParams before = p;
+    before.decode_only = true;
+    before.num_splits = kernels::attention_num_splits(batch, nkv, bound, sms);
+    const double before_ms = graph_time_ms([&](cudaStream_t st) {
+      for (int l = 0; l < L; ++l) {
+        kernels::rope_and_write_kv(rope, st);
+        kernels::paged_attention(before, st);
+      }
+    });
+    auto per_layer = [&](const std::string& name, double ms) {
+      row(name, ms, kv_bytes);
+      total -= ms;  // alternatives of the attention row above, not extra time
+      std::printf("%-22s %10s %10.2f us/layer\n", "", "", ms * 1e3 / L);
+    };
+    per_layer("graph rope+attn s" + std::to_string(before.num_splits) + (before.num_splits > 1 ? "+comb" : ""),
+              before_ms);
+    int32_t* counters = alloc.get<int32_t>(static_cast<size_t>(batch) * nkv);
+    cudaMemset(counters, 0, static_cast<size_t>(batch) * nkv * 4);
+    bound = kernels::kDecodeKeysPerStep;
+    while (bound < len && bound < c.max_position_embeddings) bound *= 2;
+    const int planned = kernels::decode_attention_num_splits(batch, nkv, bound, sms);
+    std::vector<int> sweep = {1, 2, 4, 8, 16, planned};
+    std::sort(sweep.begin(), sweep.end());
+    sweep.erase(std::unique(sweep.begin(), sweep.end()), sweep.end());
+    for (int splits : sweep) {
+      if (splits > p.num_splits) continue;  // the split buffers' size
+      for (bool merge_in_kernel : {false, true}) {  // the combine pass (the backend's), or split_counters
+        if (splits == 1 && merge_in_kernel) continue;
+        kernels::PagedAttentionParams fused = p;
+        fused.decode_only = true;
+        fused.num_splits = splits;
+        fused.split_counters = merge_in_kernel ? counters : nullptr;
+        fused.rope = rope;
+        const double ms = graph_time_ms([&](cudaStream_t st) {
+          for (int l = 0; l < L; ++l) kernels::paged_attention(fused, st);
+        });
+        const std::string how = splits == 1 ? "" : merge_in_kernel ? "+merge" : "+comb";
+        per_layer("graph fused s" + std::to_string(splits) + how + (splits == planned && !merge_in_kernel ? " *" : ""),
+                  ms);
+      }
+    }
+  }
   // The small per-layer kernels.
   float* residual = alloc.get<float>(static_cast<size_t>(M) * H);
   __half* normed = alloc.get<__half>(static_cast<size_t>(M) * H);
   __half* w = alloc.get<__half>(H);
   kernels::fill_random_half(w, H, 8, 0.1f, 1.0f, nullptr);
   cudaMemset(residual, 0, static_cast<size_t>(M) * H * 4);
-  std::vector<int32_t> pos(M, context), slots(M);
-  for (int t = 0; t < M; ++t) slots[t] = (t / new_tokens) * blocks_per_seq * bs + context + t % new_tokens;
-  int32_t* d_pos = upload(pos);
-  int32_t* d_slots = upload(slots);
-  float* inv_freq = alloc.get<float>(D / 2);
-  cudaMemset(inv_freq, 0, D / 2 * 4);
-  kernels::RopeKvParams rope;
-  rope.q = q, rope.k = k, rope.v = k;
-  rope.ldq = nq * D, rope.ldk = rope.ldv = nkv * D;
-  rope.positions = d_pos, rope.inv_freq = inv_freq, rope.slot_mapping = d_slots;
-  rope.q_out = q, rope.k_cache = kc, rope.v_cache = vc;
-  rope.tokens = M, rope.num_q_heads = nq, rope.num_kv_heads = nkv, rope.head_dim = D, rope.block_size = bs;
   const double small_ms = time_ms([&] {
     for (int l = 0; l < L; ++l) {
       kernels::add_rmsnorm(normed, residual, w, normed, M, H, 1e-5f, nullptr);

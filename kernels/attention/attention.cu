@@ -188,25 +188,45 @@ cudaError_t launch(const PagedAttentionParams& p, cudaStream_t stream) {
 
 }  // namespace
 
+bool paged_attention_fuses_rope(const PagedAttentionParams& p) {
+  return p.decode_only && decode_attention_supported(p);
+}
+
+namespace {
+
+// The fused RoPE / K/V write must describe the same step and cache as p.
+bool rope_matches(const PagedAttentionParams& p) {
+  const RopeKvParams& r = p.rope;
+  return r.k && r.v && r.positions && r.inv_freq && r.slot_mapping && r.k_cache == p.k_cache &&
+         r.v_cache == p.v_cache && r.tokens == p.num_tokens && r.num_q_heads == p.num_heads &&
+         r.num_kv_heads == p.num_kv_heads && r.head_dim == p.head_dim && r.block_size == p.block_size &&
+         r.ldq % 8 == 0 && r.ldk % 8 == 0 && r.ldv % 8 == 0 && paged_attention_fuses_rope(p);
+}
+
+}  // namespace
+
 cudaError_t paged_attention(const PagedAttentionParams& p, cudaStream_t stream) {
   if (p.num_work <= 0) return cudaSuccess;
   if (p.head_dim % 8 != 0 || p.head_dim > 256 || p.num_kv_heads <= 0 || p.num_heads % p.num_kv_heads != 0 ||
       p.num_splits < 1 || p.num_heads / p.num_kv_heads > attention_tile_rows(p.head_dim) || p.window < 0)
     return cudaErrorInvalidValue;
   if (p.num_splits > 1 && (!p.split_out || !p.split_lse)) return cudaErrorInvalidValue;
+  if (p.rope.q && !rope_matches(p)) return cudaErrorInvalidValue;
   cudaError_t err;
-  if (p.decode_only && decode_attention_supported(p))
+  if (p.decode_only && decode_attention_supported(p)) {
     err = launch_decode_attention(p, stream);
-  else if (!p.decode_only && mma_attention_supported(p))
+    if (p.split_counters) return err;  // the kernel merged its splits
+  } else if (!p.decode_only && mma_attention_supported(p)) {
     err = launch_mma_attention(p, stream);
-  else if (p.head_dim <= 32)
+  } else if (p.head_dim <= 32) {
     err = launch<1, 16>(p, stream);
-  else if (p.head_dim <= 64)
+  } else if (p.head_dim <= 64) {
     err = launch<2, 16>(p, stream);
-  else if (p.head_dim <= 128)
+  } else if (p.head_dim <= 128) {
     err = launch<4, 16>(p, stream);
-  else
+  } else {
     err = launch<8, 4>(p, stream);
+  }
   if (err != cudaSuccess || p.num_splits == 1) return err;
   combine_splits_kernel<<<p.num_tokens * p.num_heads, 128, 0, stream>>>(p);
   return cudaGetLastError();

@@ -4,8 +4,9 @@
 // Work is cut into items: (sequence, first query of a tile of that sequence's
 // new tokens); each block takes one item, one KV head (all the query heads of its
 // GQA group) and one split of the context (flash-decoding). The keys of the new
-// tokens must already be in the cache (write_kv_cache first). Query i of a
-// sequence with q_len new tokens and seq_len context sits at position
+// tokens must already be in the cache (rope_and_write_kv first), except in a
+// decode step whose RoPE and K/V write the decode kernel fuses (rope below).
+// Query i of a sequence with q_len new tokens and seq_len context sits at position
 // seq_len - q_len + i and sees keys 0 .. that position (causal), or with a
 // sliding window W only the last W of them: keys (position - W, position], the
 // CPU backend's and transformers' mask. Keys before an item's window are never
@@ -16,6 +17,7 @@
 #include <cuda_runtime_api.h>
 
 #include "attention/attention_plan.h"
+#include "kv_cache/kv_cache.h"
 
 namespace nibble::kernels {
 
@@ -51,8 +53,29 @@ struct PagedAttentionParams {
   int num_splits = 1;
   float* split_out = nullptr;
   float* split_lse = nullptr;
+  // Decode kernel only: [num_work * num_kv_heads] arrival counters, zero-filled
+  // once (each launch leaves them zero). With them the last split block of each
+  // (item, KV head) to finish merges the splits itself and no combine pass runs;
+  // a sequence whose keys fit one split writes out directly. That merge runs in
+  // one block per (item, KV head) and measured slower than the combine pass
+  // beyond two splits (bench/NOTES.md), so the backend does not set it.
+  int32_t* split_counters = nullptr;
+  // Decode kernel only (see paged_attention_fuses_rope): with rope.q set, the
+  // kernel does rope_and_write_kv's work for the step itself: it rotates each
+  // token's query from rope.q (p.q and rope.q_out are not used), rotates its key
+  // and writes it with its value into the cache slot rope.slot_mapping names
+  // (which must be the slot of key seq_lens - 1, as the backend's step plan
+  // makes it; negative: padding, not written), and attends to that key and
+  // value from registers. rope's shapes must match these parameters' and its
+  // caches be k_cache / v_cache.
+  RopeKvParams rope;
 };
 
 cudaError_t paged_attention(const PagedAttentionParams& p, cudaStream_t stream);
+
+// Whether paged_attention takes RoPE and the K/V write of this step (p.rope):
+// a decode step (decode_only) the decode kernel handles (head_dim 32, 64 or 128,
+// at most 8 query heads per KV head). Otherwise run rope_and_write_kv first.
+bool paged_attention_fuses_rope(const PagedAttentionParams& p);
 
 }  // namespace nibble::kernels

@@ -49,6 +49,27 @@ inline int attention_num_splits(int num_work, int num_kv_heads, int max_keys, in
   return splits < 1 ? 1 : splits;
 }
 
+// Keys of one split step of the decode kernel (decode_attention.cu): splits
+// cut a sequence's keys at multiples of this.
+inline constexpr int kDecodeKeysPerStep = 128;
+// Contexts up to this many keys take no split: one decode block per KV head
+// beats two blocks plus a merge (measured at 129-161 keys, bench/NOTES.md).
+inline constexpr int kDecodeNoSplitKeys = 256;
+
+// Flash-decoding split count for the decode kernel: none up to
+// kDecodeNoSplitKeys keys, then one split per kDecodeKeysPerStep keys as long
+// as there are fewer than about two blocks per SM, and at most max_splits.
+inline int decode_attention_num_splits(int num_work, int num_kv_heads, int max_keys, int num_sms,
+                                       int max_splits = 32) {
+  const int blocks = num_work * num_kv_heads;
+  if (blocks <= 0 || max_keys <= kDecodeNoSplitKeys) return 1;
+  int splits = (2 * num_sms + blocks - 1) / blocks;
+  const int steps = (max_keys + kDecodeKeysPerStep - 1) / kDecodeKeysPerStep;
+  if (splits > steps) splits = steps;
+  if (splits > max_splits) splits = max_splits;
+  return splits < 1 ? 1 : splits;
+}
+
 // Keys one work item of `tile_tokens` queries reads at most (the split count's
 // key bound): the longest context, or with a sliding window the window plus the
 // item's other queries.

@@ -21,18 +21,22 @@ struct AttentionCase {
   std::vector<SeqSpec> seqs;
 };
 
-// How a case is run: split count (0: the planner's), decode kernel, tensor cores.
+// How a case is run: split count (0: the planner's), decode kernel, tensor
+// cores, splits merged by the decode kernel itself (split_counters).
 struct Variant {
   int splits = 0;
   bool decode_only = false;
   bool tensor_cores = true;
+  bool merge_in_kernel = false;
 };
 
+// Decode variants run both with the combine pass and with in-kernel merging.
 std::vector<Variant> variants(std::initializer_list<int> splits, bool decode_only = false, bool also_cuda_cores = false) {
   std::vector<Variant> v;
   for (int s : splits) {
     v.push_back({s, decode_only, true});
     if (also_cuda_cores) v.push_back({s, decode_only, false});
+    if (decode_only) v.push_back({s, decode_only, true, true});
   }
   return v;
 }
@@ -96,6 +100,7 @@ void run_case(const AttentionCase& c, const std::vector<Variant>& runs, std::mt1
     DeviceArray<uint16_t> d_out(std::vector<uint16_t>(q.size(), 0x7e00));
     DeviceArray<float> d_split_out(static_cast<size_t>(splits) * q.size());
     DeviceArray<float> d_split_lse(static_cast<size_t>(splits) * tokens * c.num_heads * 2);
+    DeviceArray<int32_t> d_counters(std::vector<int32_t>(work.seq.size() * c.num_kv_heads, 0));
     kernels::PagedAttentionParams p;
     p.q = d_q.as<__half>();
     p.k_cache = d_k.as<__half>();
@@ -120,13 +125,18 @@ void run_case(const AttentionCase& c, const std::vector<Variant>& runs, std::mt1
     p.use_tensor_cores = run.tensor_cores;
     p.split_out = d_split_out.get();
     p.split_lse = d_split_lse.get();
+    p.split_counters = run.merge_in_kernel ? d_counters.get() : nullptr;
     CUDA_OK(kernels::paged_attention(p, nullptr));
     CUDA_OK(cudaDeviceSynchronize());
+    const auto counters = d_counters.download();
+    EXPECT_TRUE(std::all_of(counters.begin(), counters.end(), [](int32_t n) { return n == 0; }))
+        << "split counters not reset, seed " << seed;
 
     auto cmp = compare_half(d_out.download(), want);
     report("attention h" + std::to_string(c.num_heads) + "/kv" + std::to_string(c.num_kv_heads) + " d" +
                std::to_string(c.head_dim) + " bs" + std::to_string(c.block_size) + " splits " +
-               std::to_string(splits) + (run.decode_only ? " decode" : "") + (run.tensor_cores ? "" : " cuda-cores") +
+               std::to_string(splits) + (run.decode_only ? " decode" : "") +
+               (run.merge_in_kernel ? " merged in kernel" : "") + (run.tensor_cores ? "" : " cuda-cores") +
                (window > 0 ? " window " + std::to_string(window) + " (" + std::to_string(poisoned) + " NaN keys)" : ""),
            cmp);
     EXPECT_EQ(cmp.non_finite, 0u) << "seed " << seed << " window " << window << " splits " << splits;

@@ -104,6 +104,22 @@ TEST(AttentionPlan, ItemKeysAreBoundedByTheWindow) {
   EXPECT_EQ(kernels::attention_num_splits(1, 8, kernels::attention_item_keys(32768, 64, 1), 132), 2);
 }
 
+// The decode kernel's splits: none while the context fits kDecodeNoSplitKeys
+// keys, then one per kDecodeKeysPerStep keys up to about two blocks per SM,
+// and never more than max_splits.
+TEST(AttentionPlan, DecodeSplitsGrowWithTheContextUntilTheGpuIsFull) {
+  constexpr int kNone = kernels::kDecodeNoSplitKeys, kStep = kernels::kDecodeKeysPerStep;
+  EXPECT_EQ(kernels::decode_attention_num_splits(1, 8, 1, 132), 1);
+  EXPECT_EQ(kernels::decode_attention_num_splits(1, 8, kNone, 132), 1);
+  EXPECT_EQ(kernels::decode_attention_num_splits(1, 8, kNone + 1, 132), (kNone + kStep) / kStep);
+  EXPECT_EQ(kernels::decode_attention_num_splits(1, 8, 2048, 132), 2048 / kStep);
+  EXPECT_EQ(kernels::decode_attention_num_splits(1, 8, 1 << 20, 132), 32);  // max_splits
+  EXPECT_EQ(kernels::decode_attention_num_splits(1, 8, 1 << 20, 132, 8), 8);
+  EXPECT_EQ(kernels::decode_attention_num_splits(8, 8, 1 << 20, 132), 5);    // 64 blocks: 5 x 64 >= 2 x 132
+  EXPECT_EQ(kernels::decode_attention_num_splits(128, 8, 1 << 20, 132), 1);  // the batch fills the GPU
+  EXPECT_EQ(kernels::decode_attention_num_splits(0, 8, 4096, 132), 1);
+}
+
 // A random paged cache for the reference tests: one sequence of `len` keys on a
 // shuffled block table, queries for its last q_len positions.
 struct RefCase {

@@ -77,6 +77,7 @@ class CudaBackendImpl final : public CudaBackend {
   int block_size_ = 16;
   int num_sms_ = 0;
   int tile_tokens_ = 0;
+  bool decode_fuses_rope_ = false;  // the decode attention kernel takes RoPE and the K/V write
   int max_model_len_ = 0;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
@@ -112,6 +113,12 @@ CudaBackendImpl::CudaBackendImpl(const ModelSource& source, const CudaBackendOpt
   num_sms_ = prop.multiProcessorCount;
   block_size_ = options.block_size;
   tile_tokens_ = kernels::attention_tile_tokens(c.head_dim, c.num_attention_heads / c.num_key_value_heads);
+  kernels::PagedAttentionParams decode_shape;
+  decode_shape.num_heads = c.num_attention_heads;
+  decode_shape.num_kv_heads = c.num_key_value_heads;
+  decode_shape.head_dim = c.head_dim;
+  decode_shape.decode_only = true;
+  decode_fuses_rope_ = kernels::paged_attention_fuses_rope(decode_shape);
   max_model_len_ = c.max_position_embeddings > 0 ? c.max_position_embeddings : 8192;
   CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   CUBLAS_CHECK(cublasCreate(&cublas_));
@@ -301,6 +308,10 @@ void CudaBackendImpl::enqueue_forward(int T, int W, int splits, int L, bool deco
   ap.decode_only = decode;
   ap.split_out = ws_.split_out;
   ap.split_lse = ws_.split_lse;
+  // Decode steps: RoPE and the K/V write inside the attention launch. Its splits
+  // are merged by the combine pass, not in the kernel (split_counters): with
+  // more than two splits the in-kernel merge measured slower (bench/NOTES.md).
+  const bool fuse_rope = decode && decode_fuses_rope_;
 
   kernels::RopeKvParams rope;
   rope.positions = m.positions;
@@ -320,9 +331,12 @@ void CudaBackendImpl::enqueue_forward(int T, int W, int splits, int L, bool deco
     rope.k_cache = k_cache_[l];
     rope.v_cache = v_cache_[l];
     qkv_products(layer, T, rope);
-    CUDA_CHECK(kernels::rope_and_write_kv(rope, stream_));
     ap.k_cache = k_cache_[l];
     ap.v_cache = v_cache_[l];
+    if (fuse_rope)
+      ap.rope = rope;
+    else
+      CUDA_CHECK(kernels::rope_and_write_kv(rope, stream_));
     CUDA_CHECK(kernels::paged_attention(ap, stream_));
     linear(layer.o_proj, ws_.attn, T, ws_.delta);
     CUDA_CHECK(kernels::add_rmsnorm(ws_.delta, ws_.residual, layer.post_attention_norm, ws_.normed, T, H, eps,
@@ -360,15 +374,18 @@ int CudaBackendImpl::graph_bucket(int seqs) const {
 }
 
 // Flash-decoding splits for a decode step whose longest context is max_keys,
-// sized for that length rounded up to a power of two (at least 512): short
-// contexts get few splits (no empty split blocks, a cheap combine), and a
-// graph captured for a split count serves every context up to its bound.
+// sized for that length rounded up to a power of two (from 128 keys with the
+// fused decode kernel, which takes no split up to kDecodeNoSplitKeys; else
+// from 512): short contexts get few splits, and a graph captured for a split
+// count serves every context up to its bound.
 int CudaBackendImpl::decode_splits(int work, int max_keys) const {
-  int bound = 512;
+  int bound = decode_fuses_rope_ ? kernels::kDecodeKeysPerStep : 512;
   while (bound < max_keys && bound < max_model_len_) bound *= 2;
   const int keys = kernels::attention_item_keys(std::min(bound, std::max(max_model_len_, max_keys)),
                                                 model_.config.sliding_window.value_or(0), 1);
-  const int splits = kernels::attention_num_splits(work, model_.config.num_key_value_heads, keys, num_sms_);
+  const int nkv = model_.config.num_key_value_heads;
+  const int splits = decode_fuses_rope_ ? kernels::decode_attention_num_splits(work, nkv, keys, num_sms_)
+                                        : kernels::attention_num_splits(work, nkv, keys, num_sms_);
   return std::max(1, std::min(splits, ws_.limits.split_capacity / std::max(work, 1)));
 }
 
