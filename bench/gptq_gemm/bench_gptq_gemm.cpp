@@ -1,6 +1,8 @@
 // Benchmark of the GPTQ matrix product on the Llama-3-8B layer shapes.
 //
-//   bench_gptq_gemm [--json FILE] [--quick] [--profile M] [--profile-small M]
+//   bench_gptq_gemm [--json FILE] [--quick] [--big] [--profile M] [--profile-small M]
+//
+// --big adds the Llama-3-70B decode shapes.
 //
 // Measures the device-to-device copy bandwidth first (bytes read + written), then
 // for each shape and M: the fused register kernel, the TMA-streaming kernel (M <= 2,
@@ -175,12 +177,13 @@ std::string mma_plan_text(int64_t M, int64_t N, int64_t K, size_t ws, const MmaO
 
 int main(int argc, char** argv) {
   std::string json_path;
-  bool quick = false;
+  bool quick = false, big = false;
   int64_t profile_m = 0, profile_small = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--json" && i + 1 < argc) json_path = argv[++i];
     else if (a == "--quick") quick = true;
+    else if (a == "--big") big = true;
     else if (a == "--profile" && i + 1 < argc) profile_m = std::atoll(argv[++i]);
     else if (a == "--profile-small" && i + 1 < argc) profile_small = std::atoll(argv[++i]);
   }
@@ -197,7 +200,7 @@ int main(int argc, char** argv) {
               prop.multiProcessorCount, prop.l2CacheSize >> 20, copy_gbs);
 
   const int64_t max_m = 256;
-  const int64_t max_k = 14336, max_n = 28672;
+  const int64_t max_k = big ? 28672 : 14336, max_n = big ? 57344 : 28672;
   // Room for the tensor-core kernel's split-K up to M = 256 (and the fused kernel's).
   const size_t splitk_bytes = gptq_splitk_workspace_bytes(max_m, max_n);
   void* splitk = device_alloc(splitk_bytes);
@@ -207,7 +210,7 @@ int main(int argc, char** argv) {
   GptqWorkspace ws{splitk, splitk_bytes, dequant, dequant_bytes, cublas};
 
   std::mt19937 rng(42);
-  std::vector<uint16_t> xh(static_cast<size_t>(max_m * 128256));
+  std::vector<uint16_t> xh(static_cast<size_t>(std::max<int64_t>(max_m * 128256, 2048 * max_k)));  // M up to 2048
   std::uniform_real_distribution<float> xd(-1.f, 1.f);
   for (auto& v : xh) v = nibble::float_to_fp16(xd(rng));
   auto* x = static_cast<__half*>(device_alloc(xh.size() * 2));
@@ -241,18 +244,23 @@ int main(int argc, char** argv) {
   }
 
   struct Shape { const char* name; int64_t K, N; };
-  const Shape shapes[] = {{"qkv-like 4096x4096", 4096, 4096}, {"kv 4096x1024", 4096, 1024},
-                          {"gate/up 4096x14336", 4096, 14336}, {"down 14336x4096", 14336, 4096},
-                          {"fused qkv 4096x6144", 4096, 6144}, {"fused gate+up 4096x28672", 4096, 28672}};
+  std::vector<Shape> shapes = {{"qkv-like 4096x4096", 4096, 4096}, {"kv 4096x1024", 4096, 1024},
+                               {"gate/up 4096x14336", 4096, 14336}, {"down 14336x4096", 14336, 4096},
+                               {"fused qkv 4096x6144", 4096, 6144}, {"fused gate+up 4096x28672", 4096, 28672}};
+  if (big)  // the Llama-3-70B decode products
+    shapes.insert(shapes.end(), {{"70B fused qkv 8192x10240", 8192, 10240}, {"70B o 8192x8192", 8192, 8192},
+                                 {"70B fused gate+up 8192x57344", 8192, 57344}, {"70B down 28672x8192", 28672, 8192}});
   struct Variant { const char* name; int bits, group; bool act; bool all_m; };
   const Variant variants[] = {{"4bit-g128", 4, 128, false, true}, {"4bit-g128-act", 4, 128, true, false},
                               {"8bit-g128", 8, 128, false, false}};
-  const int64_t ms[] = {1, 4, 8, 16, 32, 64, 128, 256, 2048};
+  const int64_t ms[] = {1, 2, 4, 6, 8, 16, 32, 64, 128, 256, 2048};
   const size_t rotate_bytes = size_t{400} << 20;  // well past the 50-60 MB L2
   std::vector<Row> rows;
 
   for (const Shape& shape : shapes) {
+    const bool shape_70b = std::string(shape.name).rfind("70B", 0) == 0;
     for (const Variant& var : variants) {
+      if (shape_70b && &var != &variants[0]) continue;  // 70B shapes: plain 4-bit only
       const GptqPrepared host = random_layer(shape.K, shape.N, var.bits, var.group, var.act, rng);
       LayerCopies copies;
       upload_copies(host, rotate_bytes, copies);
@@ -298,7 +306,7 @@ int main(int argc, char** argv) {
                 per_sm ? "TMA stream-K, " + std::to_string(per_sm) + " blocks per SM" : "TMA stream-K, default grid");
           }
         }
-        if (M > kGptqSmallMMax && var.bits == 4) {
+        if (M > 1 && var.bits == 4) {  // also below kGptqSmallMMax: where the crossover lies
           std::vector<MmaOverride> overrides = {MmaOverride{}};
           if ((M == 16 || M == 64) && var.all_m)
             for (int per_sm : {1, 2, 3, 4, 6}) overrides.push_back(MmaOverride{0, per_sm * prop.multiProcessorCount});

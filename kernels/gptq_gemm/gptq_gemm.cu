@@ -157,7 +157,7 @@ void gptq_gemm_silu_mul(const GptqDeviceWeights& w, const __half* gate, const __
   NIBBLE_CHECK(ld >= w.K && ld < (int64_t{1} << 30), "gptq_gemm_silu_mul: row stride " + std::to_string(ld) +
                                                          " below K = " + std::to_string(w.K));
   if (M == 0) return;
-  if (M > kGptqSmallMMax) {
+  if (M > kGptqSmallMMax || gptq_mma_preferred(w, M, ws)) {
     check_cuda(silu_and_mul(gate, up, static_cast<int>(ld), act, static_cast<int>(M), static_cast<int>(w.K), stream),
                "silu_and_mul");
     gptq_gemm(w, act, M, y, bias, ws, stream);
@@ -246,10 +246,10 @@ void gptq_gemm_dequant_cublas(const GptqDeviceWeights& w, const __half* x, int64
 
 void gptq_gemm(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,
                const GptqWorkspace& ws, cudaStream_t stream) {
-  if (M <= kGptqSmallMMax) {
-    gptq_gemm_fused(w, x, M, y, bias, ws, stream);
-  } else if (gptq_mma_preferred(w, M, ws)) {
+  if (gptq_mma_preferred(w, M, ws)) {
     gptq_gemm_mma(w, x, M, y, bias, ws, stream);
+  } else if (M <= kGptqSmallMMax) {
+    gptq_gemm_fused(w, x, M, y, bias, ws, stream);
   } else {
     gptq_gemm_dequant_cublas(w, x, M, y, bias, ws, stream);
   }

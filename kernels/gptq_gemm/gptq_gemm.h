@@ -3,12 +3,13 @@
 // W a 4- or 8-bit GPTQ linear in the kernel layout of gptq_layout.h (converted once
 // at load by gptq_prepare() on the host, then copied to the device as is).
 //
-//   M <= kGptqSmallMMax (decode, small batches): one fused dequantize-and-multiply
-//     kernel that streams every weight byte from DRAM once (16-byte coalesced
-//     loads, fp32 accumulation across rows), split over K when N alone cannot fill
-//     the GPU; split partials are added into an fp32 accumulator in the workspace
-//     and the last block of each tile writes y.
-//   kGptqSmallMMax < M <= 32, and up to kGptqMmaMMax on big layers, 4-bit weights:
+//   M <= kGptqGemvMMax (decode, batch 1-3), 8-bit weights up to kGptqSmallMMax,
+//     and 4-bit up to kGptqSmallMMax when the tensor-core kernel cannot split K:
+//     one fused dequantize-and-multiply kernel that streams every weight byte from
+//     DRAM once (16-byte coalesced loads, fp32 accumulation across rows), split
+//     over K when N alone cannot fill the GPU; split partials are added into an
+//     fp32 accumulator in the workspace and the last block of each tile writes y.
+//   kGptqGemvMMax < M <= 32, and up to kGptqMmaMMax on big layers, 4-bit weights:
 //     a tensor-core kernel (mma.sync m16n8k16, fp32 accumulation) that streams the
 //     weights through a cp.async pipeline into shared memory once per 64-row M
 //     chunk and dequantizes them in registers; split over K like the fused kernel
@@ -61,8 +62,14 @@ struct GptqWorkspace {
   cublasHandle_t cublas = nullptr;  // needed for the large-M path; its stream is set per call
 };
 
-// Largest M served by the fused kernel; above it the dequantize + cuBLAS path runs.
+// Largest M the fused kernel serves at all; above it (8-bit weights, or no room
+// for the tensor-core kernel's split-K) the dequantize + cuBLAS path runs.
 inline constexpr int64_t kGptqSmallMMax = 8;
+
+// Largest M for which the fused CUDA-core kernel beats the tensor-core kernel
+// (H200, every Llama-3-8B/70B decode shape: at 4 rows the tensor-core kernel is
+// 0-20% faster, at 8 rows 1.6-2x; bench/NOTES.md, session 3).
+inline constexpr int64_t kGptqGemvMMax = 3;
 
 // Largest M that gptq_gemm sends to the tensor-core kernel (4-bit; the rule is
 // gptq_mma_preferred in gptq_mma_plan.h, crossover measured in bench/NOTES.md).
@@ -85,7 +92,7 @@ void gptq_gemm(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y
 
 // y = (silu(gate) * up) W (+ bias): the down projection of a gated MLP, gate and up
 // fp16 [M, K] with row stride ld (e.g. the two halves of a fused gate|up product).
-// For M <= kGptqSmallMMax the fused kernel computes the activation while it stages
+// When the fused kernel runs (see gptq_gemm above) it computes the activation while it stages
 // its input (no separate pass, no act round trip; the same fp16 rounding as
 // silu_and_mul); above, silu_and_mul writes act (fp16 [M, K]) and gptq_gemm runs.
 void gptq_gemm_silu_mul(const GptqDeviceWeights& w, const __half* gate, const __half* up, int64_t ld, int64_t M,

@@ -67,10 +67,13 @@ MmaPlan plan_mma(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, 
 }
 
 bool gptq_mma_preferred(const GptqDeviceWeights& w, int64_t M, const GptqWorkspace& ws) {
-  if (w.bits != 4 || M <= kGptqSmallMMax) return false;
+  if (w.bits != 4 || M <= kGptqGemvMMax) return false;
+  // Without split-K the Llama-sized layers fill a fraction of the GPU: slower than
+  // the fused kernel (small M) or cuBLAS.
+  const bool room = ws.splitk && ws.splitk_bytes >= gptq_splitk_workspace_bytes(M, w.N);
+  if (M <= kGptqSmallMMax) return room;
   if (!ws.cublas || !ws.dequant) return true;
-  // Without split-K the Llama-sized layers fill a fraction of the GPU: slower than cuBLAS.
-  if (!ws.splitk || ws.splitk_bytes < gptq_splitk_workspace_bytes(M, w.N)) return false;
+  if (!room) return false;
   return M <= kMmaAlwaysMMax || (M <= kGptqMmaMMax && w.K * w.N >= kMmaBigLayerWeights);
 }
 

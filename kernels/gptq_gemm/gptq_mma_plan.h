@@ -43,11 +43,11 @@ struct MmaOverride {
 // plan runs each tile over all of K.
 MmaPlan plan_mma(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, const MmaOverride& override);
 
-// Whether gptq_gemm sends a product with M > kGptqSmallMMax to the tensor-core
-// kernel rather than dequantize + cuBLAS: 4-bit weights, a split-K workspace with
-// room for M rows, and either M <= 32 or M <= kGptqMmaMMax on a big layer
-// (K * N >= kMmaBigLayerWeights); always when the workspace has no cuBLAS handle
-// or dequant scratch. Measured crossover: bench/NOTES.md.
+// Whether gptq_gemm sends a product to the tensor-core kernel: 4-bit weights,
+// M > kGptqGemvMMax, and a split-K workspace with room for M rows up to
+// kGptqSmallMMax (else the fused kernel); above, either M <= 32 or M <= kGptqMmaMMax
+// on a big layer (K * N >= kMmaBigLayerWeights) with that room, and always when the
+// workspace has no cuBLAS handle or dequant scratch. Measured crossovers: bench/NOTES.md.
 inline constexpr int64_t kMmaAlwaysMMax = 32;
 inline constexpr int64_t kMmaBigLayerWeights = int64_t{32} << 20;
 bool gptq_mma_preferred(const GptqDeviceWeights& w, int64_t M, const GptqWorkspace& ws);

@@ -159,7 +159,7 @@ TEST(GptqGemvPlan, NoSplitWithoutRoomForTheAccumulator) {
 }
 
 constexpr double kTolerance = 2e-3;
-const int64_t kMs[] = {1, 2, 3, 7, 8, 16, 31, 32, 33, 100, 257};
+const int64_t kMs[] = {1, 2, 3, 4, 5, 7, 8, 16, 31, 32, 33, 100, 257};
 
 class GptqGemmGpu : public ::testing::Test {
  protected:

@@ -151,8 +151,12 @@ TEST(GptqMmaPlan, DispatchFollowsTheMeasuredCrossover) {
   ws.dequant = &stand_in;
   ws.splitk = &stand_in;
   ws.splitk_bytes = gptq_splitk_workspace_bytes(kGptqMmaMMax, 14336);
-  EXPECT_FALSE(gptq_mma_preferred(big, kGptqSmallMMax, ws));
+  EXPECT_FALSE(gptq_mma_preferred(big, 1, ws));
+  EXPECT_FALSE(gptq_mma_preferred(big, kGptqGemvMMax, ws));
+  EXPECT_TRUE(gptq_mma_preferred(big, kGptqGemvMMax + 1, ws));
+  EXPECT_TRUE(gptq_mma_preferred(small, kGptqSmallMMax, ws));
   EXPECT_TRUE(gptq_mma_preferred(small, kGptqSmallMMax + 1, ws));
+  EXPECT_FALSE(gptq_mma_preferred(big, 4, GptqWorkspace{}));  // no split-K room: the fused kernel
   EXPECT_TRUE(gptq_mma_preferred(small, 32, ws));
   EXPECT_FALSE(gptq_mma_preferred(small, 33, ws));
   EXPECT_TRUE(gptq_mma_preferred(big, 64, ws));
@@ -161,6 +165,7 @@ TEST(GptqMmaPlan, DispatchFollowsTheMeasuredCrossover) {
   GptqWorkspace small_splitk = ws;  // room for M <= 8 only: no split-K at M = 16
   small_splitk.splitk_bytes = gptq_splitk_workspace_bytes(kGptqSmallMMax, 14336);
   EXPECT_FALSE(gptq_mma_preferred(big, 16, small_splitk));
+  EXPECT_TRUE(gptq_mma_preferred(big, kGptqSmallMMax, small_splitk));
   GptqDeviceWeights eight = big;
   eight.bits = 8;
   EXPECT_FALSE(gptq_mma_preferred(eight, 16, ws));
@@ -190,7 +195,7 @@ TEST_F(GptqMmaGpu, OddShapesAgainstReference) {
       {4104, 296, 64, true, false, false, true},    {256, 8, -1, true, false, false, false},
       {8, 520, -1, false, false, false, true},
   };
-  const int64_t ms[] = {9, 17, 33, 64, 100, 257};
+  const int64_t ms[] = {1, 4, 8, 9, 17, 33, 64, 100, 257};
   const int64_t Mmax = 257;
   double worst = 0;
   size_t compared = 0;
