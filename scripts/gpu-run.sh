@@ -62,15 +62,19 @@ if [ -n "${RUN_GEMM:-}" ]; then
   grep -E "^device|\| (fused|stream) " "$OUT/gemm.log" | grep -E "^device| 1 \|| 4 \|" | head -60
 fi
 
-step "decode/prefill benchmark, dummy weights (batch 1 after a 128-token prompt)"
-if [ -x ./bench_cuda_decode_base ]; then
-  ./bench_cuda_decode_base config/llama-3-8b.json --context 128 --json "$OUT/bench_8b_base.json" > "$OUT/bench_8b_base.log" 2>&1
-  echo "--- baseline binary (${BASELINE_NAME:-previous main})"
-  sed -n '/^case/,/^GPU memory/p' "$OUT/bench_8b_base.log"
-  echo "--- this build"
-fi
-./bench_cuda_decode config/llama-3-8b.json --context 128 --json "$OUT/bench_8b.json" > "$OUT/bench_8b.log" 2>&1
-sed -n '/^case/,/^GPU memory/p' "$OUT/bench_8b.log"
+step "decode/prefill benchmark, dummy weights (batch 1 after a 128-token prompt; CONTEXTS adds others)"
+for ctx in ${CONTEXTS:-128}; do
+  suffix=$([ "$ctx" = 128 ] && echo "" || echo "_ctx$ctx")
+  if [ -x ./bench_cuda_decode_base ]; then
+    ./bench_cuda_decode_base config/llama-3-8b.json --context "$ctx" --json "$OUT/bench_8b_base$suffix.json" \
+      > "$OUT/bench_8b_base$suffix.log" 2>&1
+    echo "--- baseline binary (${BASELINE_NAME:-previous main}), context $ctx"
+    sed -n '/^case/,/^GPU memory/p' "$OUT/bench_8b_base$suffix.log"
+  fi
+  ./bench_cuda_decode config/llama-3-8b.json --context "$ctx" --json "$OUT/bench_8b$suffix.json" > "$OUT/bench_8b$suffix.log" 2>&1
+  echo "--- this build, context $ctx"
+  sed -n '/^case/,/^GPU memory/p' "$OUT/bench_8b$suffix.log"
+done
 if [ -n "${RUN_70B:-}" ]; then
   ./bench_cuda_decode config/llama-3-70b.json --context 128 --decode-steps 32 --json "$OUT/bench_70b.json" \
     > "$OUT/bench_70b.log" 2>&1

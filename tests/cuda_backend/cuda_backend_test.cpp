@@ -235,7 +235,10 @@ TEST(CudaBackend, GraphReplayEqualsEager) {
     if (backend != 1) return;
     const double e = rel_error(outs[1], outs[0]);
     std::printf("[compare] graph replay vs eager: step %d rel_error %.3e over %zu elements\n", step, e, outs[0].size());
-    EXPECT_LT(e, 1e-3) << "step " << step;
+    // A graph pads the batch to its bucket, which can move a product to another
+    // GPTQ kernel (e.g. 3 rows on the CUDA-core kernel, the 4-row bucket on tensor
+    // cores): different roundings, as between batched and single runs above.
+    EXPECT_LT(e, 5e-3) << "step " << step;
     if (outs[1] == outs[0]) ++exact_steps;
   });
   EXPECT_GT(graphed->captured_graphs(), 0);
