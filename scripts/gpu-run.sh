@@ -18,7 +18,7 @@ step "GPU tests"
 for t in kernels_gpu_test sampling_gpu_test kernels_gptq_gpu_tests cuda_backend_test cuda_continuous_batching_test \
   cuda_device_sampling_test; do
   ./$t --gtest_brief=1 > "$OUT/$t.log" 2>&1
-  echo "$t rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED)' "$OUT/$t.log" | tr '\n' ' ')"
+  echo "$t rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED)' "$OUT/$t.log" | tr '\n' ' ')" | tee -a "$OUT/gpu_tests_summary.txt"
 done
 
 step "nibble serve on the GPU"
@@ -83,3 +83,6 @@ fi
 if [ -n "${RUN_SAMPLING:-}" ]; then
   ./bench_sampling > "$OUT/bench_sampling.log" 2>&1; tail -6 "$OUT/bench_sampling.log"
 fi
+
+step "GPU tests (again, so a long log's tail shows them)"
+cat "$OUT/gpu_tests_summary.txt"
