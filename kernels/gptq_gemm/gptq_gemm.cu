@@ -122,14 +122,12 @@ GptqDeviceWeights gptq_device_view(const GptqPrepared& host, const uint32_t* qwe
   return w;
 }
 
-void gptq_gemm_fused_with(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,
-                          const GptqWorkspace& ws, cudaStream_t stream, const GemvOverride& override) {
-  check_args(w, x, M, y, bias);
-  if (M == 0) return;
+namespace {
+// Plans and launches the fused kernel for parameters whose operands (and input
+// prologue, if any) are already set.
+void launch_fused(detail::GemvParams& p, const GptqDeviceWeights& w, int64_t M, const GptqWorkspace& ws,
+                  cudaStream_t stream, const GemvOverride& override) {
   const GemvPlan plan = plan_gemv_on_device(M, w.N, w.K, w.bits, ws.splitk ? ws.splitk_bytes : 0, override);
-  detail::GemvParams p{};
-  detail::set_product_operands(p, w, x, M, y, bias);
-  p.x_ld = p.K;
   p.rows_per_split = plan.rows_per_split;
   p.splits = plan.splits;
   if (plan.splits > 1) {
@@ -143,6 +141,17 @@ void gptq_gemm_fused_with(const GptqDeviceWeights& w, const __half* x, int64_t M
   else
     detail::launch_gemv<8>(p, plan.m_tile, grid, plan.threads, pdl, stream);
   check_cuda(cudaGetLastError(), "fused kernel launch");
+}
+}  // namespace
+
+void gptq_gemm_fused_with(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,
+                          const GptqWorkspace& ws, cudaStream_t stream, const GemvOverride& override) {
+  check_args(w, x, M, y, bias);
+  if (M == 0) return;
+  detail::GemvParams p{};
+  detail::set_product_operands(p, w, x, M, y, bias);
+  p.x_ld = p.K;
+  launch_fused(p, w, M, ws, stream, override);
 }
 
 void gptq_gemm_fused(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,
@@ -163,23 +172,11 @@ void gptq_gemm_silu_mul(const GptqDeviceWeights& w, const __half* gate, const __
     gptq_gemm(w, act, M, y, bias, ws, stream);
     return;
   }
-  const GemvPlan plan = plan_gemv_on_device(M, w.N, w.K, w.bits, ws.splitk ? ws.splitk_bytes : 0, GemvOverride{});
   detail::GemvParams p{};
   detail::set_product_operands(p, w, gate, M, y, bias);
   p.up = up;
   p.x_ld = static_cast<int>(ld);
-  p.rows_per_split = plan.rows_per_split;
-  p.splits = plan.splits;
-  if (plan.splits > 1) {
-    p.counters = static_cast<unsigned*>(ws.splitk);
-    p.partial = reinterpret_cast<float*>(static_cast<char*>(ws.splitk) + detail::kCounterBytes);
-  }
-  const dim3 grid(plan.mchunks, plan.ntiles, plan.splits);
-  if (w.bits == 4)
-    detail::launch_gemv<4>(p, plan.m_tile, grid, plan.threads, false, stream);
-  else
-    detail::launch_gemv<8>(p, plan.m_tile, grid, plan.threads, false, stream);
-  check_cuda(cudaGetLastError(), "fused kernel launch");
+  launch_fused(p, w, M, ws, stream, GemvOverride{});
 }
 
 bool gptq_gemm_stream_usable(const GptqDeviceWeights& w, int64_t M, const GptqWorkspace& ws) {
