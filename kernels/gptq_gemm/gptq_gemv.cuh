@@ -95,6 +95,50 @@ __device__ __forceinline__ uint32_t word_of(const uint4& q, int c) {
   return c == 0 ? q.x : c == 1 ? q.y : c == 2 ? q.z : q.w;
 }
 
+// One group's scales and zeros for a thread's 4 columns, as the kernels use them:
+// fp32 scales, and zeros as -(1024 + zero) (lo) and -(64 + zero) (hi), for 1024 + q
+// and (1024 + 16 q) / 16.
+struct GroupQuant {
+  float scale[4];
+  __half2 zero_lo[4], zero_hi[4];
+};
+
+__device__ __forceinline__ GroupQuant unpack_group(uint2 sraw, uint2 zraw) {
+  const __half2 s01 = *reinterpret_cast<const __half2*>(&sraw.x), s23 = *reinterpret_cast<const __half2*>(&sraw.y);
+  const __half2 z01 = *reinterpret_cast<const __half2*>(&zraw.x), z23 = *reinterpret_cast<const __half2*>(&zraw.y);
+  GroupQuant g;
+  g.scale[0] = __low2float(s01), g.scale[1] = __high2float(s01), g.scale[2] = __low2float(s23),
+  g.scale[3] = __high2float(s23);
+  g.zero_lo[0] = __low2half2(z01), g.zero_lo[1] = __high2half2(z01), g.zero_lo[2] = __low2half2(z23),
+  g.zero_lo[3] = __high2half2(z23);
+#pragma unroll
+  for (int c = 0; c < 4; ++c) g.zero_hi[c] = __hadd2(g.zero_lo[c], __float2half2_rn(960.f));
+  return g;
+}
+
+// q - zero, exact in half2, of the 8 rows in a 4-bit word (rows 2j, 2j + 1 in d[j]).
+// Rows 0,1 and 4,5 sit in nibble 0 of each half (1024 + q); rows 2,3 and 6,7 in
+// nibble 1 (1024 + 16 q, scaled back by the fma): 1 shift, 4 LOP3.
+__device__ __forceinline__ void decode_4bit(uint32_t w, __half2 zero_lo, __half2 zero_hi, __half2 (&d)[4]) {
+  const uint32_t w8 = w >> 8;
+  const uint32_t t0 = (w & 0x000F000Fu) | 0x64006400u, t1 = (w & 0x00F000F0u) | 0x64006400u;
+  const uint32_t t2 = (w8 & 0x000F000Fu) | 0x64006400u, t3 = (w8 & 0x00F000F0u) | 0x64006400u;
+  const __half2 sixteenth = __float2half2_rn(0.0625f);
+  d[0] = __hadd2(*reinterpret_cast<const __half2*>(&t0), zero_lo);
+  d[1] = __hfma2(*reinterpret_cast<const __half2*>(&t1), sixteenth, zero_hi);
+  d[2] = __hadd2(*reinterpret_cast<const __half2*>(&t2), zero_lo);
+  d[3] = __hfma2(*reinterpret_cast<const __half2*>(&t3), sixteenth, zero_hi);
+}
+
+// Eight staged x values (16-byte aligned) as four half2.
+__device__ __forceinline__ void load_x8(const __half* xr, __half2 (&xv)[4]) {
+  const uint4 raw = *reinterpret_cast<const uint4*>(xr);
+  xv[0] = *reinterpret_cast<const __half2*>(&raw.x);
+  xv[1] = *reinterpret_cast<const __half2*>(&raw.y);
+  xv[2] = *reinterpret_cast<const __half2*>(&raw.z);
+  xv[3] = *reinterpret_cast<const __half2*>(&raw.w);
+}
+
 // Blocks per SM the register allocation must allow (without spilling): enough
 // warps to keep loads in flight, as measured in bench/NOTES.md.
 constexpr int gemv_min_blocks(int bits, int m_tile) {
@@ -150,8 +194,7 @@ __global__ void __launch_bounds__(128, gemv_min_blocks(BITS, MT)) gptq_gemv_kern
   // multiples of 32 rows): no integer division per chunk.
   int group = k_begin / p.group_rows - 1, group_next = 0;
   int stage = 0, stage_next = 0;
-  float scale[4];
-  __half2 zero_lo[4], zero_hi[4];  // -(1024 + zero) and -(64 + zero), for 1024 + q and (1024 + 16 q) / 16
+  GroupQuant gq;
   auto process_chunk = [&](const uint4 (&q)[WORDS], int r0) {
     if (r0 == stage_next) {
       // x rows [stage, stage + stage_rows) of this split into shared memory, zero past the end.
@@ -186,12 +229,7 @@ __global__ void __launch_bounds__(128, gemv_min_blocks(BITS, MT)) gptq_gemv_kern
       group_next = (group + 1) * p.group_rows - k_begin;
       const uint2 sraw = __ldg(reinterpret_cast<const uint2*>(p.scales + static_cast<size_t>(group) * p.N + n));
       const uint2 zraw = __ldg(reinterpret_cast<const uint2*>(p.zeros + static_cast<size_t>(group) * p.N + n));
-      const __half2 s01 = *reinterpret_cast<const __half2*>(&sraw.x), s23 = *reinterpret_cast<const __half2*>(&sraw.y);
-      const __half2 z01 = *reinterpret_cast<const __half2*>(&zraw.x), z23 = *reinterpret_cast<const __half2*>(&zraw.y);
-      scale[0] = __low2float(s01), scale[1] = __high2float(s01), scale[2] = __low2float(s23), scale[3] = __high2float(s23);
-      zero_lo[0] = __low2half2(z01), zero_lo[1] = __high2half2(z01), zero_lo[2] = __low2half2(z23), zero_lo[3] = __high2half2(z23);
-#pragma unroll
-      for (int c = 0; c < 4; ++c) zero_hi[c] = __hadd2(zero_lo[c], __float2half2_rn(960.f));
+      gq = unpack_group(sraw, zraw);
     }
     const unsigned offset = static_cast<unsigned>(r0 - stage);  // row within the x stage
 
@@ -208,11 +246,7 @@ __global__ void __launch_bounds__(128, gemv_min_blocks(BITS, MT)) gptq_gemv_kern
       for (int m = 0; m < MT; ++m) {
         const __half* xr = xs + m * stage_rows + offset + u * PACK;
         if constexpr (PACK == 8) {
-          const uint4 raw = *reinterpret_cast<const uint4*>(xr);
-          xv[m][0] = *reinterpret_cast<const __half2*>(&raw.x);
-          xv[m][1] = *reinterpret_cast<const __half2*>(&raw.y);
-          xv[m][2] = *reinterpret_cast<const __half2*>(&raw.z);
-          xv[m][3] = *reinterpret_cast<const __half2*>(&raw.w);
+          load_x8(xr, xv[m]);
         } else {
           const uint2 raw = *reinterpret_cast<const uint2*>(xr);
           xv[m][0] = *reinterpret_cast<const __half2*>(&raw.x);
@@ -224,21 +258,12 @@ __global__ void __launch_bounds__(128, gemv_min_blocks(BITS, MT)) gptq_gemv_kern
         const uint32_t w = word_of(q[u], c);
         __half2 d[PACK / 2];  // q - zero, exact, rows (2j, 2j + 1)
         if constexpr (BITS == 4) {
-          // Rows 0,1 and 4,5 sit in nibble 0 of each half (1024 + q); rows 2,3 and
-          // 6,7 in nibble 1 (1024 + 16 q, scaled back by the fma): 1 shift, 4 LOP3.
-          const uint32_t w8 = w >> 8;
-          const uint32_t t0 = (w & 0x000F000Fu) | 0x64006400u, t1 = (w & 0x00F000F0u) | 0x64006400u;
-          const uint32_t t2 = (w8 & 0x000F000Fu) | 0x64006400u, t3 = (w8 & 0x00F000F0u) | 0x64006400u;
-          const __half2 sixteenth = __float2half2_rn(0.0625f);
-          d[0] = __hadd2(*reinterpret_cast<const __half2*>(&t0), zero_lo[c]);
-          d[1] = __hfma2(*reinterpret_cast<const __half2*>(&t1), sixteenth, zero_hi[c]);
-          d[2] = __hadd2(*reinterpret_cast<const __half2*>(&t2), zero_lo[c]);
-          d[3] = __hfma2(*reinterpret_cast<const __half2*>(&t3), sixteenth, zero_hi[c]);
+          decode_4bit(w, gq.zero_lo[c], gq.zero_hi[c], d);
         } else {
 #pragma unroll
           for (int j = 0; j < PACK / 2; ++j) {
             const uint32_t t = ((w >> (8 * j)) & 0x00FF00FFu) | 0x64006400u;
-            d[j] = __hadd2(*reinterpret_cast<const __half2*>(&t), zero_lo[c]);
+            d[j] = __hadd2(*reinterpret_cast<const __half2*>(&t), gq.zero_lo[c]);
           }
         }
 #pragma unroll
@@ -255,7 +280,7 @@ __global__ void __launch_bounds__(128, gemv_min_blocks(BITS, MT)) gptq_gemv_kern
 #pragma unroll
       for (int c = 0; c < 4; ++c) {
         const float2 f = __half22float2(acc2[m][c]);
-        acc[m][c] = fmaf(f.x + f.y, scale[c] * chunk_scale, acc[m][c]);
+        acc[m][c] = fmaf(f.x + f.y, gq.scale[c] * chunk_scale, acc[m][c]);
       }
     }
   };

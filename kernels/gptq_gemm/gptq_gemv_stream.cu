@@ -220,13 +220,7 @@ __global__ void __maxnreg__(72)
         if (lane == 0) mbar_arrive(&empty[s]);
         if (++s == p.stages) s = 0, phase ^= 1u;
       }
-      const __half2 s01 = *reinterpret_cast<const __half2*>(&sraw.x), s23 = *reinterpret_cast<const __half2*>(&sraw.y);
-      const __half2 z01 = *reinterpret_cast<const __half2*>(&zraw.x), z23 = *reinterpret_cast<const __half2*>(&zraw.y);
-      const float scale[4] = {__low2float(s01), __high2float(s01), __low2float(s23), __high2float(s23)};
-      const __half2 zero_lo[4] = {__low2half2(z01), __high2half2(z01), __low2half2(z23), __high2half2(z23)};
-      __half2 zero_hi[4];
-#pragma unroll
-      for (int c = 0; c < 4; ++c) zero_hi[c] = __hadd2(zero_lo[c], __float2half2_rn(960.f));
+      const GroupQuant gq = unpack_group(sraw, zraw);
 
       __half2 acc2[MT][4];
 #pragma unroll
@@ -237,25 +231,11 @@ __global__ void __maxnreg__(72)
       for (int w = 0; w < 4; ++w) {
         __half2 xv[MT][4];
 #pragma unroll
-        for (int m = 0; m < MT; ++m) {
-          const uint4 raw = *reinterpret_cast<const uint4*>(xs + (i * MT + m) * 32 + w * 8);
-          xv[m][0] = *reinterpret_cast<const __half2*>(&raw.x);
-          xv[m][1] = *reinterpret_cast<const __half2*>(&raw.y);
-          xv[m][2] = *reinterpret_cast<const __half2*>(&raw.z);
-          xv[m][3] = *reinterpret_cast<const __half2*>(&raw.w);
-        }
+        for (int m = 0; m < MT; ++m) load_x8(xs + (i * MT + m) * 32 + w * 8, xv[m]);
 #pragma unroll
         for (int c = 0; c < 4; ++c) {
-          // Same decoding as gptq_gemv.cuh: 1 shift + 4 LOP3, exact q - zero in half2.
-          const uint32_t word = word_of(q[w], c), w8 = word >> 8;
-          const uint32_t t0 = (word & 0x000F000Fu) | 0x64006400u, t1 = (word & 0x00F000F0u) | 0x64006400u;
-          const uint32_t t2 = (w8 & 0x000F000Fu) | 0x64006400u, t3 = (w8 & 0x00F000F0u) | 0x64006400u;
-          const __half2 sixteenth = __float2half2_rn(0.0625f);
           __half2 d[4];
-          d[0] = __hadd2(*reinterpret_cast<const __half2*>(&t0), zero_lo[c]);
-          d[1] = __hfma2(*reinterpret_cast<const __half2*>(&t1), sixteenth, zero_hi[c]);
-          d[2] = __hadd2(*reinterpret_cast<const __half2*>(&t2), zero_lo[c]);
-          d[3] = __hfma2(*reinterpret_cast<const __half2*>(&t3), sixteenth, zero_hi[c]);
+          decode_4bit(word_of(q[w], c), gq.zero_lo[c], gq.zero_hi[c], d);
 #pragma unroll
           for (int j = 0; j < 4; ++j)
 #pragma unroll
@@ -267,7 +247,7 @@ __global__ void __maxnreg__(72)
 #pragma unroll
         for (int c = 0; c < 4; ++c) {
           const float2 f = __half22float2(acc2[m][c]);
-          acc[m][c] = fmaf(f.x + f.y, scale[c] * chunk_scale[i][m], acc[m][c]);
+          acc[m][c] = fmaf(f.x + f.y, gq.scale[c] * chunk_scale[i][m], acc[m][c]);
         }
     }
     __syncwarp();  // xs is rewritten for the next unit

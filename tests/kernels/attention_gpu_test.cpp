@@ -144,16 +144,7 @@ void run_case(const AttentionCase& c, const std::vector<Variant>& runs, std::mt1
   }
 }
 
-class AttentionTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    NIBBLE_SKIP_WITHOUT_GPU();
-    seed_ = fresh_seed();
-    rng_.seed(seed_);
-  }
-  uint64_t seed_ = 0;
-  std::mt19937_64 rng_;
-};
+using AttentionTest = SeededGpuTest;
 
 // Mixed batch: a cold prefill, a chunk over a cached prefix (prefix-cache hit or
 // chunked prefill), decode tokens at short and long contexts.

@@ -285,17 +285,7 @@ void expect_step_matches(const DecodeBatch& b, const DeviceStep& d, const std::v
       << what << ": split counters not reset";
 }
 
-class FusedDecodeTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    NIBBLE_SKIP_WITHOUT_GPU();
-    seed_ = fresh_seed();
-    rng_.seed(seed_);
-    RecordProperty("seed", std::to_string(seed_));
-  }
-  uint64_t seed_ = 0;
-  std::mt19937_64 rng_;
-};
+using FusedDecodeTest = SeededGpuTest;
 
 const std::vector<int> kContexts = {0, 1, 126, 127, 128, 300, 2100, 17, 255};
 

@@ -73,4 +73,18 @@ Comparison compare_half(const std::vector<uint16_t>& got, const std::vector<uint
 Comparison compare_float(const std::vector<float>& got, const std::vector<float>& want);
 void report(const std::string& what, const Comparison& c);
 
+// A GPU test (skipped without a device) with a fresh random generator per test;
+// its seed is recorded as the test property "seed" so a failure can be replayed.
+class SeededGpuTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    NIBBLE_SKIP_WITHOUT_GPU();
+    seed_ = fresh_seed();
+    rng_.seed(seed_);
+    RecordProperty("seed", std::to_string(seed_));
+  }
+  uint64_t seed_ = 0;
+  std::mt19937_64 rng_;
+};
+
 }  // namespace nibble::test

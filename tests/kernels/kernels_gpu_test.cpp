@@ -30,17 +30,7 @@ namespace {
 
 constexpr uint16_t kHalfNaN = 0x7e00;
 
-class KernelTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    NIBBLE_SKIP_WITHOUT_GPU();
-    seed_ = fresh_seed();
-    rng_.seed(seed_);
-    RecordProperty("seed", std::to_string(seed_));
-  }
-  uint64_t seed_ = 0;
-  std::mt19937_64 rng_;
-};
+using KernelTest = SeededGpuTest;
 
 TEST_F(KernelTest, AddRmsNormMatchesReference) {
   for (bool with_delta : {true, false}) {
