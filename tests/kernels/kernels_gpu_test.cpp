@@ -32,27 +32,32 @@ constexpr uint16_t kHalfNaN = 0x7e00;
 
 using KernelTest = SeededGpuTest;
 
+// Dims that take the vectorized kernel (multiples of 4 up to 8192: 1, 2, 4 and
+// 8 groups per thread) and the scalar one (odd multiples of 2, wider rows).
 TEST_F(KernelTest, AddRmsNormMatchesReference) {
-  for (bool with_delta : {true, false}) {
-    const int rows = 7, dim = 1000;
-    auto residual = random_float(static_cast<size_t>(rows) * dim, rng_, -2, 2);
-    auto delta = random_half(residual.size(), rng_);
-    auto weight = random_half(dim, rng_, 0.5f, 1.5f);
-    DeviceArray<float> d_res(residual);
-    DeviceArray<uint16_t> d_delta(delta), d_w(weight), d_out(std::vector<uint16_t>(residual.size(), kHalfNaN));
-    CUDA_OK(kernels::add_rmsnorm(with_delta ? d_delta.as<__half>() : nullptr, d_res.get(), d_w.as<__half>(),
-                                 d_out.as<__half>(), rows, dim, 1e-5f, nullptr));
-    CUDA_OK(cudaDeviceSynchronize());
-    std::vector<uint16_t> out(residual.size());
-    kernels::ref::add_rmsnorm(with_delta ? delta.data() : nullptr, residual.data(), weight.data(), out.data(), rows,
-                              dim, 1e-5f);
-    auto c = compare_half(d_out.download(), out);
-    auto cr = compare_float(d_res.download(), residual);
-    report(with_delta ? "add_rmsnorm out (with delta)" : "add_rmsnorm out (no delta)", c);
-    report("add_rmsnorm residual", cr);
-    EXPECT_EQ(c.non_finite, 0u);
-    EXPECT_LT(c.rel_error, 1e-3) << "seed " << seed_;
-    EXPECT_LT(cr.rel_error, 1e-6) << "seed " << seed_;
+  for (const int dim : {1000, 1002, 2048, 4096, 5120, 8192, 12288}) {
+    for (bool with_delta : {true, false}) {
+      SCOPED_TRACE("dim " + std::to_string(dim));
+      const int rows = 7;
+      auto residual = random_float(static_cast<size_t>(rows) * dim, rng_, -2, 2);
+      auto delta = random_half(residual.size(), rng_);
+      auto weight = random_half(dim, rng_, 0.5f, 1.5f);
+      DeviceArray<float> d_res(residual);
+      DeviceArray<uint16_t> d_delta(delta), d_w(weight), d_out(std::vector<uint16_t>(residual.size(), kHalfNaN));
+      CUDA_OK(kernels::add_rmsnorm(with_delta ? d_delta.as<__half>() : nullptr, d_res.get(), d_w.as<__half>(),
+                                   d_out.as<__half>(), rows, dim, 1e-5f, nullptr));
+      CUDA_OK(cudaDeviceSynchronize());
+      std::vector<uint16_t> out(residual.size());
+      kernels::ref::add_rmsnorm(with_delta ? delta.data() : nullptr, residual.data(), weight.data(), out.data(), rows,
+                                dim, 1e-5f);
+      auto c = compare_half(d_out.download(), out);
+      auto cr = compare_float(d_res.download(), residual);
+      report(with_delta ? "add_rmsnorm out (with delta)" : "add_rmsnorm out (no delta)", c);
+      report("add_rmsnorm residual", cr);
+      EXPECT_EQ(c.non_finite, 0u);
+      EXPECT_LT(c.rel_error, 1e-3) << "seed " << seed_;
+      EXPECT_LT(cr.rel_error, 1e-6) << "seed " << seed_;
+    }
   }
 }
 
