@@ -217,6 +217,7 @@ int main(int argc, char** argv) {
   check(cudaMemcpy(x, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice), "x");
   auto* y = static_cast<__half*>(device_alloc(static_cast<size_t>(2048) * 128256 * 2));
   auto* wfp16 = static_cast<__half*>(device_alloc(static_cast<size_t>(max_k) * max_n * 2));
+  auto* acc32 = static_cast<float*>(device_alloc(static_cast<size_t>(kGptqGemvMMax) * max_n * sizeof(float)));
 
   if (profile_small > 0) {
     // For a profiler: the register kernel, then the streaming kernel, on 4096x14336 at M = profile_small.
@@ -295,6 +296,12 @@ int main(int argc, char** argv) {
             const char* path = o.threads != 0 ? "fused-sweep" : o.pdl == 1 ? "fused-pdl" : "fused";
             add(path, us, plan_text(M, shape.N, shape.K, var.bits, splitk_bytes, o));
           }
+        }
+        if (gptq_gemm_accumulates(copies.views[0], M)) {  // into fp32 rows (the residual stream)
+          const double us = graph_us(stream, ncopies, [&](int i) {
+            gptq_gemm_accumulate(copies.views[static_cast<size_t>(i)], x, M, acc32, nullptr, ws, stream);
+          });
+          add("fused-acc", us, "fp32 atomics, no arrival counting");
         }
         if (M <= 2 && gptq_gemm_stream_usable(copies.views[0], M, ws)) {
           for (int per_sm : {0, 2}) {

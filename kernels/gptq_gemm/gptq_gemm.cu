@@ -127,10 +127,12 @@ namespace {
 // prologue, if any) are already set.
 void launch_fused(detail::GemvParams& p, const GptqDeviceWeights& w, int64_t M, const GptqWorkspace& ws,
                   cudaStream_t stream, const GemvOverride& override) {
-  const GemvPlan plan = plan_gemv_on_device(M, w.N, w.K, w.bits, ws.splitk ? ws.splitk_bytes : 0, override);
+  // Accumulating calls add into the caller's fp32 rows: they split K without the workspace.
+  const size_t splitk_bytes = p.accumulate ? SIZE_MAX : ws.splitk ? ws.splitk_bytes : 0;
+  const GemvPlan plan = plan_gemv_on_device(M, w.N, w.K, w.bits, splitk_bytes, override);
   p.rows_per_split = plan.rows_per_split;
   p.splits = plan.splits;
-  if (plan.splits > 1) {
+  if (plan.splits > 1 && !p.accumulate) {
     p.counters = static_cast<unsigned*>(ws.splitk);
     p.partial = reinterpret_cast<float*>(static_cast<char*>(ws.splitk) + detail::kCounterBytes);
   }
@@ -159,12 +161,51 @@ void gptq_gemm_fused(const GptqDeviceWeights& w, const __half* x, int64_t M, __h
   gptq_gemm_fused_with(w, x, M, y, bias, ws, stream, GemvOverride{});
 }
 
+namespace {
+void check_silu_args(const GptqDeviceWeights& w, const __half* up, int64_t ld, int64_t M) {
+  NIBBLE_CHECK(M == 0 || up, "gptq_gemm_silu_mul: null up");
+  NIBBLE_CHECK(ld >= w.K && ld < (int64_t{1} << 30), "gptq_gemm_silu_mul: row stride " + std::to_string(ld) +
+                                                         " below K = " + std::to_string(w.K));
+}
+
+// The fused kernel adding x W (+ bias) into out (x = silu(x) * up when up is set).
+void launch_accumulate(const GptqDeviceWeights& w, const __half* x, const __half* up, int64_t ld, int64_t M,
+                       float* out, const __half* bias, const GptqWorkspace& ws, cudaStream_t stream) {
+  check_args(w, x, M, reinterpret_cast<__half*>(out), bias);
+  NIBBLE_CHECK(M <= kGptqGemvMMax, "gptq_gemm_accumulate: M = " + std::to_string(M) + " above " +
+                                       std::to_string(kGptqGemvMMax) + " (see gptq_gemm_accumulates)");
+  NIBBLE_CHECK(reinterpret_cast<uintptr_t>(out) % 16 == 0, "gptq_gemm_accumulate: out must be 16-byte aligned");
+  if (M == 0) return;
+  detail::GemvParams p{};
+  detail::set_product_operands(p, w, x, M, nullptr, bias);
+  p.up = up;
+  p.x_ld = static_cast<int>(ld);
+  p.accumulate = out;
+  launch_fused(p, w, M, ws, stream, GemvOverride{});
+}
+}  // namespace
+
+bool gptq_gemm_accumulates(const GptqDeviceWeights& w, int64_t M) {
+  return (w.bits == 4 || w.bits == 8) && M >= 0 && M <= kGptqGemvMMax;
+}
+
+void gptq_gemm_accumulate(const GptqDeviceWeights& w, const __half* x, int64_t M, float* out, const __half* bias,
+                          const GptqWorkspace& ws, cudaStream_t stream) {
+  launch_accumulate(w, x, nullptr, w.K, M, out, bias, ws, stream);
+}
+
+void gptq_gemm_silu_mul_accumulate(const GptqDeviceWeights& w, const __half* gate, const __half* up, int64_t ld,
+                                   int64_t M, float* out, const __half* bias, const GptqWorkspace& ws,
+                                   cudaStream_t stream) {
+  check_silu_args(w, up, ld, M);
+  launch_accumulate(w, gate, up, ld, M, out, bias, ws, stream);
+}
+
 void gptq_gemm_silu_mul(const GptqDeviceWeights& w, const __half* gate, const __half* up, int64_t ld, int64_t M,
                         __half* act, __half* y, const __half* bias, const GptqWorkspace& ws, cudaStream_t stream) {
   check_args(w, gate, M, y, bias);
-  NIBBLE_CHECK(M == 0 || (up && act), "gptq_gemm_silu_mul: null up or act");
-  NIBBLE_CHECK(ld >= w.K && ld < (int64_t{1} << 30), "gptq_gemm_silu_mul: row stride " + std::to_string(ld) +
-                                                         " below K = " + std::to_string(w.K));
+  check_silu_args(w, up, ld, M);
+  NIBBLE_CHECK(M == 0 || act, "gptq_gemm_silu_mul: null act");
   if (M == 0) return;
   if (M > kGptqSmallMMax || gptq_mma_preferred(w, M, ws)) {
     check_cuda(silu_and_mul(gate, up, static_cast<int>(ld), act, static_cast<int>(M), static_cast<int>(w.K), stream),

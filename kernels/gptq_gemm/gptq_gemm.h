@@ -98,6 +98,19 @@ void gptq_gemm(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y
 void gptq_gemm_silu_mul(const GptqDeviceWeights& w, const __half* gate, const __half* up, int64_t ld, int64_t M,
                         __half* act, __half* y, const __half* bias, const GptqWorkspace& ws, cudaStream_t stream);
 
+// out[M, N] (fp32, 16-byte aligned) += x W (+ bias), and the same with the input
+// silu(gate) * up as in gptq_gemm_silu_mul, for the batches the fused kernel takes
+// (gptq_gemm_accumulates; throws otherwise): every block adds its partial sums into
+// out with atomics, so there is no fp16 y, no split-K arrival counting and no
+// last-block pass. For a projection whose result goes straight into the fp32
+// residual stream. The order of the fp32 additions varies from run to run.
+bool gptq_gemm_accumulates(const GptqDeviceWeights& w, int64_t M);
+void gptq_gemm_accumulate(const GptqDeviceWeights& w, const __half* x, int64_t M, float* out, const __half* bias,
+                          const GptqWorkspace& ws, cudaStream_t stream);
+void gptq_gemm_silu_mul_accumulate(const GptqDeviceWeights& w, const __half* gate, const __half* up, int64_t ld,
+                                   int64_t M, float* out, const __half* bias, const GptqWorkspace& ws,
+                                   cudaStream_t stream);
+
 // The paths on their own (gptq_gemm picks one by M and bits); the benchmark times
 // them all. gptq_gemm_mma takes 4-bit weights only. gptq_gemm_stream is an
 // alternative to the fused kernel for M <= 2 on compute capability 9.0+ (weights

@@ -42,6 +42,7 @@ struct GemvParams {
   int splits;
   float* partial;      // [M, N] fp32 accumulator when splits > 1 (zero between calls)
   unsigned* counters;  // [mchunks * ntiles] when splits > 1
+  float* accumulate;   // non-null: y is not written; every block adds its sums into this fp32 [M, N]
 };
 
 // The operands every GPTQ product kernel's parameters carry (GemvParams here,
@@ -178,10 +179,12 @@ __global__ void __launch_bounds__(128, gemv_min_blocks(BITS, MT)) gptq_gemv_kern
       q[u] = active && r0 + u * PACK < rows ? __ldg(wq + static_cast<size_t>(r0 / PACK + u) * stride)
                                             : make_uint4(0, 0, 0, 0);
   };
-  // The first chunk's weights are in flight while x is staged; then each chunk's
-  // work starts by requesting the next chunk (two buffers used in turn, no copies).
+  // The first two chunks' weights are in flight while x is staged; then each
+  // buffer is refilled with the chunk after next as soon as its chunk is done
+  // (two buffers used in turn, no copies).
   uint4 qa[WORDS], qb[WORDS];
   load_chunk(qa, 0);
+  load_chunk(qb, kChunkRows);
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   // Programmatic dependent launch: the weights are constant, so their first loads
   // may run while the kernel before us finishes; x, y and the workspace are only
@@ -285,11 +288,30 @@ __global__ void __launch_bounds__(128, gemv_min_blocks(BITS, MT)) gptq_gemv_kern
     }
   };
   for (int r0 = 0; r0 < rows; r0 += 2 * kChunkRows) {
-    load_chunk(qb, r0 + kChunkRows);
     process_chunk(qa, r0);
     if (r0 + kChunkRows >= rows) break;
     load_chunk(qa, r0 + 2 * kChunkRows);
     process_chunk(qb, r0 + kChunkRows);
+    load_chunk(qb, r0 + 3 * kChunkRows);
+  }
+
+  if (p.accumulate) {
+    // Sums straight into the caller's fp32 rows (e.g. the residual stream): fire-and-forget
+    // vector atomics, no arrival counting; split 0 adds the bias.
+    if (n >= p.N) return;
+    const float4 b = split == 0 ? bias4(p.bias, n) : make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+    for (int m = 0; m < MT; ++m)
+      if (m0 + m < p.M) {
+        float* dst = p.accumulate + static_cast<size_t>(m0 + m) * p.N + n;
+        const float4 v = add4(make_float4(acc[m][0], acc[m][1], acc[m][2], acc[m][3]), b);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+        atomicAdd(reinterpret_cast<float4*>(dst), v);
+#else
+        atomicAdd(dst, v.x), atomicAdd(dst + 1, v.y), atomicAdd(dst + 2, v.z), atomicAdd(dst + 3, v.w);
+#endif
+      }
+    return;
   }
 
   if (p.splits == 1) {

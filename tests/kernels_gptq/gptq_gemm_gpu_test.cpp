@@ -140,7 +140,9 @@ TEST(GptqGemvPlan, CoversKAndFillsTheGpu) {
         EXPECT_GE(int64_t{p.rows_per_split} * p.splits, K) << what;
         EXPECT_LT(int64_t{p.rows_per_split} * (p.splits - 1), K) << what << ": an empty split";
         const int64_t blocks = int64_t{p.mchunks} * p.ntiles * p.splits;
-        if (M <= 8 && p.splits > 1) EXPECT_LE(blocks, 8 * 132) << what << ": more blocks than one wave";
+        if (M <= 8 && p.splits > 1) {
+          EXPECT_LE(blocks, 8 * 132) << what << ": more blocks than one wave";
+        }
       }
   // 4096x14336 at M = 1: one wave of 8 blocks per SM, as measured best (bench/NOTES.md).
   const GemvPlan gate = plan_gemv(1, 14336, 4096, 132, roomy, GemvOverride{}, eight_blocks, 4);
@@ -334,6 +336,74 @@ TEST_F(GptqGemmGpu, SiluMulDownProjectionMatchesSeparateActivation) {
   }
   EXPECT_THROW(gptq_gemm_silu_mul(DeviceLayer(make_checkpoint(CheckpointSpec{64, 64}, rng).view()).view, nullptr, nullptr,
                                   32, 1, nullptr, nullptr, nullptr, Workspace(0, 0).ws, nullptr),
+               nibble::Error);
+}
+
+// gptq_gemm_accumulate and its SiLU form add x W (+ bias) into fp32 rows that
+// already hold values (the residual stream), for every combination at the batch
+// sizes the fused kernel takes, on a ragged shape and a deeply split Llama-like
+// one, without touching the split-K workspace.
+TEST_F(GptqGemmGpu, AccumulateAddsIntoFp32Rows) {
+  std::mt19937 rng(4242);
+  Workspace w(gptq_splitk_workspace_bytes(kGptqGemvMMax, 1024), 0);
+  double worst = 0;
+  for (auto [K, N] : {std::pair<int64_t, int64_t>{608, 456}, {4096, 1024}}) {
+    for (const auto& spec : all_specs(K, N)) {
+      if (K > 608 && spec.group_size != 128) continue;  // the big shape: group 128 only
+      const Checkpoint c = make_checkpoint(spec, rng);
+      const DeviceLayer layer(c.view());
+      const int64_t M = kGptqGemvMMax;
+      ASSERT_TRUE(gptq_gemm_accumulates(layer.view, M));
+      const auto x = random_halves(static_cast<size_t>(M * K), rng);
+      const auto up = random_halves(static_cast<size_t>(M * K), rng, -2.f, 2.f);
+      const auto bias = random_halves(static_cast<size_t>(N), rng);
+      const bool use_bias = spec.group_size == 64 || spec.group_size == 128;
+      // Reference of the SiLU form: act = silu(x) * up rounded to fp16, as silu_and_mul.
+      std::vector<uint16_t> act(x.size());
+      for (size_t i = 0; i < x.size(); ++i) {
+        const float g = fp16_to_float(x[i]);
+        act[i] = float_to_fp16(g / (1.0f + std::exp(-g)) * fp16_to_float(up[i]));
+      }
+      auto xd = upload(x);
+      auto ud = upload(up);
+      auto bd = upload(bias);
+      for (int64_t rows = 1; rows <= M; ++rows) {
+        for (bool silu : {false, true}) {
+          std::vector<float> ref(static_cast<size_t>(rows * N));
+          gptq_gemm_ref(c.view(), (silu ? act : x).data(), rows, use_bias ? bias.data() : nullptr, ref.data());
+          std::vector<float> start(ref.size());
+          std::uniform_real_distribution<float> dist(-3.f, 3.f);
+          for (float& v : start) v = dist(rng);
+          auto out = upload(start);
+          const __half* b = use_bias ? bd->as<__half>() : nullptr;
+          if (silu)
+            gptq_gemm_silu_mul_accumulate(layer.view, xd->as<__half>(), ud->as<__half>(), K, rows, out->as<float>(), b,
+                                          w.ws, nullptr);
+          else
+            gptq_gemm_accumulate(layer.view, xd->as<__half>(), rows, out->as<float>(), b, w.ws, nullptr);
+          CUDA_OK(cudaDeviceSynchronize());
+          std::vector<float> got(ref.size());
+          CUDA_OK(cudaMemcpy(got.data(), out->ptr, got.size() * sizeof(float), cudaMemcpyDeviceToHost));
+          std::vector<float> added(got.size());
+          std::vector<double> ref_d(ref.begin(), ref.end());
+          for (size_t i = 0; i < got.size(); ++i) added[i] = got[i] - start[i];
+          ASSERT_EQ(count_nonfinite(added), 0u) << spec.name();
+          const double err = relative_error(added.data(), ref_d.data(), added.size());
+          EXPECT_LT(err, kTolerance) << spec.name() << " K=" << K << " rows=" << rows << (silu ? " silu" : "");
+          worst = std::max(worst, err);
+        }
+      }
+      ASSERT_TRUE(w.counters_zero()) << spec.name();
+    }
+  }
+  std::printf("accumulate: worst relative error %.3g\n", worst);
+  const DeviceLayer small(make_checkpoint(CheckpointSpec{64, 64}, rng).view());
+  DeviceBuffer x(64 * 2 * 8), out(64 * 4 * 8);
+  EXPECT_FALSE(gptq_gemm_accumulates(small.view, kGptqGemvMMax + 1));
+  EXPECT_THROW(gptq_gemm_accumulate(small.view, x.as<__half>(), kGptqGemvMMax + 1, out.as<float>(), nullptr, w.ws,
+                                    nullptr),
+               nibble::Error);
+  EXPECT_THROW(gptq_gemm_accumulate(small.view, x.as<__half>(), 1, out.as<float>() + 1, nullptr, w.ws, nullptr),
                nibble::Error);
 }
 

@@ -68,7 +68,8 @@ class CudaBackendImpl final : public CudaBackend {
   void enqueue_forward(int tokens, int work, int splits, int logits_rows, bool decode);
   void linear(const DeviceLinear& l, const __half* x, int rows, __half* y);
   void qkv_products(const cuda::DeviceLayer& layer, int tokens, kernels::RopeKvParams& rope);
-  void mlp_products(const cuda::DeviceLayer& layer, int tokens);
+  const __half* residual_product(const DeviceLinear& l, const __half* x, int rows);
+  const __half* mlp_products(const cuda::DeviceLayer& layer, int tokens);
   int graph_bucket(int seqs) const;
   int decode_splits(int work, int max_keys) const;
   cudaGraphExec_t graph_for(int bucket, int splits);
@@ -252,11 +253,25 @@ void CudaBackendImpl::qkv_products(const cuda::DeviceLayer& layer, int tokens, k
   rope.ldq = qd, rope.ldk = rope.ldv = kvd;
 }
 
-// The MLP of `tokens` normed rows into ws_.delta: the gate and up products (one
-// fused [gate | up] product or two), then down(silu(gate) * up). With a GPTQ down
-// projection the activation goes into the down product (fused into its input
-// staging for small batches); otherwise silu_and_mul writes ws_.act first.
-void CudaBackendImpl::mlp_products(const cuda::DeviceLayer& layer, int tokens) {
+// A product whose result joins the residual stream (o_proj): added straight into
+// the fp32 residual when the fused GPTQ kernel takes the batch (no fp16 delta, no
+// split-K arrival counting; returns null), else written to ws_.delta for the next
+// add_rmsnorm (returned).
+const __half* CudaBackendImpl::residual_product(const DeviceLinear& l, const __half* x, int rows) {
+  if (l.quantized && kernels::gptq_gemm_accumulates(l.gptq, rows)) {
+    kernels::gptq_gemm_accumulate(l.gptq, x, rows, ws_.residual, l.bias, gptq_ws_, stream_);
+    return nullptr;
+  }
+  linear(l, x, rows, ws_.delta);
+  return ws_.delta;
+}
+
+// The MLP of `tokens` normed rows: the gate and up products (one fused
+// [gate | up] product or two), then down(silu(gate) * up), added to the residual
+// like residual_product (returns ws_.delta, or null when already added). With a
+// GPTQ down projection the activation goes into the down product (fused into its
+// input staging for small batches); otherwise silu_and_mul writes ws_.act first.
+const __half* CudaBackendImpl::mlp_products(const cuda::DeviceLayer& layer, int tokens) {
   const int I = model_.config.intermediate_size;
   const __half* gate = ws_.gate_up;
   const __half* up = ws_.gate_up + I;
@@ -271,12 +286,18 @@ void CudaBackendImpl::mlp_products(const cuda::DeviceLayer& layer, int tokens) {
     ld = I;
   }
   const DeviceLinear& down = layer.down_proj;
+  if (down.quantized && kernels::gptq_gemm_accumulates(down.gptq, tokens)) {
+    kernels::gptq_gemm_silu_mul_accumulate(down.gptq, gate, up, ld, tokens, ws_.residual, down.bias, gptq_ws_,
+                                           stream_);
+    return nullptr;
+  }
   if (down.quantized) {
     kernels::gptq_gemm_silu_mul(down.gptq, gate, up, ld, tokens, ws_.act, ws_.delta, down.bias, gptq_ws_, stream_);
-    return;
+    return ws_.delta;
   }
   CUDA_CHECK(kernels::silu_and_mul(gate, up, ld, ws_.act, tokens, I, stream_));
   linear(down, ws_.act, tokens, ws_.delta);
+  return ws_.delta;
 }
 
 void CudaBackendImpl::enqueue_forward(int T, int W, int splits, int L, bool decode) {
@@ -324,10 +345,10 @@ void CudaBackendImpl::enqueue_forward(int T, int W, int splits, int L, bool deco
   rope.head_dim = D;
   rope.block_size = block_size_;
 
+  const __half* delta = nullptr;  // a product's output the next norm adds to the residual first
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     const cuda::DeviceLayer& layer = model_.layers[l];
-    CUDA_CHECK(kernels::add_rmsnorm(l == 0 ? nullptr : ws_.delta, ws_.residual, layer.input_norm, ws_.normed, T, H,
-                                    eps, stream_));
+    CUDA_CHECK(kernels::add_rmsnorm(delta, ws_.residual, layer.input_norm, ws_.normed, T, H, eps, stream_));
     rope.k_cache = k_cache_[l];
     rope.v_cache = v_cache_[l];
     qkv_products(layer, T, rope);
@@ -338,13 +359,12 @@ void CudaBackendImpl::enqueue_forward(int T, int W, int splits, int L, bool deco
     else
       CUDA_CHECK(kernels::rope_and_write_kv(rope, stream_));
     CUDA_CHECK(kernels::paged_attention(ap, stream_));
-    linear(layer.o_proj, ws_.attn, T, ws_.delta);
-    CUDA_CHECK(kernels::add_rmsnorm(ws_.delta, ws_.residual, layer.post_attention_norm, ws_.normed, T, H, eps,
-                                    stream_));
-    mlp_products(layer, T);
+    delta = residual_product(layer.o_proj, ws_.attn, T);
+    CUDA_CHECK(kernels::add_rmsnorm(delta, ws_.residual, layer.post_attention_norm, ws_.normed, T, H, eps, stream_));
+    delta = mlp_products(layer, T);
   }
   if (L == 0) return;
-  CUDA_CHECK(kernels::add_rmsnorm(ws_.delta, ws_.residual, model_.final_norm, ws_.normed, T, H, eps, stream_));
+  CUDA_CHECK(kernels::add_rmsnorm(delta, ws_.residual, model_.final_norm, ws_.normed, T, H, eps, stream_));
   CUDA_CHECK(kernels::gather_rows(ws_.normed, m.logits_indices, ws_.gathered, L, H, stream_));
   CUBLAS_CHECK(kernels::lm_head_logits(cublas_, ws_.gathered, model_.lm_head, ws_.logits, L, H, c.vocab_size));
 }
