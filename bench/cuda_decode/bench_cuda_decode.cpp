@@ -3,7 +3,7 @@
 // eager), decode at 8-128 sequences and a 2,048-token prefill, each against the floor
 // of the same run: weight bytes read per step / measured device copy bandwidth.
 //   bench_cuda_decode [config.json] [--decode-steps N] [--prefill-tokens N] [--context N]
-//                     [--json FILE]
+//                     [--no-programmatic-launch] [--json FILE]
 // Also: time to first token (a 128-token prompt to its first sampled token) and
 // the process's GPU memory (the plan is fixed at startup, so this is its peak).
 // The table goes to stdout; --json writes the same numbers.
@@ -33,12 +33,14 @@ int main(int argc, char** argv) {
   std::string config_path = std::string(NIBBLE_SOURCE_DIR) + "/config/llama-3-8b.json";
   int decode_steps = 128, prefill_tokens = 2048, context = 512;
   std::string json_path;
+  bool programmatic = true;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--decode-steps" && i + 1 < argc) decode_steps = std::atoi(argv[++i]);
     else if (a == "--prefill-tokens" && i + 1 < argc) prefill_tokens = std::atoi(argv[++i]);
     else if (a == "--context" && i + 1 < argc) context = std::atoi(argv[++i]);
     else if (a == "--json" && i + 1 < argc) json_path = argv[++i];
+    else if (a == "--no-programmatic-launch") programmatic = false;
     else config_path = a;
   }
   try {
@@ -50,6 +52,7 @@ int main(int argc, char** argv) {
     nibble::CudaBackendOptions options;
     options.max_num_batched_tokens = std::max(prefill_tokens, 64);
     options.max_num_seqs = 128;
+    options.programmatic_launch = programmatic;
     const double copy_gbs = nibble::bench::device_copy_bandwidth_gbs();
     auto t0 = Clock::now();
     auto backend = nibble::make_dummy_cuda_backend(config, options, 42);

@@ -1,6 +1,8 @@
 #pragma once
-// Small device helpers shared by the kernels: warp and block reductions.
+// Small device helpers shared by the kernels: warp and block reductions,
+// programmatic dependent launch.
 #include <cuda_fp16.h>
+#include <cuda_runtime.h>
 
 namespace nibble::kernels {
 
@@ -29,5 +31,36 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
 }
 
 inline unsigned ceil_div(unsigned a, unsigned b) { return (a + b - 1) / b; }
+
+// Programmatic dependent launch (compute capability 9.0+; no-ops before it and
+// in grids launched without the attribute). A kernel launched with it may start
+// while the kernel before it on the stream still runs: it must call
+// wait_for_previous_grid() in every thread before it reads what that kernel
+// writes or writes anything itself. Calling it at the start also lets the next
+// kernel launch early the same way.
+__device__ __forceinline__ void wait_for_previous_grid() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+// Launches kernel<<<grid, block, smem, stream>>>(args...), with programmatic
+// stream serialization when `programmatic` is set.
+template <typename... Params, typename... Args>
+cudaError_t launch_maybe_programmatic(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem,
+                                      cudaStream_t stream, bool programmatic, Args... args) {
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = smem;
+  config.stream = stream;
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute.val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = &attribute;
+  config.numAttrs = programmatic ? 1 : 0;
+  return cudaLaunchKernelEx(&config, kernel, static_cast<Params>(args)...);
+}
 
 }  // namespace nibble::kernels

@@ -137,7 +137,7 @@ void launch_fused(detail::GemvParams& p, const GptqDeviceWeights& w, int64_t M, 
     p.partial = reinterpret_cast<float*>(static_cast<char*>(ws.splitk) + detail::kCounterBytes);
   }
   const dim3 grid(plan.mchunks, plan.ntiles, plan.splits);
-  const bool pdl = override.pdl == 1;
+  const bool pdl = override.pdl == 1 || (override.pdl == 0 && ws.programmatic_launch);
   if (w.bits == 4)
     detail::launch_gemv<4>(p, plan.m_tile, grid, plan.threads, pdl, stream);
   else

@@ -60,6 +60,9 @@ struct GptqWorkspace {
   void* dequant = nullptr;
   size_t dequant_bytes = 0;
   cublasHandle_t cublas = nullptr;  // needed for the large-M path; its stream is set per call
+  // The fused kernel launched with programmatic dependent launch: its launch and
+  // first weight loads overlap the end of the kernel before it on the stream.
+  bool programmatic_launch = false;
 };
 
 // Largest M the fused kernel serves at all; above it (8-bit weights, or no room

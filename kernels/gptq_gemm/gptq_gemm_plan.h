@@ -22,7 +22,7 @@ struct GemvOverride {
   int threads = 0;
   int rows_per_split = 0;
   int blocks_per_sm = 0;
-  int pdl = 0;  // 1: programmatic dependent launch (measured no gain; off by default)
+  int pdl = 0;  // 1 / -1: with / without programmatic dependent launch; 0: as GptqWorkspace says
 };
 
 // resident_blocks_per_sm(m_tile, threads) says how many blocks fit on an SM.

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 
+#include "common/device_utils.cuh"
 #include "gptq_gemm/gptq_gemm.h"
 
 namespace nibble::kernels::detail {
@@ -185,14 +186,10 @@ __global__ void __launch_bounds__(128, gemv_min_blocks(BITS, MT)) gptq_gemv_kern
   uint4 qa[WORDS], qb[WORDS];
   load_chunk(qa, 0);
   load_chunk(qb, kChunkRows);
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   // Programmatic dependent launch: the weights are constant, so their first loads
   // may run while the kernel before us finishes; x, y and the workspace are only
-  // touched after the wait. Letting our own dependents launch now lets them do
-  // the same while our blocks drain. (Both are no-ops without the launch attribute.)
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-  asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
+  // touched after the wait.
+  wait_for_previous_grid();
   // Group and x stage advance incrementally (chunks, groups and stages all start at
   // multiples of 32 rows): no integer division per chunk.
   int group = k_begin / p.group_rows - 1, group_next = 0;
@@ -366,17 +363,8 @@ __global__ void __launch_bounds__(128, gemv_min_blocks(BITS, MT)) gptq_gemv_kern
 
 template <int BITS, int MT>
 void launch_gemv_tile(const GemvParams& p, dim3 grid, int threads, bool pdl, cudaStream_t stream) {
-  cudaLaunchConfig_t config{};
-  config.gridDim = grid;
-  config.blockDim = dim3(threads);
-  config.dynamicSmemBytes = gemv_smem_bytes(MT, p.rows_per_split);
-  config.stream = stream;
-  cudaLaunchAttribute attribute{};
-  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attribute.val.programmaticStreamSerializationAllowed = 1;
-  config.attrs = &attribute;
-  config.numAttrs = pdl ? 1 : 0;
-  cudaLaunchKernelEx(&config, gptq_gemv_kernel<BITS, MT>, p);
+  launch_maybe_programmatic(gptq_gemv_kernel<BITS, MT>, grid, dim3(threads), gemv_smem_bytes(MT, p.rows_per_split),
+                            stream, pdl, p);
 }
 
 template <int BITS>

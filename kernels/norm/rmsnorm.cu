@@ -13,6 +13,7 @@ __global__ void __launch_bounds__(kThreads) add_rmsnorm_kernel(const __half* __r
                                                                const __half* __restrict__ weight,
                                                                __half* __restrict__ out, int dim, float eps) {
   __shared__ float scratch[32];
+  wait_for_previous_grid();
   const size_t row = blockIdx.x;
   float* x = residual + row * dim;
   const __half* d = delta ? delta + row * dim : nullptr;
@@ -50,10 +51,15 @@ __global__ void __launch_bounds__(kThreads) add_rmsnorm_vec_kernel(const __half*
 #pragma unroll
   for (int j = 0; j < V; ++j) {
     const int i = threadIdx.x + j * kThreads;
+    if (i < n4) wv[j] = w[i];  // constant: loaded before the wait
+  }
+  wait_for_previous_grid();
+#pragma unroll
+  for (int j = 0; j < V; ++j) {
+    const int i = threadIdx.x + j * kThreads;
     if (i < n4) {
       v[j] = x[i];
       dv[j] = d ? d[i] : make_uint2(0, 0);
-      wv[j] = w[i];
     }
   }
   float sum_sq = 0.0f;
@@ -87,24 +93,20 @@ __global__ void __launch_bounds__(kThreads) add_rmsnorm_vec_kernel(const __half*
 }  // namespace
 
 cudaError_t add_rmsnorm(const __half* delta, float* residual, const __half* weight, __half* out, int rows, int dim,
-                        float eps, cudaStream_t stream) {
+                        float eps, cudaStream_t stream, bool programmatic) {
   if (rows <= 0) return cudaSuccess;
   const auto aligned = [](const void* p, uintptr_t b) { return reinterpret_cast<uintptr_t>(p) % b == 0; };
   const int per_thread = (dim / 4 + kThreads - 1) / kThreads;
   const bool vec = dim % 4 == 0 && per_thread <= 8 && aligned(residual, 16) && aligned(weight, 8) &&
                    aligned(out, 8) && (!delta || aligned(delta, 8));
-  if (!vec) {
-    add_rmsnorm_kernel<<<rows, kThreads, 0, stream>>>(delta, residual, weight, out, dim, eps);
-  } else if (per_thread <= 1) {
-    add_rmsnorm_vec_kernel<1><<<rows, kThreads, 0, stream>>>(delta, residual, weight, out, dim, eps);
-  } else if (per_thread <= 2) {
-    add_rmsnorm_vec_kernel<2><<<rows, kThreads, 0, stream>>>(delta, residual, weight, out, dim, eps);
-  } else if (per_thread <= 4) {
-    add_rmsnorm_vec_kernel<4><<<rows, kThreads, 0, stream>>>(delta, residual, weight, out, dim, eps);
-  } else {
-    add_rmsnorm_vec_kernel<8><<<rows, kThreads, 0, stream>>>(delta, residual, weight, out, dim, eps);
-  }
-  return cudaGetLastError();
+  auto kernel = add_rmsnorm_kernel;
+  if (vec)
+    kernel = per_thread <= 1   ? add_rmsnorm_vec_kernel<1>
+             : per_thread <= 2 ? add_rmsnorm_vec_kernel<2>
+             : per_thread <= 4 ? add_rmsnorm_vec_kernel<4>
+                               : add_rmsnorm_vec_kernel<8>;
+  return launch_maybe_programmatic(kernel, dim3(rows), dim3(kThreads), 0, stream, programmatic, delta, residual,
+                                   weight, out, dim, eps);
 }
 
 }  // namespace nibble::kernels

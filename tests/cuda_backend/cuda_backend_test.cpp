@@ -247,6 +247,31 @@ TEST(CudaBackend, GraphReplayEqualsEager) {
   EXPECT_GT(exact_steps, 0);
 }
 
+// Programmatic dependent launch lets norms and small-batch GPTQ products start
+// before the kernel before them ends; each waits for its inputs, so the logits
+// match those of plain launches (up to the split-K summation order).
+TEST(CudaBackend, ProgrammaticLaunchLeavesResultsAlone) {
+  SKIP_WITHOUT_GPU();
+  const LoadedModel& model = demo_model(demo("small", Architecture::Llama));
+  CudaBackendOptions plain = test_options(), plain_eager = test_options(false), eager = test_options(false);
+  plain.programmatic_launch = plain_eager.programmatic_launch = false;
+  auto without = make_cuda_backend(model, plain);
+  auto with_graphs = make_cuda_backend(model, test_options());
+  auto without_eager = make_cuda_backend(model, plain_eager);
+  auto with_eager = make_cuda_backend(model, eager);
+  const int vocab = model.config().vocab_size;
+  std::mt19937 rng(std::random_device{}());
+  run_mixed_schedule({without.get(), with_graphs.get(), without_eager.get(), with_eager.get()}, vocab, rng,
+                     [&](int step, int backend, const auto& outs) {
+                       if (backend % 2 == 0) return;
+                       const double e = rel_error(outs[backend], outs[backend - 1]);
+                       std::printf("[compare] programmatic vs plain launches (%s): step %d rel_error %.3e\n",
+                                   backend == 1 ? "graphs" : "eager", step, e);
+                       EXPECT_LT(e, 1e-3) << "step " << step << " backend " << backend;
+                     });
+  EXPECT_GT(with_graphs->captured_graphs(), 0);
+}
+
 TEST(CudaBackend, PrefixCacheHitAndChunkedPrefillEqualColdPrefill) {
   SKIP_WITHOUT_GPU();
   const LoadedModel& model = demo_model(demo("small", Architecture::Mistral));

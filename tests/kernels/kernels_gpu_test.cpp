@@ -61,6 +61,33 @@ TEST_F(KernelTest, AddRmsNormMatchesReference) {
   }
 }
 
+// Programmatic dependent launch: a chain of norms, each adding the previous one's
+// output into the residual, launched so that each may start before the one
+// before it ends, must wait for it (a missed wait reads a stale residual).
+TEST_F(KernelTest, ProgrammaticAddRmsNormChainWaitsForItsInput) {
+  const int rows = 3, dim = 4096, links = 6;
+  auto residual = random_float(static_cast<size_t>(rows) * dim, rng_, -2, 2);
+  auto first_delta = random_half(residual.size(), rng_);
+  auto weight = random_half(dim, rng_, 0.5f, 1.5f);
+  DeviceArray<float> d_res(residual);
+  DeviceArray<uint16_t> d_w(weight), a(first_delta), b(std::vector<uint16_t>(residual.size(), kHalfNaN));
+  std::vector<uint16_t> delta = first_delta, out(residual.size());
+  for (int i = 0; i < links; ++i) {
+    DeviceArray<uint16_t>& in = i % 2 == 0 ? a : b;
+    DeviceArray<uint16_t>& result = i % 2 == 0 ? b : a;
+    CUDA_OK(kernels::add_rmsnorm(in.as<__half>(), d_res.get(), d_w.as<__half>(), result.as<__half>(), rows, dim, 1e-5f,
+                                 nullptr, true));
+    kernels::ref::add_rmsnorm(delta.data(), residual.data(), weight.data(), out.data(), rows, dim, 1e-5f);
+    delta = out;
+  }
+  CUDA_OK(cudaDeviceSynchronize());
+  auto c = compare_half((links % 2 == 0 ? a : b).download(), out);
+  report("programmatic add_rmsnorm chain", c);
+  EXPECT_EQ(c.non_finite, 0u);
+  EXPECT_LT(c.rel_error, 2e-3) << "seed " << seed_;
+  EXPECT_LT(compare_float(d_res.download(), residual).rel_error, 1e-4) << "seed " << seed_;
+}
+
 // RoPE on q and k with every scaling, K and V into shuffled cache slots (one
 // padding token skipped), from three separate matrices and from the column
 // ranges of one fused [q | k | v] product: against the references of the two

@@ -203,6 +203,7 @@ CudaBackendImpl::CudaBackendImpl(const ModelSource& source, const CudaBackendOpt
   gptq_ws_.dequant = ws_.gptq_dequant;
   gptq_ws_.dequant_bytes = limits.gptq_dequant_bytes;
   gptq_ws_.cublas = cublas_;
+  gptq_ws_.programmatic_launch = options.programmatic_launch;
 
   graphs_enabled_ = options.cuda_graphs;
   const int max_graph = std::min({options.max_graph_batch_size > 0 ? options.max_graph_batch_size
@@ -305,6 +306,7 @@ void CudaBackendImpl::enqueue_forward(int T, int W, int splits, int L, bool deco
   const int H = c.hidden_size, D = c.head_dim;
   const int nq = c.num_attention_heads, nkv = c.num_key_value_heads;
   const float eps = static_cast<float>(c.rms_norm_eps);
+  const bool pdl = options_.programmatic_launch;  // for the norms; the GPTQ workspace carries it for the products
   const cuda::StepMetadata& m = ws_.meta;
   CUDA_CHECK(kernels::embedding_lookup(model_.embed_tokens, m.token_ids, ws_.residual, T, H, stream_));
 
@@ -348,7 +350,7 @@ void CudaBackendImpl::enqueue_forward(int T, int W, int splits, int L, bool deco
   const __half* delta = nullptr;  // a product's output the next norm adds to the residual first
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     const cuda::DeviceLayer& layer = model_.layers[l];
-    CUDA_CHECK(kernels::add_rmsnorm(delta, ws_.residual, layer.input_norm, ws_.normed, T, H, eps, stream_));
+    CUDA_CHECK(kernels::add_rmsnorm(delta, ws_.residual, layer.input_norm, ws_.normed, T, H, eps, stream_, pdl));
     rope.k_cache = k_cache_[l];
     rope.v_cache = v_cache_[l];
     qkv_products(layer, T, rope);
@@ -360,11 +362,12 @@ void CudaBackendImpl::enqueue_forward(int T, int W, int splits, int L, bool deco
       CUDA_CHECK(kernels::rope_and_write_kv(rope, stream_));
     CUDA_CHECK(kernels::paged_attention(ap, stream_));
     delta = residual_product(layer.o_proj, ws_.attn, T);
-    CUDA_CHECK(kernels::add_rmsnorm(delta, ws_.residual, layer.post_attention_norm, ws_.normed, T, H, eps, stream_));
+    CUDA_CHECK(
+        kernels::add_rmsnorm(delta, ws_.residual, layer.post_attention_norm, ws_.normed, T, H, eps, stream_, pdl));
     delta = mlp_products(layer, T);
   }
   if (L == 0) return;
-  CUDA_CHECK(kernels::add_rmsnorm(delta, ws_.residual, model_.final_norm, ws_.normed, T, H, eps, stream_));
+  CUDA_CHECK(kernels::add_rmsnorm(delta, ws_.residual, model_.final_norm, ws_.normed, T, H, eps, stream_, pdl));
   CUDA_CHECK(kernels::gather_rows(ws_.normed, m.logits_indices, ws_.gathered, L, H, stream_));
   CUBLAS_CHECK(kernels::lm_head_logits(cublas_, ws_.gathered, model_.lm_head, ws_.logits, L, H, c.vocab_size));
 }
