@@ -1,10 +1,20 @@
-// The tensor-core kernel of kernels/attention, flash-attention-2 style: each of
-// the four warps owns 16 query rows (tokens x heads of one GQA group, as in the
-// CUDA-core kernel) and multiplies them with 32-key chunks of the paged cache
+// The tensor-core kernel of kernels/attention, flash-attention-2 style: each
+// warp owns 16 query rows (tokens x heads of one GQA group, as in the CUDA-core
+// kernel) and multiplies them with 64-key chunks of the paged cache
 // through mma.sync m16n8k16 (fp16 in, fp32 accumulate): S = Q K^T, online
-// softmax on the S fragments in registers, then O += P V with P re-used from
-// the S accumulators as the A operand. K and V chunks go through shared memory
-// with rows padded by 16 bytes (no bank conflicts on the fragment loads).
+// softmax on the S fragments in registers (base-2, the scale folded into one
+// multiply), then O += P V with P re-used from the S accumulators as the A
+// operand. K and V chunks are double-buffered in shared memory by cp.async
+// (16-byte pieces gathered through the block table), so the loads of chunk
+// i + 1 run under the math of chunk i; fragments come from ldmatrix (.trans
+// for V) on rows padded by 16 bytes (no bank conflicts). Only chunks that
+// reach past the tile's first query or before its last query's window are
+// masked. Blocks run heaviest tiles first (the last tiles of a causal prompt
+// see the most keys), so the tail wave is short.
+//
+// Two block shapes: 4 warps on one planner tile (64 rows), or 8 warps on two
+// consecutive tiles of one sequence (128 rows: half the K/V reads per query),
+// where the block of the odd tile has nothing to do.
 #include <cmath>
 
 #include "attention/attention_work.cuh"
@@ -14,11 +24,21 @@
 namespace nibble::kernels {
 namespace {
 
-constexpr int kWarps = 4;
-constexpr int kThreads = kWarps * 32;
-constexpr int kRows = 64;   // query rows per block, 16 per warp
-constexpr int kChunk = 32;  // keys per step
+constexpr int kPlannerRows = 64;  // attention_tile_rows(head_dim) for head_dim <= 128
+constexpr int kChunk = 64;        // keys per step
 constexpr float kLog2e = 1.4426950408889634f;
+
+// Shared memory of one block: two stages of (K chunk, V chunk); the Q tile (at
+// most 128 rows) is staged in stage 1 before the first chunk lands there (Q
+// lives in registers from then on).
+template <int D>
+struct MmaSmem {
+  static constexpr int kStride = D + 8;                  // halves per row (16-byte pad)
+  static constexpr int kChunkHalves = kChunk * kStride;  // one K or V chunk
+  static constexpr int kStageHalves = 2 * kChunkHalves;
+  static constexpr size_t kBytes = 2 * kStageHalves * sizeof(__half);
+  static_assert(128 * kStride <= kStageHalves, "the Q tile must fit one stage");
+};
 
 __device__ __forceinline__ void mma_16816(float* c, const uint32_t* a, const uint32_t* b) {
   asm volatile(
@@ -28,30 +48,97 @@ __device__ __forceinline__ void mma_16816(float* c, const uint32_t* a, const uin
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// Four 8x8 fp16 matrices; lanes 8i..8i+7 give the row addresses of matrix i.
+__device__ __forceinline__ void ldmatrix_x4(uint32_t* r, const __half* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t* r, const __half* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+
+// 16 bytes global -> shared, bypassing L1; zero-filled when !valid (src not read).
+__device__ __forceinline__ void cp_async_16(__half* dst, const __half* src, bool valid) {
+  const int src_bytes = valid ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(src_bytes)
+               : "memory");
+}
+
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+
+// Waits until at most one committed group is still in flight.
+__device__ __forceinline__ void cp_async_wait_all_but_one() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
+
+__device__ __forceinline__ float fast_exp2(float x) {  // 2^x; 2^-inf = 0
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
 __device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
   const __half2 h = __floats2half2_rn(lo, hi);
   return *reinterpret_cast<const uint32_t*>(&h);
 }
 
-__device__ __forceinline__ uint32_t pack_halves(__half lo, __half hi) {
-  const uint32_t l = *reinterpret_cast<const unsigned short*>(&lo);
-  const uint32_t h = *reinterpret_cast<const unsigned short*>(&hi);
-  return l | (h << 16);
+// Starts the copy of keys [first_key, first_key + kChunk) of KV head kvh into
+// k_dst / v_dst (rows of kStride halves); keys >= n_keys become zeros.
+template <int D, int kThreads>
+__device__ __forceinline__ void load_chunk_async(const PagedAttentionParams& p, const int32_t* table, int kvh,
+                                                 int first_key, int n_keys, __half* k_dst, __half* v_dst, int tid) {
+  constexpr int kStride = MmaSmem<D>::kStride;
+  constexpr int kVecs = D / 8;                    // 16-byte pieces per row
+  constexpr int kKeysPerPass = kThreads / kVecs;  // rows one pass of the block covers
+  const int vi = tid % kVecs;
+#pragma unroll
+  for (int jj = tid / kVecs; jj < kChunk; jj += kKeysPerPass) {
+    const int j = first_key + jj;
+    const bool valid = j < n_keys;
+    size_t off = 0;
+    if (valid) {
+      const size_t block = table[j / p.block_size];
+      off = ((block * p.num_kv_heads + kvh) * p.block_size + j % p.block_size) * D + vi * 8;
+    }
+    cp_async_16(k_dst + jj * kStride + vi * 8, p.k_cache + off, valid);
+    cp_async_16(v_dst + jj * kStride + vi * 8, p.v_cache + off, valid);
+  }
 }
 
-template <int D>
-__global__ void __launch_bounds__(kThreads) mma_attention_kernel(PagedAttentionParams p) {
-  constexpr int kStride = D + 8;   // halves per shared row (16-byte pad)
+// 4 warps: three blocks per SM at head_dim 128 (3 x 68 KiB of shared memory,
+// at most 170 registers per thread; 167 without the bound, no spills).
+template <int D, int kWarps>
+__global__ void __launch_bounds__(kWarps * 32, kWarps == 4 ? 3 : 1) mma_attention_kernel(PagedAttentionParams p) {
+  static_assert(kWarps == 4 || kWarps == 8, "one or two planner tiles per block");
+  constexpr int kThreads = kWarps * 32;
+  constexpr int kRows = kWarps * 16;
+  constexpr int kTiles = kRows / kPlannerRows;  // planner tiles per block
+  using Smem = MmaSmem<D>;
+  constexpr int kStride = Smem::kStride;
   constexpr int kDSteps = D / 16;  // k-steps of S = Q K^T
   constexpr int kDTiles = D / 8;   // n-tiles of O
-  __shared__ __align__(16) __half q_s[kRows * kStride];
-  __shared__ __align__(16) __half k_s[kChunk * kStride];
-  __shared__ __align__(16) __half v_s[kChunk * kStride];
+  constexpr int kKeyTiles = kChunk / 8;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  __half* const stage_base = reinterpret_cast<__half*>(smem_raw);
 
-  const int item = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z;
+  // blockIdx.x runs over (item, KV head) with the last items (the most keys in
+  // a causal prompt) first.
+  const int nkv = p.num_kv_heads;
+  const int item = p.num_work - 1 - static_cast<int>(blockIdx.x) / nkv;
+  const int kvh = static_cast<int>(blockIdx.x) % nkv, split = blockIdx.y;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, t = lane & 3;  // mma fragment coordinates
-  const BlockWork work = block_work(p, kRows, kChunk, item, split);
+  // The planner cuts each sequence into tiles of tile_tokens tokens; a block of
+  // two tiles starts at an even one (the odd tile's block returns).
+  const int tile_tokens = kPlannerRows / (p.num_heads / nkv);
+  if (kTiles > 1 && (p.work_qoff[item] / tile_tokens) % kTiles != 0) return;
+  const BlockWork work = block_work(p, kTiles * tile_tokens * (p.num_heads / nkv), kChunk, item, split);
   if (work.n_tok <= 0) return;
   const auto [seq, q_first, q_len, qoff, group, n_tok, n_rows, ctx_start, n_keys, k_begin, c_begin, c_end] = work;
 
@@ -65,7 +152,15 @@ __global__ void __launch_bounds__(kThreads) mma_attention_kernel(PagedAttentionP
     return;
   }
 
-  constexpr int kVecs = D / 8;  // 16-byte vectors per row
+  const int32_t* table = p.kv_indices + p.kv_indptr[seq];
+  auto k_stage = [&](int s) { return stage_base + s * Smem::kStageHalves; };
+  auto v_stage = [&](int s) { return stage_base + s * Smem::kStageHalves + Smem::kChunkHalves; };
+  load_chunk_async<D, kThreads>(p, table, kvh, k_begin + c_begin * kChunk, n_keys, k_stage(0), v_stage(0), tid);
+  cp_async_commit();
+
+  // The Q tile goes through stage 1 (free until the second chunk's loads).
+  __half* const q_s = k_stage(1);
+  constexpr int kVecs = D / 8;
   for (int idx = tid; idx < kRows * kVecs; idx += kThreads) {
     const int r = idx / kVecs, vi = idx % kVecs;
     uint4 val = make_uint4(0, 0, 0, 0);
@@ -80,13 +175,10 @@ __global__ void __launch_bounds__(kThreads) mma_attention_kernel(PagedAttentionP
   // This warp's Q rows as A fragments, kept in registers for the whole kernel.
   const int row0 = warp * 16 + g, row1 = row0 + 8;
   uint32_t qa[kDSteps][4];
+  {
+    const __half* q_ld = q_s + (warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * kStride + (lane >> 4) * 8;
 #pragma unroll
-  for (int ks = 0; ks < kDSteps; ++ks) {
-    const int col = ks * 16 + t * 2;
-    qa[ks][0] = *reinterpret_cast<const uint32_t*>(q_s + row0 * kStride + col);
-    qa[ks][1] = *reinterpret_cast<const uint32_t*>(q_s + row1 * kStride + col);
-    qa[ks][2] = *reinterpret_cast<const uint32_t*>(q_s + row0 * kStride + col + 8);
-    qa[ks][3] = *reinterpret_cast<const uint32_t*>(q_s + row1 * kStride + col + 8);
+    for (int ks = 0; ks < kDSteps; ++ks) ldmatrix_x4(qa[ks], q_ld + ks * 16);
   }
   // Positions of this thread's two rows and the first keys of their windows
   // (rows past the tile see no key; their output is dropped).
@@ -94,51 +186,68 @@ __global__ void __launch_bounds__(kThreads) mma_attention_kernel(PagedAttentionP
   const int qpos1 = row1 < n_rows ? ctx_start + qoff + row1 / group : -1;
   const int qlo0 = p.window > 0 ? qpos0 + 1 - p.window : 0;
   const int qlo1 = p.window > 0 ? qpos1 + 1 - p.window : 0;
+  // Chunks entirely at or before the tile's first query and inside its last
+  // query's window need no mask.
+  const int first_qpos = ctx_start + qoff, last_window_lo = p.window > 0 ? n_keys - p.window : 0;
+
+  // Per-lane ldmatrix row offsets: K (keys x dims, as the col-major B of
+  // Q K^T) and V (keys x dims, transposed into the B of P V).
+  const int k_ld = ((lane & 7) + (lane >> 4) * 8) * kStride + ((lane >> 3) & 1) * 8;
+  const int v_ld = ((lane & 7) + ((lane >> 3) & 1) * 8) * kStride + (lane >> 4) * 8;
 
   float o[kDTiles][4];
 #pragma unroll
   for (int j = 0; j < kDTiles; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
-  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;  // l: this thread's partial sums
+  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;  // m: base-2 scaled; l: this thread's partial sums
   const float scale_log2 = p.scale * kLog2e;
-  const int32_t* table = p.kv_indices + p.kv_indptr[seq];
+  __syncthreads();  // every warp has its Q fragments: stage 1 may be overwritten
 
   for (int chunk = c_begin; chunk < c_end; ++chunk) {
-    __syncthreads();  // the previous chunk is consumed
-    for (int idx = tid; idx < kChunk * kVecs; idx += kThreads) {
-      const int jj = idx / kVecs, vi = idx % kVecs;
-      const int j = k_begin + chunk * kChunk + jj;
-      uint4 kv, vv;
-      load_kv_piece(p, table, kvh, D, j, n_keys, vi, kv, vv);
-      *reinterpret_cast<uint4*>(k_s + jj * kStride + vi * 8) = kv;
-      *reinterpret_cast<uint4*>(v_s + jj * kStride + vi * 8) = vv;
-    }
-    __syncthreads();
+    const int stage = (chunk - c_begin) & 1;
+    if (chunk + 1 < c_end)
+      load_chunk_async<D, kThreads>(p, table, kvh, k_begin + (chunk + 1) * kChunk, n_keys, k_stage(stage ^ 1),
+                                    v_stage(stage ^ 1), tid);
+    cp_async_commit();  // possibly empty: keeps the wait below uniform
+    cp_async_wait_all_but_one();
+    __syncthreads();  // this chunk is in shared memory for every warp
+    const __half* k_s = k_stage(stage);
+    const __half* v_s = v_stage(stage);
 
-    // S = Q K^T: 16 rows x 32 keys as four n-tiles of 8 keys.
-    float s[4][4];
+    // S = Q K^T: 16 rows x 64 keys as eight n-tiles of 8 keys.
+    float s[kKeyTiles][4];
 #pragma unroll
-    for (int nt = 0; nt < 4; ++nt) {
-      s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+    for (int nt = 0; nt < kKeyTiles; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
 #pragma unroll
-      for (int ks = 0; ks < kDSteps; ++ks) {
-        const __half* krow = k_s + (nt * 8 + g) * kStride + ks * 16 + t * 2;
-        uint32_t b[2];
-        b[0] = *reinterpret_cast<const uint32_t*>(krow);
-        b[1] = *reinterpret_cast<const uint32_t*>(krow + 8);
-        mma_16816(s[nt], qa[ks], b);
+    for (int ks = 0; ks < kDSteps; ++ks) {
+#pragma unroll
+      for (int kb = 0; kb < kKeyTiles / 2; ++kb) {
+        uint32_t b[4];
+        ldmatrix_x4(b, k_s + k_ld + kb * 16 * kStride + ks * 16);
+        mma_16816(s[2 * kb], qa[ks], b);
+        mma_16816(s[2 * kb + 1], qa[ks], b + 2);
       }
     }
-    // Scale, causal and window mask, online softmax (rows row0 and row1 of this thread).
+    // Scale into base 2; mask (causal, window, past the keys) where the chunk needs it.
+    const int key0 = k_begin + chunk * kChunk;
+    const bool needs_mask = key0 + kChunk - 1 > first_qpos || key0 < last_window_lo;
+#pragma unroll
+    for (int nt = 0; nt < kKeyTiles; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) s[nt][e] *= scale_log2;
+    }
+    if (needs_mask) {
+#pragma unroll
+      for (int nt = 0; nt < kKeyTiles; ++nt) {
+        const int key = key0 + nt * 8 + t * 2;
+        if (!(key <= qpos0 && key >= qlo0)) s[nt][0] = -INFINITY;
+        if (!(key + 1 <= qpos0 && key + 1 >= qlo0)) s[nt][1] = -INFINITY;
+        if (!(key <= qpos1 && key >= qlo1)) s[nt][2] = -INFINITY;
+        if (!(key + 1 <= qpos1 && key + 1 >= qlo1)) s[nt][3] = -INFINITY;
+      }
+    }
     float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
-    for (int nt = 0; nt < 4; ++nt) {
-      const int key = k_begin + chunk * kChunk + nt * 8 + t * 2;
-      s[nt][0] = key <= qpos0 && key >= qlo0 ? s[nt][0] * scale_log2 : -INFINITY;
-      s[nt][1] = key + 1 <= qpos0 && key + 1 >= qlo0 ? s[nt][1] * scale_log2 : -INFINITY;
-      s[nt][2] = key <= qpos1 && key >= qlo1 ? s[nt][2] * scale_log2 : -INFINITY;
-      s[nt][3] = key + 1 <= qpos1 && key + 1 >= qlo1 ? s[nt][3] * scale_log2 : -INFINITY;
-      if (key >= n_keys) s[nt][0] = s[nt][2] = -INFINITY;
-      if (key + 1 >= n_keys) s[nt][1] = s[nt][3] = -INFINITY;
+    for (int nt = 0; nt < kKeyTiles; ++nt) {
       mx0 = fmaxf(mx0, fmaxf(s[nt][0], s[nt][1]));
       mx1 = fmaxf(mx1, fmaxf(s[nt][2], s[nt][3]));
     }
@@ -148,19 +257,18 @@ __global__ void __launch_bounds__(kThreads) mma_attention_kernel(PagedAttentionP
     mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
     const float new0 = fmaxf(m0, mx0), new1 = fmaxf(m1, mx1);
     const float base0 = new0 == -INFINITY ? 0.0f : new0, base1 = new1 == -INFINITY ? 0.0f : new1;
-    const float alpha0 = exp2f(m0 - base0), alpha1 = exp2f(m1 - base1);
+    const float alpha0 = fast_exp2(m0 - base0), alpha1 = fast_exp2(m1 - base1);
     m0 = new0;
     m1 = new1;
-    uint32_t pa[2][4];  // P as A fragments: two k-steps of 16 keys
     float sum0 = 0.0f, sum1 = 0.0f;
 #pragma unroll
-    for (int nt = 0; nt < 4; ++nt) {
-      const float p0 = exp2f(s[nt][0] - base0), p1 = exp2f(s[nt][1] - base0);
-      const float p2 = exp2f(s[nt][2] - base1), p3 = exp2f(s[nt][3] - base1);
-      sum0 += p0 + p1;
-      sum1 += p2 + p3;
-      pa[nt / 2][(nt % 2) * 2 + 0] = pack_half2(p0, p1);
-      pa[nt / 2][(nt % 2) * 2 + 1] = pack_half2(p2, p3);
+    for (int nt = 0; nt < kKeyTiles; ++nt) {
+      s[nt][0] = fast_exp2(s[nt][0] - base0);
+      s[nt][1] = fast_exp2(s[nt][1] - base0);
+      s[nt][2] = fast_exp2(s[nt][2] - base1);
+      s[nt][3] = fast_exp2(s[nt][3] - base1);
+      sum0 += s[nt][0] + s[nt][1];
+      sum1 += s[nt][2] + s[nt][3];
     }
     l0 = l0 * alpha0 + sum0;
     l1 = l1 * alpha1 + sum1;
@@ -171,19 +279,23 @@ __global__ void __launch_bounds__(kThreads) mma_attention_kernel(PagedAttentionP
       o[j][2] *= alpha1;
       o[j][3] *= alpha1;
     }
-    // O += P V: B fragment (keys x dims) read from V rows.
+    // O += P V, 16 keys per k-step: P as A fragments straight from S.
 #pragma unroll
-    for (int kk = 0; kk < 2; ++kk) {
-      const __half* v0 = v_s + (kk * 16 + t * 2) * kStride + g;
+    for (int kk = 0; kk < kChunk / 16; ++kk) {
+      uint32_t pa[4];
+      pa[0] = pack_half2(s[2 * kk][0], s[2 * kk][1]);
+      pa[1] = pack_half2(s[2 * kk][2], s[2 * kk][3]);
+      pa[2] = pack_half2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+      pa[3] = pack_half2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
 #pragma unroll
-      for (int j = 0; j < kDTiles; ++j) {
-        const __half* v = v0 + j * 8;
-        uint32_t b[2];
-        b[0] = pack_halves(v[0], v[kStride]);
-        b[1] = pack_halves(v[8 * kStride], v[9 * kStride]);
-        mma_16816(o[j], pa[kk], b);
+      for (int jp = 0; jp < kDTiles / 2; ++jp) {
+        uint32_t b[4];
+        ldmatrix_x4_trans(b, v_s + v_ld + kk * 16 * kStride + jp * 16);
+        mma_16816(o[2 * jp], pa, b);
+        mma_16816(o[2 * jp + 1], pa, b + 2);
       }
     }
+    __syncthreads();  // this stage is consumed before the next iteration refills it
   }
 
   l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
@@ -211,8 +323,8 @@ __global__ void __launch_bounds__(kThreads) mma_attention_kernel(PagedAttentionP
 #pragma unroll
       for (int j = 0; j < kDTiles; ++j) {
         const int d = j * 8 + t * 2;
-        p.split_out[sidx * D + d] = o[j][half_row * 2] * inv;
-        p.split_out[sidx * D + d + 1] = o[j][half_row * 2 + 1] * inv;
+        *reinterpret_cast<float2*>(p.split_out + sidx * D + d) =
+            make_float2(o[j][half_row * 2] * inv, o[j][half_row * 2 + 1] * inv);
       }
       if (t == 0) {
         p.split_lse[sidx * 2] = m;
@@ -222,22 +334,37 @@ __global__ void __launch_bounds__(kThreads) mma_attention_kernel(PagedAttentionP
   }
 }
 
+// Opts the kernel into its dynamic shared memory once per process (beyond
+// 48 KiB needs it); the error, if any, comes back on every launch.
+template <int D, int kWarps>
+cudaError_t launch_d(const PagedAttentionParams& p, cudaStream_t stream) {
+  constexpr size_t kSmem = MmaSmem<D>::kBytes;
+  static const cudaError_t opt_in =
+      kSmem > 48 * 1024
+          ? cudaFuncSetAttribute(mma_attention_kernel<D, kWarps>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 static_cast<int>(kSmem))
+          : cudaSuccess;
+  if (opt_in != cudaSuccess) return opt_in;
+  const dim3 grid(static_cast<unsigned>(p.num_work) * p.num_kv_heads, p.num_splits);
+  mma_attention_kernel<D, kWarps><<<grid, kWarps * 32, kSmem, stream>>>(p);
+  return cudaGetLastError();
+}
+
 }  // namespace
 
 bool mma_attention_supported(const PagedAttentionParams& p) {
   return p.use_tensor_cores && (p.head_dim == 64 || p.head_dim == 128) && p.num_kv_heads > 0 &&
-         p.num_heads / p.num_kv_heads <= kRows;
+         p.num_heads / p.num_kv_heads <= kPlannerRows;
 }
 
 cudaError_t launch_mma_attention(const PagedAttentionParams& p, cudaStream_t stream) {
-  const dim3 grid(p.num_work, p.num_kv_heads, p.num_splits);
-  if (p.head_dim == 64)
-    mma_attention_kernel<64><<<grid, kThreads, 0, stream>>>(p);
-  else if (p.head_dim == 128)
-    mma_attention_kernel<128><<<grid, kThreads, 0, stream>>>(p);
-  else
-    return cudaErrorInvalidValue;
-  return cudaGetLastError();
+  return launch_mma_attention_warps(p, kMmaAttentionWarps, stream);
+}
+
+cudaError_t launch_mma_attention_warps(const PagedAttentionParams& p, int warps, cudaStream_t stream) {
+  if (!mma_attention_supported(p) || (warps != 4 && warps != 8)) return cudaErrorInvalidValue;
+  if (p.head_dim == 64) return warps == 4 ? launch_d<64, 4>(p, stream) : launch_d<64, 8>(p, stream);
+  return warps == 4 ? launch_d<128, 4>(p, stream) : launch_d<128, 8>(p, stream);
 }
 
 }  // namespace nibble::kernels
