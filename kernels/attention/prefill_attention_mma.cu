@@ -97,14 +97,18 @@ __device__ __forceinline__ void load_chunk_async(const PagedAttentionParams& p, 
   constexpr int kVecs = D / 8;                    // 16-byte pieces per row
   constexpr int kKeysPerPass = kThreads / kVecs;  // rows one pass of the block covers
   const int vi = tid % kVecs;
+  const int bs = p.block_size;
+  const bool pow2 = (bs & (bs - 1)) == 0;  // the usual case: shifts instead of divisions
+  const int shift = __ffs(bs) - 1;
 #pragma unroll
   for (int jj = tid / kVecs; jj < kChunk; jj += kKeysPerPass) {
     const int j = first_key + jj;
     const bool valid = j < n_keys;
     size_t off = 0;
     if (valid) {
-      const size_t block = table[j / p.block_size];
-      off = ((block * p.num_kv_heads + kvh) * p.block_size + j % p.block_size) * D + vi * 8;
+      const int b = pow2 ? j >> shift : j / bs;
+      const size_t block = table[b];
+      off = ((block * p.num_kv_heads + kvh) * bs + (j - b * bs)) * D + vi * 8;
     }
     cp_async_16(k_dst + jj * kStride + vi * 8, p.k_cache + off, valid);
     cp_async_16(v_dst + jj * kStride + vi * 8, p.v_cache + off, valid);
