@@ -1,6 +1,6 @@
 // The tensor-core kernel of kernels/attention, flash-attention-2 style: each
-// warp owns 16 query rows (tokens x heads of one GQA group, as in the CUDA-core
-// kernel) and multiplies them with 64-key chunks of the paged cache
+// warp owns 16 or 32 query rows (tokens x heads of one GQA group, as in the
+// CUDA-core kernel) and multiplies them with 64-key chunks of the paged cache
 // through mma.sync m16n8k16 (fp16 in, fp32 accumulate): S = Q K^T, online
 // softmax on the S fragments in registers (base-2, the scale folded into one
 // multiply), then O += P V with P re-used from the S accumulators as the A
