@@ -26,6 +26,7 @@
 // the last block of a tile writes y (the fp32 order varies between runs).
 #include <cuda_fp16.h>
 
+#include "common/device_utils.cuh"
 #include "gptq_gemm/gptq_mma.cuh"
 #include "gptq_gemm/gptq_mma_plan.h"
 
@@ -159,7 +160,7 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(16 * MI)) gptq_
   // N: stale shared memory there only meets zero x or unwritten columns; any bit
   // pattern dequantizes to a finite value), and x when it can be copied as is
   // (zero-filled past M and k_end, so that stale weights add nothing).
-  auto load_next_stage = [&](int slot) {
+  auto load_stage_weights = [&](int slot) {
     unsigned char* buf = stage_buf(slot);
 #pragma unroll
     for (int i = 0; i < 2; ++i)
@@ -170,6 +171,10 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(16 * MI)) gptq_
       s_group_end += p.group_rows;
     }
     cp_async8_if(reinterpret_cast<__half*>(buf) + s_dst, s_src + static_cast<size_t>(s_group) * p.N, w_col_ok);
+    w_src += w_step;
+    load_k += kMmaStageRows;
+  };
+  auto load_stage_x = [&](int slot) {
     if (p.x_vec) {
       __half* xs = x_tile(slot);
 #pragma unroll
@@ -182,8 +187,10 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(16 * MI)) gptq_
       x_src += kMmaStageRows;
       x_k += kMmaStageRows;
     }
-    w_src += w_step;
-    load_k += kMmaStageRows;
+  };
+  auto load_next_stage = [&](int slot) {
+    load_stage_weights(slot);
+    load_stage_x(slot);
   };
 
   // x gathered through perm (no room to gather it beforehand) or not 16-byte
@@ -228,10 +235,17 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(16 * MI)) gptq_
 #pragma unroll
       for (int c = 0; c < 4; ++c) acc[mi][i][c] = 0.f;
 
+  // The prologue's weights first (constant: they may load while the kernel before
+  // us finishes, with programmatic dependent launch), x after the wait. The first
+  // commit group then holds every prologue stage's weights.
+#pragma unroll 1
+  for (int st = 0; st < kMmaStages - 1; ++st)
+    if (st < nstages) load_stage_weights(st);
+  wait_for_previous_grid();
 #pragma unroll 1
   for (int st = 0; st < kMmaStages - 1; ++st) {
     if (st < nstages) {
-      load_next_stage(st);
+      load_stage_x(st);
       if (!p.x_vec) {
         gather_x(st);
         store_x(st);
@@ -382,12 +396,12 @@ __global__ void gather_columns_kernel(const __half* x, const int32_t* perm, int 
 }
 
 template <int MI>
-void launch_tile(const MmaParams& p, dim3 grid, size_t smem, cudaStream_t stream) {
+void launch_tile(const MmaParams& p, dim3 grid, size_t smem, bool programmatic, cudaStream_t stream) {
   // The largest plan's shared memory, allowed once per instantiation.
   static const cudaError_t configured = cudaFuncSetAttribute(
       gptq_mma_kernel<MI>, cudaFuncAttributeMaxDynamicSharedMemorySize, kMmaStages * mma_stage_bytes(16 * MI));
   (void)configured;
-  gptq_mma_kernel<MI><<<grid, kMmaThreads, smem, stream>>>(p);
+  launch_maybe_programmatic(gptq_mma_kernel<MI>, grid, dim3(kMmaThreads), smem, stream, programmatic, p);
 }
 
 }  // namespace
@@ -400,11 +414,11 @@ void launch_gather_columns(const __half* x, const int32_t* perm, int M, int K, _
                                                                                                       out);
 }
 
-void launch_mma(const MmaParams& p, int m_tile, dim3 grid, size_t smem, cudaStream_t stream) {
+void launch_mma(const MmaParams& p, int m_tile, dim3 grid, size_t smem, bool programmatic, cudaStream_t stream) {
   switch (m_tile) {
-    case 16: launch_tile<1>(p, grid, smem, stream); break;
-    case 32: launch_tile<2>(p, grid, smem, stream); break;
-    default: launch_tile<4>(p, grid, smem, stream); break;
+    case 16: launch_tile<1>(p, grid, smem, programmatic, stream); break;
+    case 32: launch_tile<2>(p, grid, smem, programmatic, stream); break;
+    default: launch_tile<4>(p, grid, smem, programmatic, stream); break;
   }
 }
 

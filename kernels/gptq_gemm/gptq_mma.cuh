@@ -25,8 +25,10 @@ struct MmaParams {
   unsigned* counters;  // [mchunks * ntiles] when splits > 1
 };
 
-// m_tile 16, 32 or 64; grid (mchunks, ntiles, splits); smem from the plan.
-void launch_mma(const MmaParams& p, int m_tile, dim3 grid, size_t smem, cudaStream_t stream);
+// m_tile 16, 32 or 64; grid (mchunks, ntiles, splits); smem from the plan;
+// programmatic: with programmatic dependent launch (the prologue's weight loads
+// overlap the end of the kernel before).
+void launch_mma(const MmaParams& p, int m_tile, dim3 grid, size_t smem, bool programmatic, cudaStream_t stream);
 
 // out[m, r] = x[m, perm[r]] for m < M, r < K (K a multiple of 8, out 16-byte aligned):
 // act-order activations gathered once so the GEMM copies them with cp.async.

@@ -102,7 +102,7 @@ void gptq_gemm_mma_with(const GptqDeviceWeights& w, const __half* x, int64_t M, 
     p.partial = reinterpret_cast<float*>(static_cast<char*>(ws.splitk) + detail::kCounterBytes);
   }
   const dim3 grid(plan.mchunks, plan.ntiles, plan.splits);
-  detail::launch_mma(p, plan.m_tile, grid, plan.smem_bytes, stream);
+  detail::launch_mma(p, plan.m_tile, grid, plan.smem_bytes, ws.programmatic_launch, stream);
   const cudaError_t status = cudaGetLastError();
   if (status != cudaSuccess)
     throw_error(std::string("gptq_gemm_mma: kernel launch: ") + cudaGetErrorString(status));
