@@ -1,6 +1,7 @@
 // Paged attention (prefill chunks, decode tokens, prefix hits, GQA, flash-decoding
 // splits, sliding windows) against the scalar reference, on shuffled block tables.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <numeric>
 
@@ -28,6 +29,7 @@ struct Variant {
   bool decode_only = false;
   bool tensor_cores = true;
   bool merge_in_kernel = false;
+  int cluster = 0;  // decode kernel's blocks per cluster (0: its own choice)
 };
 
 // Decode variants run both with the combine pass and with in-kernel merging.
@@ -126,6 +128,7 @@ void run_case(const AttentionCase& c, const std::vector<Variant>& runs, std::mt1
     p.split_out = d_split_out.get();
     p.split_lse = d_split_lse.get();
     p.split_counters = run.merge_in_kernel ? d_counters.get() : nullptr;
+    p.decode_cluster = run.cluster;
     CUDA_OK(kernels::paged_attention(p, nullptr));
     CUDA_OK(cudaDeviceSynchronize());
     const auto counters = d_counters.download();
@@ -137,10 +140,13 @@ void run_case(const AttentionCase& c, const std::vector<Variant>& runs, std::mt1
                std::to_string(c.head_dim) + " bs" + std::to_string(c.block_size) + " splits " +
                std::to_string(splits) + (run.decode_only ? " decode" : "") +
                (run.merge_in_kernel ? " merged in kernel" : "") + (run.tensor_cores ? "" : " cuda-cores") +
+               (run.cluster > 0 ? " cluster " + std::to_string(run.cluster) : "") +
                (window > 0 ? " window " + std::to_string(window) + " (" + std::to_string(poisoned) + " NaN keys)" : ""),
            cmp);
-    EXPECT_EQ(cmp.non_finite, 0u) << "seed " << seed << " window " << window << " splits " << splits;
-    EXPECT_LT(cmp.rel_error, 2e-3) << "seed " << seed << " window " << window << " splits " << splits;
+    EXPECT_EQ(cmp.non_finite, 0u) << "seed " << seed << " window " << window << " splits " << splits << " cluster "
+                                  << run.cluster;
+    EXPECT_LT(cmp.rel_error, 2e-3) << "seed " << seed << " window " << window << " splits " << splits << " cluster "
+                                   << run.cluster;
   }
 }
 
@@ -195,6 +201,24 @@ TEST_F(AttentionTest, SlidingWindowDecodeMatchesReference) {
                                  AttentionCase{16, 2, 32, 7, decode}, AttentionCase{4, 4, 16, 16, decode},
                                  AttentionCase{8, 1, 256, 16, decode}})
     for (int window : {1, 100, 128, 129, 1000}) run_case(c, variants({1, 8, 32, 0}, true), rng_, seed_, window);
+}
+
+// Decode steps of one or a few sequences (batch 1-2: the decode kernel runs
+// thread-block clusters on sm_90) through clusters of 1-16 blocks, the
+// kernel's own choice and with splits (combine pass): GQA groups 1, 4 and 8,
+// head_dim 32/64/128, contexts from 1 key (most cluster blocks empty) to 4,096,
+// with and without a sliding window. Devices without clusters run these unclustered.
+TEST_F(AttentionTest, FewSequenceDecodeClustersMatchReference) {
+  const std::vector<std::vector<SeqSpec>> batches = {{{128, 1}}, {{0, 1}}, {{1024, 1}}, {{4095, 1}, {37, 1}}};
+  const std::vector<std::array<int, 3>> shapes = {{32, 8, 128}, {8, 8, 64}, {64, 8, 128}, {16, 4, 32}, {8, 1, 128}};
+  for (const auto& seqs : batches)
+    for (const auto& [heads, kv_heads, dim] : shapes)
+      for (int window : {0, 100}) {
+        std::vector<Variant> runs;
+        for (int splits : {1, 3, 0})
+          for (int cluster : {0, 2, 3, 8, 16}) runs.push_back({splits, true, true, false, cluster});
+        run_case(AttentionCase{heads, kv_heads, dim, 16, seqs}, runs, rng_, seed_, window);
+      }
 }
 
 // Mean time of one paged_attention call in microseconds (after a warm-up call).
