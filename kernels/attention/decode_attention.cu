@@ -38,6 +38,7 @@ namespace nibble::kernels {
 namespace {
 
 constexpr int kThreads = 128;
+constexpr int kMaxCluster = 16;  // blocks per cluster at most (decode_cluster)
 constexpr int kKeysPerStep = kDecodeKeysPerStep;  // the split granularity (attention_plan.h)
 constexpr float kLog2e = 1.4426950408889634f;
 
@@ -76,6 +77,34 @@ __device__ __forceinline__ const T* cluster_peer(const T* ptr, int rank) {
 #else
   return ptr;
 #endif
+}
+
+// The softmax states of a block's groups for query row r, merged: the max,
+// the sum and output dim d (unnormalised). All loads are issued before use.
+template <int GROUPS, int G, int D>
+__device__ __forceinline__ void merge_groups(const float (&pm)[GROUPS][G], const float (&pl)[GROUPS][G],
+                                             const float (&po)[GROUPS][G][D], int r, int d, float& m_max,
+                                             float& acc, float& total) {
+  float mw[GROUPS], lw[GROUPS], ow[GROUPS];
+#pragma unroll
+  for (int w = 0; w < GROUPS; ++w) {
+    mw[w] = pm[w][r];
+    lw[w] = pl[w][r];
+    ow[w] = po[w][r][d];
+  }
+  m_max = -INFINITY;
+#pragma unroll
+  for (int w = 0; w < GROUPS; ++w)
+    if (lw[w] > 0.0f) m_max = fmaxf(m_max, mw[w]);
+  acc = 0.0f;
+  total = 0.0f;
+#pragma unroll
+  for (int w = 0; w < GROUPS; ++w) {
+    if (!(lw[w] > 0.0f)) continue;
+    const float scale = exp2f(mw[w] - m_max);
+    acc += scale * ow[w];
+    total += scale * lw[w];
+  }
 }
 
 // D head_dim, G query heads per KV head (padded up), KPG keys per group and
@@ -145,15 +174,30 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedAttentionPa
     // (kThreads is a multiple of HALF) for rows t / HALF, + kThreads / HALF, ...:
     // the group's query heads, then the new key when this block holds it.
     const RopeKvParams& r = p.rope;
-    const int i = tid % HALF;
+    constexpr int ROWS_PER_ITER = kThreads / HALF;
+    constexpr int ITERS = (G + 1 + ROWS_PER_ITER - 1) / ROWS_PER_ITER;  // the rows: G queries + the new key
+    const int i = tid % HALF, h0 = tid / HALF;
+    const int rows = group + (new_key >= 0 ? 1 : 0);
+    // Every row's pair is requested first (all in flight together), then the angle.
+    float a[ITERS], b[ITERS];
+#pragma unroll
+    for (int it = 0; it < ITERS; ++it) {
+      const int h = h0 + it * ROWS_PER_ITER;
+      a[it] = b[it] = 0.0f;
+      if (h < rows) {
+        const __half* src = h < group ? r.q + static_cast<size_t>(q_first) * r.ldq + (kvh * group + h) * D
+                                      : r.k + static_cast<size_t>(q_first) * r.ldk + kvh * D;
+        a[it] = __half2float(src[i]);
+        b[it] = __half2float(src[i + HALF]);
+      }
+    }
     float sn, cs;
     sincosf(static_cast<float>(r.positions[q_first]) * r.inv_freq[i], &sn, &cs);
-    const int rows = group + (new_key >= 0 ? 1 : 0);
-    for (int h = tid / HALF; h < rows; h += kThreads / HALF) {
-      const __half* src = h < group ? r.q + static_cast<size_t>(q_first) * r.ldq + (kvh * group + h) * D
-                                    : r.k + static_cast<size_t>(q_first) * r.ldk + kvh * D;
-      const float a = __half2float(src[i]), b = __half2float(src[i + HALF]);
-      const __half ra = __float2half(a * cs - b * sn), rb = __float2half(b * cs + a * sn);
+#pragma unroll
+    for (int it = 0; it < ITERS; ++it) {
+      const int h = h0 + it * ROWS_PER_ITER;
+      if (h >= rows) continue;
+      const __half ra = __float2half(a[it] * cs - b[it] * sn), rb = __float2half(b[it] * cs + a[it] * sn);
       if (h < group) {
         q_s[h][i] = __half2float(ra) * scale_log2;
         q_s[h][i + HALF] = __half2float(rb) * scale_log2;
@@ -283,16 +327,8 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedAttentionPa
     // latter in part_o[0][r][d], which only this thread reads).
     for (int i = tid; i < group * D; i += kThreads) {
       const int r = i / D, d = i % D;
-      float m_max = -INFINITY;
-      for (int w = 0; w < GROUPS; ++w)
-        if (part_l[w][r] > 0.0f) m_max = fmaxf(m_max, part_m[w][r]);
-      float acc = 0.0f, total = 0.0f;
-      for (int w = 0; w < GROUPS; ++w) {
-        if (!(part_l[w][r] > 0.0f)) continue;
-        const float scale = exp2f(part_m[w][r] - m_max);
-        acc += scale * part_o[w][r][d];
-        total += scale * part_l[w][r];
-      }
+      float m_max, acc, total;
+      merge_groups(part_m, part_l, part_o, r, d, m_max, acc, total);
       part_o[0][r][d] = acc;
       if (d == 0) {
         block_m[r] = m_max;
@@ -301,18 +337,32 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedAttentionPa
     }
     cluster_barrier();  // every block's state written (and visible cluster-wide)
     // Block `rank` takes outputs rank * kThreads + tid, + C * kThreads, ...
+    // All C states are requested before any is used: one DSMEM round trip.
+    const float* block_o = &part_o[0][0][0];
     for (int i = rank * kThreads + tid; i < group * D; i += C * kThreads) {
       const int r = i / D, d = i % D;
+      float mc[kMaxCluster], lc[kMaxCluster], oc[kMaxCluster];
+#pragma unroll
+      for (int c = 0; c < kMaxCluster; ++c) {
+        mc[c] = -INFINITY;
+        lc[c] = oc[c] = 0.0f;
+        if (c < C) {
+          mc[c] = cluster_peer(block_m, c)[r];
+          lc[c] = cluster_peer(block_l, c)[r];
+          oc[c] = cluster_peer(block_o, c)[r * D + d];
+        }
+      }
       float m_max = -INFINITY;
-      for (int c = 0; c < C; ++c)
-        if (cluster_peer(block_l, c)[r] > 0.0f) m_max = fmaxf(m_max, cluster_peer(block_m, c)[r]);
+#pragma unroll
+      for (int c = 0; c < kMaxCluster; ++c)
+        if (lc[c] > 0.0f) m_max = fmaxf(m_max, mc[c]);
       float acc = 0.0f, total = 0.0f;
-      for (int c = 0; c < C; ++c) {
-        const float l_c = cluster_peer(block_l, c)[r];
-        if (!(l_c > 0.0f)) continue;
-        const float w = exp2f(cluster_peer(block_m, c)[r] - m_max);
-        acc += w * cluster_peer(&part_o[0][0][0], c)[r * D + d];
-        total += w * l_c;
+#pragma unroll
+      for (int c = 0; c < kMaxCluster; ++c) {
+        if (!(lc[c] > 0.0f)) continue;
+        const float w = exp2f(mc[c] - m_max);
+        acc += w * oc[c];
+        total += w * lc[c];
       }
       const size_t idx = token_heads + r;
       const float value = total > 0.0f ? acc / total : 0.0f;
@@ -335,16 +385,8 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedAttentionPa
   const bool whole = p.num_splits == 1 || (merge_in_kernel && active_splits == 1);
   for (int i = tid; i < group * D; i += kThreads) {
     const int r = i / D, d = i % D;
-    float m_max = -INFINITY;
-    for (int w = 0; w < GROUPS; ++w)
-      if (part_l[w][r] > 0.0f) m_max = fmaxf(m_max, part_m[w][r]);
-    float acc = 0.0f, total = 0.0f;
-    for (int w = 0; w < GROUPS; ++w) {
-      if (!(part_l[w][r] > 0.0f)) continue;
-      const float scale = exp2f(part_m[w][r] - m_max);
-      acc += scale * part_o[w][r][d];
-      total += scale * part_l[w][r];
-    }
+    float m_max, acc, total;
+    merge_groups(part_m, part_l, part_o, r, d, m_max, acc, total);
     const size_t idx = token_heads + r;
     const float value = total > 0.0f ? acc / total : 0.0f;
     if (whole) {
