@@ -38,7 +38,7 @@ namespace nibble::kernels {
 namespace {
 
 constexpr int kThreads = 128;
-constexpr int kMaxCluster = 16;  // blocks per cluster at most (decode_cluster)
+constexpr int kPeerBatch = 8;  // cluster peers whose states one thread loads at once
 constexpr int kKeysPerStep = kDecodeKeysPerStep;  // the split granularity (attention_plan.h)
 constexpr float kLog2e = 1.4426950408889634f;
 
@@ -80,30 +80,42 @@ __device__ __forceinline__ const T* cluster_peer(const T* ptr, int rank) {
 }
 
 // The softmax states of a block's groups for query row r, merged: the max,
-// the sum and output dim d (unnormalised). All loads are issued before use.
+// the sum and output dim d (unnormalised). Eight groups' states are loaded at
+// a time before any is used (one shared-memory round trip per eight, few
+// registers) and merged online.
 template <int GROUPS, int G, int D>
 __device__ __forceinline__ void merge_groups(const float (&pm)[GROUPS][G], const float (&pl)[GROUPS][G],
                                              const float (&po)[GROUPS][G][D], int r, int d, float& m_max,
                                              float& acc, float& total) {
-  float mw[GROUPS], lw[GROUPS], ow[GROUPS];
-#pragma unroll
-  for (int w = 0; w < GROUPS; ++w) {
-    mw[w] = pm[w][r];
-    lw[w] = pl[w][r];
-    ow[w] = po[w][r][d];
-  }
+  constexpr int kBatch = GROUPS < 8 ? GROUPS : 8;
   m_max = -INFINITY;
-#pragma unroll
-  for (int w = 0; w < GROUPS; ++w)
-    if (lw[w] > 0.0f) m_max = fmaxf(m_max, mw[w]);
   acc = 0.0f;
   total = 0.0f;
+#pragma unroll 1
+  for (int w0 = 0; w0 < GROUPS; w0 += kBatch) {
+    float mw[kBatch], lw[kBatch], ow[kBatch];
 #pragma unroll
-  for (int w = 0; w < GROUPS; ++w) {
-    if (!(lw[w] > 0.0f)) continue;
-    const float scale = exp2f(mw[w] - m_max);
-    acc += scale * ow[w];
-    total += scale * lw[w];
+    for (int j = 0; j < kBatch; ++j) {
+      mw[j] = pm[w0 + j][r];
+      lw[j] = pl[w0 + j][r];
+      ow[j] = po[w0 + j][r][d];
+    }
+    float m_new = m_max;
+#pragma unroll
+    for (int j = 0; j < kBatch; ++j)
+      if (lw[j] > 0.0f) m_new = fmaxf(m_new, mw[j]);
+    if (m_new == -INFINITY) continue;  // no keys in these groups (nor before)
+    const float alpha = exp2f(m_max - m_new);
+    acc *= alpha;
+    total *= alpha;
+#pragma unroll
+    for (int j = 0; j < kBatch; ++j) {
+      if (!(lw[j] > 0.0f)) continue;
+      const float scale = exp2f(mw[j] - m_new);
+      acc += scale * ow[j];
+      total += scale * lw[j];
+    }
+    m_max = m_new;
   }
 }
 
@@ -337,32 +349,40 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedAttentionPa
     }
     cluster_barrier();  // every block's state written (and visible cluster-wide)
     // Block `rank` takes outputs rank * kThreads + tid, + C * kThreads, ...
-    // All C states are requested before any is used: one DSMEM round trip.
+    // The peers' states are requested kPeerBatch at a time before any is used
+    // (one DSMEM round trip per batch, and few registers), merged online.
     const float* block_o = &part_o[0][0][0];
     for (int i = rank * kThreads + tid; i < group * D; i += C * kThreads) {
       const int r = i / D, d = i % D;
-      float mc[kMaxCluster], lc[kMaxCluster], oc[kMaxCluster];
+      float m_max = -INFINITY, acc = 0.0f, total = 0.0f;
+      for (int c0 = 0; c0 < C; c0 += kPeerBatch) {
+        float mc[kPeerBatch], lc[kPeerBatch], oc[kPeerBatch];
 #pragma unroll
-      for (int c = 0; c < kMaxCluster; ++c) {
-        mc[c] = -INFINITY;
-        lc[c] = oc[c] = 0.0f;
-        if (c < C) {
-          mc[c] = cluster_peer(block_m, c)[r];
-          lc[c] = cluster_peer(block_l, c)[r];
-          oc[c] = cluster_peer(block_o, c)[r * D + d];
+        for (int j = 0; j < kPeerBatch; ++j) {
+          mc[j] = -INFINITY;
+          lc[j] = oc[j] = 0.0f;
+          if (c0 + j < C) {
+            mc[j] = cluster_peer(block_m, c0 + j)[r];
+            lc[j] = cluster_peer(block_l, c0 + j)[r];
+            oc[j] = cluster_peer(block_o, c0 + j)[r * D + d];
+          }
         }
-      }
-      float m_max = -INFINITY;
+        float m_new = m_max;
 #pragma unroll
-      for (int c = 0; c < kMaxCluster; ++c)
-        if (lc[c] > 0.0f) m_max = fmaxf(m_max, mc[c]);
-      float acc = 0.0f, total = 0.0f;
+        for (int j = 0; j < kPeerBatch; ++j)
+          if (lc[j] > 0.0f) m_new = fmaxf(m_new, mc[j]);
+        if (m_new == -INFINITY) continue;  // no keys in these peers (nor before)
+        const float alpha = exp2f(m_max - m_new);
+        acc *= alpha;
+        total *= alpha;
 #pragma unroll
-      for (int c = 0; c < kMaxCluster; ++c) {
-        if (!(lc[c] > 0.0f)) continue;
-        const float w = exp2f(mc[c] - m_max);
-        acc += w * oc[c];
-        total += w * lc[c];
+        for (int j = 0; j < kPeerBatch; ++j) {
+          if (!(lc[j] > 0.0f)) continue;
+          const float w = exp2f(mc[j] - m_new);
+          acc += w * oc[j];
+          total += w * lc[j];
+        }
+        m_max = m_new;
       }
       const size_t idx = token_heads + r;
       const float value = total > 0.0f ? acc / total : 0.0f;
