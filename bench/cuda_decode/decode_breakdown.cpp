@@ -289,7 +289,8 @@ void print_step_breakdown(const ModelConfig& c, int batch, int new_tokens, int c
         if (splits == 1 && merge_in_kernel) continue;
         const double ms = fused_ms(splits, merge_in_kernel, merge_in_kernel ? 1 : 0);
         const std::string how = splits == 1 ? "" : merge_in_kernel ? "+merge" : "+comb";
-        const std::string cl = merge_in_kernel || auto_cluster == 1 ? "" : " c" + std::to_string(auto_cluster);
+        const int c_auto = kernels::decode_attention_cluster(batch * nkv, sms, splits);
+        const std::string cl = merge_in_kernel || c_auto == 1 ? "" : " c" + std::to_string(c_auto);
         per_layer("graph fused s" + std::to_string(splits) + how + cl +
                       (splits == planned && !merge_in_kernel ? " *" : ""),
                   ms);

@@ -59,12 +59,17 @@ inline constexpr int kDecodeNoSplitKeys = 256;
 // Thread-block cluster size of the decode kernel on sm_90 (decode_attention.cu):
 // with few blocks (batch 1-8) each (sequence, KV head, split) runs as a cluster
 // of this many blocks that share its keys and merge through distributed shared
-// memory; doubled while the blocks still fit about one per SM, at most
-// kDecodeMaxCluster (the portable cluster size).
+// memory; doubled while the `blocks` (work items x KV heads) still fit about
+// one per SM, at most kDecodeMaxCluster (the portable cluster size; 8 measured
+// best at 129 keys, 16 slightly better at 1,025: bench/NOTES.md), and halved
+// while `splits` of them would exceed about four blocks per SM (a caller's
+// split count far above decode_attention_num_splits': many small clusters
+// measured slower than no cluster).
 inline constexpr int kDecodeMaxCluster = 8;
-inline int decode_attention_cluster(int blocks, int num_sms, int max_cluster = kDecodeMaxCluster) {
+inline int decode_attention_cluster(int blocks, int num_sms, int splits = 1, int max_cluster = kDecodeMaxCluster) {
   int c = 1;
   while (c < max_cluster && blocks > 0 && blocks * 2 * c <= num_sms) c *= 2;
+  while (c > 1 && static_cast<long long>(blocks) * splits * c > 4LL * num_sms) c /= 2;
   return c;
 }
 // Keys one block of a decode cluster walks before a split (and the combine

@@ -509,7 +509,7 @@ cudaError_t launch(const PagedAttentionParams& p, cudaStream_t stream) {
   int c = 1;
   if (device.major >= 9 && !p.split_counters)
     c = p.decode_cluster > 0 ? p.decode_cluster
-                             : decode_attention_cluster(p.num_work * p.num_kv_heads, device.sms);
+                             : decode_attention_cluster(p.num_work * p.num_kv_heads, device.sms, p.num_splits);
   cudaError_t err = cudaSuccess;
   for (; c > 1; c /= 2)
     if (launch_cluster<D, G>(p, c, stream, err)) return err != cudaSuccess ? err : cudaGetLastError();

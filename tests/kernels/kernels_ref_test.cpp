@@ -114,7 +114,7 @@ TEST(AttentionPlan, DecodeSplitsGrowWithTheContextUntilTheGpuIsFull) {
   constexpr int kBlockKeys = kernels::kDecodeClusterBlockKeys;
   // Batch 16-32 (128-256 blocks): no clusters, one split per step up to two blocks per SM.
   EXPECT_EQ(kernels::decode_attention_num_splits(16, 8, kNone, 132), 1);
-  EXPECT_EQ(kernels::decode_attention_num_splits(16, 8, kNone + 1, 132), 3);    // 3 x 128 >= 2 x 132
+  EXPECT_EQ(kernels::decode_attention_num_splits(16, 8, kNone + 1, 132), (kNone + kStep) / kStep);  // 3 x 128 >= 2 x 132
   EXPECT_EQ(kernels::decode_attention_num_splits(32, 8, 2048, 132), 2);
   EXPECT_EQ(kernels::decode_attention_num_splits(16, 8, 1 << 20, 132, 2), 2);  // max_splits
   EXPECT_EQ(kernels::decode_attention_num_splits(128, 8, 1 << 20, 132), 1);     // the batch fills the GPU
@@ -131,10 +131,11 @@ TEST(AttentionPlan, DecodeSplitsGrowWithTheContextUntilTheGpuIsFull) {
   EXPECT_EQ(kernels::decode_attention_num_splits(0, 8, 4096, 132), 1);
 }
 
-// Clusters double while the blocks fit about one per SM, up to the portable 8.
+// Clusters double while the blocks fit about one per SM, up to the portable 8,
+// and shrink where a split count would make them more than ~4 blocks per SM.
 TEST(AttentionPlan, DecodeClustersFillTheGpu) {
   EXPECT_EQ(kernels::decode_attention_cluster(8, 132), 8);
-  EXPECT_EQ(kernels::decode_attention_cluster(8, 132, 16), 16);
+  EXPECT_EQ(kernels::decode_attention_cluster(8, 132, 1, 16), 16);
   EXPECT_EQ(kernels::decode_attention_cluster(1, 132), 8);
   EXPECT_EQ(kernels::decode_attention_cluster(32, 132), 4);
   EXPECT_EQ(kernels::decode_attention_cluster(64, 132), 2);
@@ -142,6 +143,11 @@ TEST(AttentionPlan, DecodeClustersFillTheGpu) {
   EXPECT_EQ(kernels::decode_attention_cluster(67, 132), 1);
   EXPECT_EQ(kernels::decode_attention_cluster(128, 132), 1);
   EXPECT_EQ(kernels::decode_attention_cluster(0, 132), 1);
+  // The planner's split counts keep the size; a caller's far larger ones shrink it.
+  EXPECT_EQ(kernels::decode_attention_cluster(8, 132, kernels::decode_attention_num_splits(1, 8, 1 << 20, 132)), 8);
+  EXPECT_EQ(kernels::decode_attention_cluster(64, 132, kernels::decode_attention_num_splits(8, 8, 1 << 20, 132)), 2);
+  EXPECT_EQ(kernels::decode_attention_cluster(8, 132, 32), 2);   // 8 x 32 x 2 = 512 <= 4 x 132
+  EXPECT_EQ(kernels::decode_attention_cluster(8, 132, 128), 1);
 }
 
 // A random paged cache for the reference tests: one sequence of `len` keys on a
