@@ -17,7 +17,10 @@
 // its merged (max, sum, unnormalised output) in its shared memory, a cluster
 // barrier, then each block reads the C states for its share of the outputs.
 // No global partials, atomics or second launch (the in-kernel split merge of
-// split_counters, below, measured slower than a combine launch).
+// split_counters, below, measured slower than a combine launch). Both merges
+// load eight states at a time before using any (one round trip, not one per
+// group or peer) and merge them online, which keeps the registers (and so the
+// blocks per SM at long contexts) where they were.
 //
 // A decode step is short at batch 1 (a few hundred keys per KV head), so the
 // kernel also removes the launches around it: with PagedAttentionParams::rope it
