@@ -270,22 +270,43 @@ void print_step_breakdown(const ModelConfig& c, int batch, int new_tokens, int c
     std::vector<int> sweep = {1, 2, 4, 8, 16, planned};
     std::sort(sweep.begin(), sweep.end());
     sweep.erase(std::unique(sweep.begin(), sweep.end()), sweep.end());
+    // Clusters (sm_90): the kernel's own choice unless `cluster` (1: none).
+    const int auto_cluster = kernels::decode_attention_cluster(batch * nkv, sms);
+    auto fused_ms = [&](int splits, bool merge_in_kernel, int cluster) {
+      kernels::PagedAttentionParams fused = p;
+      fused.decode_only = true;
+      fused.num_splits = splits;
+      fused.split_counters = merge_in_kernel ? counters : nullptr;
+      fused.decode_cluster = cluster;
+      fused.rope = rope;
+      return graph_time_ms([&](cudaStream_t st) {
+        for (int l = 0; l < L; ++l) kernels::paged_attention(fused, st);
+      });
+    };
     for (int splits : sweep) {
       if (splits > p.num_splits) continue;  // the split buffers' size
       for (bool merge_in_kernel : {false, true}) {  // the combine pass (the backend's), or split_counters
         if (splits == 1 && merge_in_kernel) continue;
-        kernels::PagedAttentionParams fused = p;
-        fused.decode_only = true;
-        fused.num_splits = splits;
-        fused.split_counters = merge_in_kernel ? counters : nullptr;
-        fused.rope = rope;
-        const double ms = graph_time_ms([&](cudaStream_t st) {
-          for (int l = 0; l < L; ++l) kernels::paged_attention(fused, st);
-        });
+        const double ms = fused_ms(splits, merge_in_kernel, merge_in_kernel ? 1 : 0);
         const std::string how = splits == 1 ? "" : merge_in_kernel ? "+merge" : "+comb";
-        per_layer("graph fused s" + std::to_string(splits) + how + (splits == planned && !merge_in_kernel ? " *" : ""),
+        const int c_auto = kernels::decode_attention_cluster(batch * nkv, sms, splits);
+        const std::string cl = merge_in_kernel || c_auto == 1 ? "" : " c" + std::to_string(c_auto);
+        per_layer("graph fused s" + std::to_string(splits) + how + cl +
+                      (splits == planned && !merge_in_kernel ? " *" : ""),
                   ms);
       }
+    }
+    // Cluster sizes at no split and at the planned split count (combine pass),
+    // where the kernel picks clusters (they cost 1.7-5x at batch 32, session 4).
+    std::vector<int> cluster_splits;
+    if (auto_cluster > 1) cluster_splits.push_back(1);
+    if (auto_cluster > 1 && planned > 1) cluster_splits.push_back(planned);
+    for (int splits : cluster_splits) {
+      if (splits > p.num_splits) continue;  // the split buffers' size
+      for (int cluster : {1, 2, 4, 8, 16})
+        per_layer("graph cluster s" + std::to_string(splits) + " c" + std::to_string(cluster) +
+                      (splits == planned && cluster == auto_cluster ? " *" : ""),
+                  fused_ms(splits, false, cluster));
     }
   }
   // The small per-layer kernels.

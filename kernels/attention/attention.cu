@@ -208,7 +208,8 @@ bool rope_matches(const PagedAttentionParams& p) {
 cudaError_t paged_attention(const PagedAttentionParams& p, cudaStream_t stream) {
   if (p.num_work <= 0) return cudaSuccess;
   if (p.head_dim % 8 != 0 || p.head_dim > 256 || p.num_kv_heads <= 0 || p.num_heads % p.num_kv_heads != 0 ||
-      p.num_splits < 1 || p.num_heads / p.num_kv_heads > attention_tile_rows(p.head_dim) || p.window < 0)
+      p.num_splits < 1 || p.num_heads / p.num_kv_heads > attention_tile_rows(p.head_dim) || p.window < 0 ||
+      p.decode_cluster < 0 || p.decode_cluster > 16)
     return cudaErrorInvalidValue;
   if (p.num_splits > 1 && (!p.split_out || !p.split_lse)) return cudaErrorInvalidValue;
   if (p.rope.q && !rope_matches(p)) return cudaErrorInvalidValue;

@@ -69,6 +69,12 @@ struct PagedAttentionParams {
   // value from registers. rope's shapes must match these parameters' and its
   // caches be k_cache / v_cache.
   RopeKvParams rope;
+  // Decode kernel only: blocks per thread-block cluster on sm_90 (each
+  // (item, KV head, split) shared by that many blocks, merged through
+  // distributed shared memory); 0: decode_attention_cluster's choice, 1: no
+  // clusters; at most 16 (more than 8 where the device allows). Not with
+  // split_counters. Other devices ignore it.
+  int decode_cluster = 0;
 };
 
 cudaError_t paged_attention(const PagedAttentionParams& p, cudaStream_t stream);

@@ -56,9 +56,32 @@ inline constexpr int kDecodeKeysPerStep = 128;
 // beats two blocks plus a merge (measured at 129-161 keys, bench/NOTES.md).
 inline constexpr int kDecodeNoSplitKeys = 256;
 
+// Thread-block cluster size of the decode kernel on sm_90 (decode_attention.cu):
+// with few blocks (batch 1-8) each (sequence, KV head, split) runs as a cluster
+// of this many blocks that share its keys and merge through distributed shared
+// memory; doubled while the `blocks` (work items x KV heads) still fit about
+// one per SM, at most kDecodeMaxCluster (the portable cluster size; 8 measured
+// best at 129 keys, 16 slightly better at 1,025: bench/NOTES.md), and halved
+// while `splits` of them would exceed about four blocks per SM (a caller's
+// split count far above decode_attention_num_splits': many small clusters
+// measured slower than no cluster).
+inline constexpr int kDecodeMaxCluster = 8;
+inline int decode_attention_cluster(int blocks, int num_sms, int splits = 1, int max_cluster = kDecodeMaxCluster) {
+  int c = 1;
+  while (c < max_cluster && blocks > 0 && blocks * 2 * c <= num_sms) c *= 2;
+  while (c > 1 && static_cast<long long>(blocks) * splits * c > 4LL * num_sms) c /= 2;
+  return c;
+}
+// Keys one block of a decode cluster walks before a split (and the combine
+// pass) pays for itself.
+inline constexpr int kDecodeClusterBlockKeys = 256;
+
 // Flash-decoding split count for the decode kernel: none up to
 // kDecodeNoSplitKeys keys, then one split per kDecodeKeysPerStep keys as long
 // as there are fewer than about two blocks per SM, and at most max_splits.
+// Where the kernel runs clusters (decode_attention_cluster > 1) those blocks
+// are the cluster's: a split only when a cluster block would walk more than
+// kDecodeClusterBlockKeys keys.
 inline int decode_attention_num_splits(int num_work, int num_kv_heads, int max_keys, int num_sms,
                                        int max_splits = 32) {
   const int blocks = num_work * num_kv_heads;
@@ -66,6 +89,12 @@ inline int decode_attention_num_splits(int num_work, int num_kv_heads, int max_k
   int splits = (2 * num_sms + blocks - 1) / blocks;
   const int steps = (max_keys + kDecodeKeysPerStep - 1) / kDecodeKeysPerStep;
   if (splits > steps) splits = steps;
+  const int cluster = decode_attention_cluster(blocks, num_sms);
+  if (cluster > 1) {
+    const int by_keys = (max_keys + cluster * kDecodeClusterBlockKeys - 1) / (cluster * kDecodeClusterBlockKeys);
+    splits /= cluster;
+    if (splits > by_keys) splits = by_keys;
+  }
   if (splits > max_splits) splits = max_splits;
   return splits < 1 ? 1 : splits;
 }

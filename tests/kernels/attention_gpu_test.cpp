@@ -1,6 +1,7 @@
 // Paged attention (prefill chunks, decode tokens, prefix hits, GQA, flash-decoding
 // splits, sliding windows) against the scalar reference, on shuffled block tables.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <numeric>
 
@@ -33,6 +34,7 @@ struct Variant {
   bool decode_only = false;
   bool tensor_cores = true;
   bool merge_in_kernel = false;
+  int cluster = 0;  // decode kernel's blocks per cluster (0: its own choice)
   kernels::MmaAttentionShape mma_shape{0, 0};
 };
 
@@ -43,7 +45,7 @@ std::vector<Variant> mma_block_shapes(int splits) {
   for (int s : {1, splits})
     for (kernels::MmaAttentionShape shape : {kernels::MmaAttentionShape{4, 1}, kernels::MmaAttentionShape{8, 1},
                                              kernels::MmaAttentionShape{4, 2}})
-      v.push_back({s, false, true, false, shape});
+      v.push_back({s, false, true, false, 0, shape});
   return v;
 }
 
@@ -166,6 +168,7 @@ void run_case(const AttentionCase& c, const std::vector<Variant>& runs, std::mt1
     p.split_out = d_split_out.get();
     p.split_lse = d_split_lse.get();
     p.split_counters = run.merge_in_kernel ? d_counters.get() : nullptr;
+    p.decode_cluster = run.cluster;
     const bool direct = run.mma_shape.warps > 0;
     if (direct)
       CUDA_OK(kernels::launch_mma_attention_shape(p, run.mma_shape, nullptr));
@@ -186,10 +189,13 @@ void run_case(const AttentionCase& c, const std::vector<Variant>& runs, std::mt1
                (run.merge_in_kernel ? " merged in kernel" : "") + (run.tensor_cores ? "" : " cuda-cores") +
                (direct ? " mma " + std::to_string(run.mma_shape.warps) + "x" + std::to_string(run.mma_shape.m_tiles)
                        : "") +
+               (run.cluster > 0 ? " cluster " + std::to_string(run.cluster) : "") +
                (window > 0 ? " window " + std::to_string(window) + " (" + std::to_string(poisoned) + " NaN keys)" : ""),
            cmp);
-    EXPECT_EQ(cmp.non_finite, 0u) << "seed " << seed << " window " << window << " splits " << splits;
-    EXPECT_LT(cmp.rel_error, 2e-3) << "seed " << seed << " window " << window << " splits " << splits;
+    EXPECT_EQ(cmp.non_finite, 0u) << "seed " << seed << " window " << window << " splits " << splits << " cluster "
+                                  << run.cluster;
+    EXPECT_LT(cmp.rel_error, 2e-3) << "seed " << seed << " window " << window << " splits " << splits << " cluster "
+                                   << run.cluster;
   }
 }
 
@@ -285,6 +291,24 @@ TEST_F(AttentionTest, TensorCoreBlockShapesMatchReference) {
   for (const AttentionCase& c : {AttentionCase{8, 2, 64, 16, kMixed}, AttentionCase{8, 2, 128, 16, kMixed},
                                  AttentionCase{16, 2, 128, 32, kMixed}, AttentionCase{12, 4, 128, 7, kMixed}})
     for (int window : {0, 50}) run_case(c, mma_block_shapes(3), rng_, seed_, window);
+}
+
+// Decode steps of one or a few sequences (batch 1-2: the decode kernel runs
+// thread-block clusters on sm_90) through clusters of 1-16 blocks, the
+// kernel's own choice and with splits (combine pass): GQA groups 1, 4 and 8,
+// head_dim 32/64/128, contexts from 1 key (most cluster blocks empty) to 4,096,
+// with and without a sliding window. Devices without clusters run these unclustered.
+TEST_F(AttentionTest, FewSequenceDecodeClustersMatchReference) {
+  const std::vector<std::vector<SeqSpec>> batches = {{{128, 1}}, {{0, 1}}, {{1024, 1}}, {{4095, 1}, {37, 1}}};
+  const std::vector<std::array<int, 3>> shapes = {{32, 8, 128}, {8, 8, 64}, {64, 8, 128}, {16, 4, 32}, {8, 1, 128}};
+  for (const auto& seqs : batches)
+    for (const auto& [heads, kv_heads, dim] : shapes)
+      for (int window : {0, 100}) {
+        std::vector<Variant> runs;
+        for (int splits : {1, 3, 0})
+          for (int cluster : {0, 2, 3, 8, 16}) runs.push_back({splits, true, true, false, cluster});
+        run_case(AttentionCase{heads, kv_heads, dim, 16, seqs}, runs, rng_, seed_, window);
+      }
 }
 
 // Mean time of one paged_attention call in microseconds (after a warm-up call).

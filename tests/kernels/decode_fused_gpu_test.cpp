@@ -325,16 +325,49 @@ TEST_F(FusedDecodeTest, OneStepMatchesReference) {
   }
 }
 
-// Decode steps of a growing batch through one CUDA graph captured once, as the
+// Batch 1-2 (the decode kernel runs thread-block clusters on sm_90): one step
+// through clusters of 1-16 blocks and the kernel's own choice, with no split,
+// the planner's and 3 (combine pass), GQA 1-8, head_dim 32/64/128, windows, a
+// context of 0 (one key: most cluster blocks have none) and long ones. The
+// new token's key and value come from the block that holds the last key.
+TEST_F(FusedDecodeTest, FewSequenceClustersMatchReference) {
+  const std::vector<Shape> shapes = {{32, 8, 128, 16}, {8, 2, 64, 16}, {16, 2, 32, 7}, {64, 8, 128, 32}, {4, 4, 128, 16}};
+  const std::vector<std::vector<int>> batches = {{128}, {0}, {1024}, {2100, 5}};
+  for (const Shape& shape : shapes)
+    for (const auto& contexts : batches)
+      for (int window : {0, 100}) {
+        DecodeBatch batch(shape, contexts, contexts.size() > 1 ? 1 : 0, window, 0, rng_);
+        const auto qkv = random_half(static_cast<size_t>(batch.seqs()) * shape.width(), rng_, -2, 2);
+        DecodeBatch reference = batch;
+        const auto want = reference.reference_step(qkv);
+        const int keys = kernels::attention_item_keys(batch.max_keys(), window, 1);
+        const int planned = kernels::decode_attention_num_splits(batch.work(), shape.num_kv_heads, keys, 132);
+        for (int splits : {1, 3, planned})
+          for (int cluster : {0, 1, 4, 8, 16}) {
+            DeviceStep d(batch, splits, false, false);
+            d.p.decode_cluster = cluster;
+            d.upload(batch, qkv);
+            CUDA_OK(kernels::paged_attention(d.p, nullptr));
+            CUDA_OK(cudaDeviceSynchronize());
+            char what[160];
+            std::snprintf(what, sizeof what, "h%d/kv%d d%d bs%d ctx %d (%zu seqs) window %d splits %d cluster %d seed %llu",
+                          shape.num_heads, shape.num_kv_heads, shape.head_dim, shape.block_size, contexts[0],
+                          contexts.size(), window, splits, cluster, static_cast<unsigned long long>(seed_));
+            expect_step_matches(reference, d, want, what);
+          }
+      }
+}
+
+// Decode steps of a batch through one CUDA graph captured once, as the
 // backend replays it: metadata and products re-uploaded into the same buffers,
 // the cache carried from step to step, the counters reset by each replay.
-TEST_F(FusedDecodeTest, GraphReplayedStepsMatchReference) {
+void replay_steps(std::vector<int> contexts, int padding, int splits, bool merge, uint64_t seed, std::mt19937_64& rng) {
   const Shape shape{32, 8, 128, 16};
   const int steps = 4;
   for (int window : {0, 64}) {
-    DecodeBatch batch(shape, {200, 5, 1000, 127}, 1, window, steps, rng_);
+    DecodeBatch batch(shape, contexts, padding, window, steps, rng);
     DecodeBatch reference = batch;
-    DeviceStep d(batch, 8, true, false);
+    DeviceStep d(batch, splits, merge, false);
     cudaStream_t stream;
     CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     cudaGraph_t graph = nullptr;
@@ -345,14 +378,14 @@ TEST_F(FusedDecodeTest, GraphReplayedStepsMatchReference) {
     cudaGraphExec_t exec = nullptr;
     CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
     for (int step = 0; step < steps; ++step) {
-      const auto qkv = random_half(static_cast<size_t>(batch.seqs()) * shape.width(), rng_, -2, 2);
+      const auto qkv = random_half(static_cast<size_t>(batch.seqs()) * shape.width(), rng, -2, 2);
       d.upload(batch, qkv);
       CUDA_OK(cudaGraphLaunch(exec, stream));
       CUDA_OK(cudaStreamSynchronize(stream));
       const auto want = reference.reference_step(qkv);
-      char what[96];
-      std::snprintf(what, sizeof what, "graph step %d window %d seed %llu", step, window,
-                    static_cast<unsigned long long>(seed_));
+      char what[128];
+      std::snprintf(what, sizeof what, "graph step %d ctx %d window %d splits %d%s seed %llu", step, contexts[0],
+                    window, splits, merge ? " merged in kernel" : "", static_cast<unsigned long long>(seed));
       expect_step_matches(reference, d, want, what);
       reference.adopt_k_cache(d.k_cache.download());  // the next step compares the rows it writes only
       batch.advance();
@@ -362,6 +395,17 @@ TEST_F(FusedDecodeTest, GraphReplayedStepsMatchReference) {
     cudaGraphDestroy(graph);
     cudaStreamDestroy(stream);
   }
+}
+
+TEST_F(FusedDecodeTest, GraphReplayedStepsMatchReference) {
+  replay_steps({200, 5, 1000, 127}, 1, 8, true, seed_, rng_);
+}
+
+// Batch 1 as the backend runs it (clusters on sm_90): no split at 126-129
+// keys, one split for a 1,024-key graph bound.
+TEST_F(FusedDecodeTest, GraphReplayedSingleSequenceStepsMatchReference) {
+  replay_steps({126}, 0, 1, false, seed_, rng_);
+  replay_steps({1021}, 0, kernels::decode_attention_num_splits(1, 8, 2048, 132), false, seed_, rng_);
 }
 
 // Shapes the decode kernel does not take (head_dim 16 or 256, more than 8

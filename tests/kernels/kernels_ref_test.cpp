@@ -106,18 +106,48 @@ TEST(AttentionPlan, ItemKeysAreBoundedByTheWindow) {
 
 // The decode kernel's splits: none while the context fits kDecodeNoSplitKeys
 // keys, then one per kDecodeKeysPerStep keys up to about two blocks per SM,
-// and never more than max_splits.
+// and never more than max_splits. Where the kernel runs clusters (fewer than
+// ~66 blocks) those blocks are the cluster's, and a split waits until a
+// cluster block would walk more than kDecodeClusterBlockKeys keys.
 TEST(AttentionPlan, DecodeSplitsGrowWithTheContextUntilTheGpuIsFull) {
   constexpr int kNone = kernels::kDecodeNoSplitKeys, kStep = kernels::kDecodeKeysPerStep;
+  constexpr int kBlockKeys = kernels::kDecodeClusterBlockKeys;
+  // Batch 16-32 (128-256 blocks): no clusters, one split per step up to two blocks per SM.
+  EXPECT_EQ(kernels::decode_attention_num_splits(16, 8, kNone, 132), 1);
+  EXPECT_EQ(kernels::decode_attention_num_splits(16, 8, kNone + 1, 132), (kNone + kStep) / kStep);  // 3 x 128 >= 2 x 132
+  EXPECT_EQ(kernels::decode_attention_num_splits(32, 8, 2048, 132), 2);
+  EXPECT_EQ(kernels::decode_attention_num_splits(16, 8, 1 << 20, 132, 2), 2);  // max_splits
+  EXPECT_EQ(kernels::decode_attention_num_splits(128, 8, 1 << 20, 132), 1);     // the batch fills the GPU
+  // Batch 1 (8 blocks, clusters of 8): a split per kBlockKeys keys of each cluster block.
   EXPECT_EQ(kernels::decode_attention_num_splits(1, 8, 1, 132), 1);
-  EXPECT_EQ(kernels::decode_attention_num_splits(1, 8, kNone, 132), 1);
-  EXPECT_EQ(kernels::decode_attention_num_splits(1, 8, kNone + 1, 132), (kNone + kStep) / kStep);
-  EXPECT_EQ(kernels::decode_attention_num_splits(1, 8, 2048, 132), 2048 / kStep);
-  EXPECT_EQ(kernels::decode_attention_num_splits(1, 8, 1 << 20, 132), 32);  // max_splits
-  EXPECT_EQ(kernels::decode_attention_num_splits(1, 8, 1 << 20, 132, 8), 8);
-  EXPECT_EQ(kernels::decode_attention_num_splits(8, 8, 1 << 20, 132), 5);    // 64 blocks: 5 x 64 >= 2 x 132
-  EXPECT_EQ(kernels::decode_attention_num_splits(128, 8, 1 << 20, 132), 1);  // the batch fills the GPU
+  EXPECT_EQ(kernels::decode_attention_num_splits(1, 8, kNone + 1, 132), 1);
+  EXPECT_EQ(kernels::decode_attention_num_splits(1, 8, 8 * kBlockKeys, 132), 1);
+  EXPECT_EQ(kernels::decode_attention_num_splits(1, 8, 8 * kBlockKeys + 1, 132), 2);
+  EXPECT_EQ(kernels::decode_attention_num_splits(1, 8, 1 << 20, 132), 4);       // 4 x 8 x 8 blocks: two per SM
+  EXPECT_EQ(kernels::decode_attention_num_splits(1, 8, 1 << 20, 132, 3), 3);
+  // Batch 8 (64 blocks, clusters of 2).
+  EXPECT_EQ(kernels::decode_attention_num_splits(8, 8, 2048, 132), 2);
+  EXPECT_EQ(kernels::decode_attention_num_splits(8, 8, 1 << 20, 132), 2);
   EXPECT_EQ(kernels::decode_attention_num_splits(0, 8, 4096, 132), 1);
+}
+
+// Clusters double while the blocks fit about one per SM, up to the portable 8,
+// and shrink where a split count would make them more than ~4 blocks per SM.
+TEST(AttentionPlan, DecodeClustersFillTheGpu) {
+  EXPECT_EQ(kernels::decode_attention_cluster(8, 132), 8);
+  EXPECT_EQ(kernels::decode_attention_cluster(8, 132, 1, 16), 16);
+  EXPECT_EQ(kernels::decode_attention_cluster(1, 132), 8);
+  EXPECT_EQ(kernels::decode_attention_cluster(32, 132), 4);
+  EXPECT_EQ(kernels::decode_attention_cluster(64, 132), 2);
+  EXPECT_EQ(kernels::decode_attention_cluster(66, 132), 2);
+  EXPECT_EQ(kernels::decode_attention_cluster(67, 132), 1);
+  EXPECT_EQ(kernels::decode_attention_cluster(128, 132), 1);
+  EXPECT_EQ(kernels::decode_attention_cluster(0, 132), 1);
+  // The planner's split counts keep the size; a caller's far larger ones shrink it.
+  EXPECT_EQ(kernels::decode_attention_cluster(8, 132, kernels::decode_attention_num_splits(1, 8, 1 << 20, 132)), 8);
+  EXPECT_EQ(kernels::decode_attention_cluster(64, 132, kernels::decode_attention_num_splits(8, 8, 1 << 20, 132)), 2);
+  EXPECT_EQ(kernels::decode_attention_cluster(8, 132, 32), 2);   // 8 x 32 x 2 = 512 <= 4 x 132
+  EXPECT_EQ(kernels::decode_attention_cluster(8, 132, 128), 1);
 }
 
 // A random paged cache for the reference tests: one sequence of `len` keys on a
