@@ -75,9 +75,22 @@ for ctx in ${CONTEXTS:-128}; do
   echo "--- this build, context $ctx"
   sed -n '/^case/,/^GPU memory/p' "$OUT/bench_8b$suffix.log"
 done
+if [ -n "${RUN_NO_PDL:-}" ]; then
+  ./bench_cuda_decode config/llama-3-8b.json --context 128 --no-programmatic-launch \
+    --json "$OUT/bench_8b_no_pdl.json" > "$OUT/bench_8b_no_pdl.log" 2>&1
+  echo "--- this build without programmatic dependent launch, context 128"
+  grep -E "^decode batch|^prefill" "$OUT/bench_8b_no_pdl.log"
+fi
 if [ -n "${RUN_70B:-}" ]; then
+  if [ -x ./bench_cuda_decode_base ]; then
+    ./bench_cuda_decode_base config/llama-3-70b.json --context 128 --decode-steps 32 \
+      --json "$OUT/bench_70b_base.json" > "$OUT/bench_70b_base.log" 2>&1
+    echo "--- baseline binary (${BASELINE_NAME:-previous main}), Llama-3-70B"
+    grep -E "^decode batch|^prefill" "$OUT/bench_70b_base.log"
+  fi
   ./bench_cuda_decode config/llama-3-70b.json --context 128 --decode-steps 32 --json "$OUT/bench_70b.json" \
     > "$OUT/bench_70b.log" 2>&1
+  echo "--- this build, Llama-3-70B"
   sed -n '/^case/,/^GPU memory/p' "$OUT/bench_70b.log"
 fi
 if [ -n "${RUN_SAMPLING:-}" ]; then

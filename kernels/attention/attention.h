@@ -75,6 +75,10 @@ struct PagedAttentionParams {
   // clusters; at most 16 (more than 8 where the device allows). Not with
   // split_counters. Other devices ignore it.
   int decode_cluster = 0;
+  // Decode kernel only: launched with programmatic dependent launch, so it starts
+  // while the kernel before it (the q/k/v product) ends: its metadata and first
+  // K/V loads overlap that kernel's tail; it waits before reading q/k/v.
+  bool programmatic_launch = false;
 };
 
 cudaError_t paged_attention(const PagedAttentionParams& p, cudaStream_t stream);

@@ -149,7 +149,10 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedAttentionPa
   const int q_next = p.query_start[seq + 1];
   const int n_keys = p.seq_lens[seq];
   const int32_t* table = p.kv_indices + p.kv_indptr[seq];
-  if (q_next - q_first <= 0) return;  // the whole cluster: same sequence
+  if (q_next - q_first <= 0) {  // the whole cluster: same sequence
+    wait_for_previous_grid();  // every block waits (see device_utils.cuh)
+    return;
+  }
   const int group = p.num_heads / p.num_kv_heads;
   // The token (position n_keys - 1) sees keys [k_begin, n_keys): all, or its sliding window.
   const int k_begin = p.window > 0 ? max(0, n_keys - p.window) : 0;
@@ -160,6 +163,7 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedAttentionPa
   const int active_splits = (n_steps + per_split - 1) / per_split;  // splits [0, active) have keys
   const bool merge_in_kernel = !CLUSTER && p.split_counters != nullptr;
   if (s_begin >= s_end) {  // the whole cluster: same split
+    wait_for_previous_grid();
     if (!merge_in_kernel && rank == 0 && tid < group) {  // tell the combine pass
       const size_t idx = (static_cast<size_t>(split) * p.num_tokens + q_first) * p.num_heads + kvh * group + tid;
       p.split_lse[idx * 2] = -INFINITY;
@@ -182,6 +186,9 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedAttentionPa
   uint4 kc[KPG], vc[KPG];  // this pass's keys (piece tx)
 #pragma unroll
   for (int i = 0; i < KPG; ++i) load_kv_piece(p, table, kvh, D, kb + i * GROUPS + ty, ke, tx, kc[i], vc[i]);
+  // Cached keys are from earlier steps (the new token's comes from shared memory
+  // below): they may load before the q/k/v product we read next has finished.
+  wait_for_previous_grid();
 
   const float scale_log2 = p.scale * kLog2e;
   if (fuse_rope) {
@@ -484,13 +491,15 @@ bool launch_cluster(const PagedAttentionParams& p, int c, cudaStream_t stream, c
   config.blockDim = dim3(kThreads);
   config.dynamicSmemBytes = 0;
   config.stream = stream;
-  cudaLaunchAttribute attribute;
-  attribute.id = cudaLaunchAttributeClusterDimension;
-  attribute.val.clusterDim.x = 1;
-  attribute.val.clusterDim.y = 1;
-  attribute.val.clusterDim.z = c;
-  config.attrs = &attribute;
-  config.numAttrs = 1;
+  cudaLaunchAttribute attributes[2] = {};
+  attributes[0].id = cudaLaunchAttributeClusterDimension;
+  attributes[0].val.clusterDim.x = 1;
+  attributes[0].val.clusterDim.y = 1;
+  attributes[0].val.clusterDim.z = c;
+  attributes[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attributes[1].val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = attributes;
+  config.numAttrs = p.programmatic_launch ? 2 : 1;
   if (c > 8) {  // beyond the portable cluster size: ask whether one fits at all
     if (cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) != cudaSuccess) {
       cudaGetLastError();
@@ -517,8 +526,8 @@ cudaError_t launch(const PagedAttentionParams& p, cudaStream_t stream) {
   for (; c > 1; c /= 2)
     if (launch_cluster<D, G>(p, c, stream, err)) return err != cudaSuccess ? err : cudaGetLastError();
   const dim3 grid(p.num_work, p.num_kv_heads, p.num_splits);
-  paged_decode_kernel<D, G, 2, false><<<grid, kThreads, 0, stream>>>(p, 1);
-  return cudaGetLastError();
+  return launch_maybe_programmatic(paged_decode_kernel<D, G, 2, false>, grid, dim3(kThreads), 0, stream,
+                                   p.programmatic_launch, p, 1);
 }
 
 template <int D>

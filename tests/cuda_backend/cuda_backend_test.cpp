@@ -247,9 +247,11 @@ TEST(CudaBackend, GraphReplayEqualsEager) {
   EXPECT_GT(exact_steps, 0);
 }
 
-// Programmatic dependent launch lets norms and small-batch GPTQ products start
-// before the kernel before them ends; each waits for its inputs, so the logits
-// match those of plain launches (up to the split-K summation order).
+// Programmatic dependent launch lets norms, small-batch GPTQ products and
+// batch-1 decode attention start before the kernel before them ends; each waits
+// for its inputs, so the logits match those of plain launches up to the order of
+// the fp32 atomic additions (split-K, residual accumulation), which varies from
+// run to run (measured up to 9e-4; a missed wait gives garbage).
 TEST(CudaBackend, ProgrammaticLaunchLeavesResultsAlone) {
   SKIP_WITHOUT_GPU();
   const LoadedModel& model = demo_model(demo("small", Architecture::Llama));
@@ -267,7 +269,7 @@ TEST(CudaBackend, ProgrammaticLaunchLeavesResultsAlone) {
                        const double e = rel_error(outs[backend], outs[backend - 1]);
                        std::printf("[compare] programmatic vs plain launches (%s): step %d rel_error %.3e\n",
                                    backend == 1 ? "graphs" : "eager", step, e);
-                       EXPECT_LT(e, 1e-3) << "step " << step << " backend " << backend;
+                       EXPECT_LT(e, 5e-3) << "step " << step << " backend " << backend;
                      });
   EXPECT_GT(with_graphs->captured_graphs(), 0);
 }

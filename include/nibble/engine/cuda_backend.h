@@ -34,9 +34,10 @@ struct CudaBackendOptions {
   // up to max_graph_batch_size (0: min(max_num_seqs, 256)).
   bool cuda_graphs = true;
   int max_graph_batch_size = 0;
-  // Norms and small-batch GPTQ products launched with programmatic dependent
-  // launch (compute capability 9.0+): each starts launching and loading its
-  // weights while the kernel before it finishes.
+  // Steps of up to 3 tokens launch their norms, GPTQ products and decode
+  // attention with programmatic dependent launch (compute capability 9.0+):
+  // each starts launching and loading its weights while the kernel before it
+  // finishes.
   bool programmatic_launch = true;
 };
 

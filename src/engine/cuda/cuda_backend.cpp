@@ -203,7 +203,6 @@ CudaBackendImpl::CudaBackendImpl(const ModelSource& source, const CudaBackendOpt
   gptq_ws_.dequant = ws_.gptq_dequant;
   gptq_ws_.dequant_bytes = limits.gptq_dequant_bytes;
   gptq_ws_.cublas = cublas_;
-  gptq_ws_.programmatic_launch = options.programmatic_launch;
 
   graphs_enabled_ = options.cuda_graphs;
   const int max_graph = std::min({options.max_graph_batch_size > 0 ? options.max_graph_batch_size
@@ -306,7 +305,12 @@ void CudaBackendImpl::enqueue_forward(int T, int W, int splits, int L, bool deco
   const int H = c.hidden_size, D = c.head_dim;
   const int nq = c.num_attention_heads, nkv = c.num_key_value_heads;
   const float eps = static_cast<float>(c.rms_norm_eps);
-  const bool pdl = options_.programmatic_launch;  // for the norms; the GPTQ workspace carries it for the products
+  // Programmatic dependent launch for steps of up to 3 tokens (the fused GPTQ
+  // kernel's batches): measured on an H200 (bench/NOTES.md, session 4) it speeds
+  // up batch 1 by 8% (70B: 5%) but slows batch 8 by 5% (70B: 19%) and is mixed
+  // above, where the tensor-core kernel and the clustered attention run.
+  const bool pdl = options_.programmatic_launch && T <= kernels::kGptqGemvMMax;
+  gptq_ws_.programmatic_launch = pdl;
   const cuda::StepMetadata& m = ws_.meta;
   CUDA_CHECK(kernels::embedding_lookup(model_.embed_tokens, m.token_ids, ws_.residual, T, H, stream_));
 
@@ -329,6 +333,7 @@ void CudaBackendImpl::enqueue_forward(int T, int W, int splits, int L, bool deco
   ap.window = c.sliding_window.value_or(0);  // every layer, like the CPU backend
   ap.num_splits = splits;
   ap.decode_only = decode;
+  ap.programmatic_launch = decode && pdl;
   ap.split_out = ws_.split_out;
   ap.split_lse = ws_.split_lse;
   // Decode steps: RoPE and the K/V write inside the attention launch. Its splits
