@@ -158,6 +158,16 @@ void print_step_breakdown(const ModelConfig& c, int batch, int new_tokens, int c
     const double tflops = 2.0 * L * M * static_cast<double>(s.K) * s.N / (ms * 1e-3) / 1e12;
     row(std::string("gptq ") + s.name, ms, bytes);
     if (M > 32) std::printf("%-22s %10s %10.1f TFLOP/s\n", "", "", tflops);
+    // The step adds o_proj and down_proj straight into the fp32 residual at small batches.
+    const std::string name = s.name;
+    if ((name == "o_proj" || name == "down_proj") && kernels::gptq_gemm_accumulates(layers[0], M)) {
+      float* sums = alloc.get<float>(static_cast<size_t>(M) * s.N);
+      const double acc_ms = time_ms([&] {
+        for (int l = 0; l < L; ++l) kernels::gptq_gemm_accumulate(layers[l], x, M, sums, nullptr, ws, nullptr);
+      });
+      std::printf("%-22s %10.3f %10.3f %10.3f  (into the fp32 residual: the step's path; not in the sum)\n",
+                  ("  " + name + " +=").c_str(), acc_ms, bytes / 1e9, bytes / (acc_ms * 1e-3) / 1e9 / copy_gbs);
+    }
   }
   // Attention over a paged cache: each sequence has `context` cached tokens and
   // `new_tokens` new ones (their K/V already written).
