@@ -82,6 +82,29 @@ __device__ __forceinline__ const T* cluster_peer(const T* ptr, int rank) {
 #endif
 }
 
+// Folds N loaded softmax states (max m, sum l, unnormalised output o; l <= 0:
+// no keys) into the running (m_max, acc, total), online.
+template <int N>
+__device__ __forceinline__ void merge_loaded_states(const float (&m)[N], const float (&l)[N], const float (&o)[N],
+                                                    float& m_max, float& acc, float& total) {
+  float m_new = m_max;
+#pragma unroll
+  for (int j = 0; j < N; ++j)
+    if (l[j] > 0.0f) m_new = fmaxf(m_new, m[j]);
+  if (m_new == -INFINITY) return;  // no keys in these states (nor before)
+  const float alpha = exp2f(m_max - m_new);
+  acc *= alpha;
+  total *= alpha;
+#pragma unroll
+  for (int j = 0; j < N; ++j) {
+    if (!(l[j] > 0.0f)) continue;
+    const float scale = exp2f(m[j] - m_new);
+    acc += scale * o[j];
+    total += scale * l[j];
+  }
+  m_max = m_new;
+}
+
 // The softmax states of a block's groups for query row r, merged: the max,
 // the sum and output dim d (unnormalised). Eight groups' states are loaded at
 // a time before any is used (one shared-memory round trip per eight, few
@@ -103,22 +126,7 @@ __device__ __forceinline__ void merge_groups(const float (&pm)[GROUPS][G], const
       lw[j] = pl[w0 + j][r];
       ow[j] = po[w0 + j][r][d];
     }
-    float m_new = m_max;
-#pragma unroll
-    for (int j = 0; j < kBatch; ++j)
-      if (lw[j] > 0.0f) m_new = fmaxf(m_new, mw[j]);
-    if (m_new == -INFINITY) continue;  // no keys in these groups (nor before)
-    const float alpha = exp2f(m_max - m_new);
-    acc *= alpha;
-    total *= alpha;
-#pragma unroll
-    for (int j = 0; j < kBatch; ++j) {
-      if (!(lw[j] > 0.0f)) continue;
-      const float scale = exp2f(mw[j] - m_new);
-      acc += scale * ow[j];
-      total += scale * lw[j];
-    }
-    m_max = m_new;
+    merge_loaded_states(mw, lw, ow, m_max, acc, total);
   }
 }
 
@@ -377,22 +385,7 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedAttentionPa
             oc[j] = cluster_peer(block_o, c0 + j)[r * D + d];
           }
         }
-        float m_new = m_max;
-#pragma unroll
-        for (int j = 0; j < kPeerBatch; ++j)
-          if (lc[j] > 0.0f) m_new = fmaxf(m_new, mc[j]);
-        if (m_new == -INFINITY) continue;  // no keys in these peers (nor before)
-        const float alpha = exp2f(m_max - m_new);
-        acc *= alpha;
-        total *= alpha;
-#pragma unroll
-        for (int j = 0; j < kPeerBatch; ++j) {
-          if (!(lc[j] > 0.0f)) continue;
-          const float w = exp2f(mc[j] - m_new);
-          acc += w * oc[j];
-          total += w * lc[j];
-        }
-        m_max = m_new;
+        merge_loaded_states(mc, lc, oc, m_max, acc, total);
       }
       const size_t idx = token_heads + r;
       const float value = total > 0.0f ? acc / total : 0.0f;
