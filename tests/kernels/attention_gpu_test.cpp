@@ -311,14 +311,15 @@ TEST_F(AttentionTest, FewSequenceDecodeClustersMatchReference) {
       }
 }
 
-// Mean time of one paged_attention call in microseconds (after a warm-up call).
-double time_attention_us(const kernels::PagedAttentionParams& p, int reps) {
+// Mean time in microseconds of `launch` (after a warm-up call).
+template <typename Launch>
+double time_us(Launch launch, int reps) {
   cudaEvent_t start, stop;
   cudaEventCreate(&start);
   cudaEventCreate(&stop);
-  kernels::paged_attention(p, nullptr);
+  launch();
   cudaEventRecord(start);
-  for (int i = 0; i < reps; ++i) kernels::paged_attention(p, nullptr);
+  for (int i = 0; i < reps; ++i) launch();
   cudaEventRecord(stop);
   cudaEventSynchronize(stop);
   float ms = 0;
@@ -326,6 +327,11 @@ double time_attention_us(const kernels::PagedAttentionParams& p, int reps) {
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
   return 1000.0 * ms / reps;
+}
+
+// Mean time of one paged_attention call in microseconds (after a warm-up call).
+double time_attention_us(const kernels::PagedAttentionParams& p, int reps) {
+  return time_us([&] { kernels::paged_attention(p, nullptr); }, reps);
 }
 
 // A 4096-key window over 32768 keys (decode, 8 sequences, and a 512-token
@@ -460,24 +466,6 @@ TEST_F(AttentionTest, SlidingWindowReadsOnlyTheWindowAtScale) {
               dec_full, dec_window, dec_gbs, dec_gbs / copy_gbs, copy_gbs, dec_short);
   std::printf("[bench] prefill 512 tokens at 32768 h32/kv8 d128 (tensor cores): no window %.1f us, window 4096 %.1f us\n",
               pre_full, pre_window);
-}
-
-// Mean time in microseconds of `launch` (after a warm-up call).
-template <typename Launch>
-double time_us(Launch launch, int reps) {
-  cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
-  launch();
-  cudaEventRecord(start);
-  for (int i = 0; i < reps; ++i) launch();
-  cudaEventRecord(stop);
-  cudaEventSynchronize(stop);
-  float ms = 0;
-  cudaEventElapsedTime(&ms, start, stop);
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  return 1000.0 * ms / reps;
 }
 
 // Issue 7's prefill shapes (Llama-3-8B attention: 32 query / 8 KV heads,
