@@ -105,6 +105,24 @@ __device__ __forceinline__ void merge_loaded_states(const float (&m)[N], const f
   m_max = m_new;
 }
 
+// Writes a merged state of query row idx, dim d: the result (whole) or this
+// split's partial and, at d = 0, its max and sum for the combine pass.
+template <int D>
+__device__ __forceinline__ void store_state(const PagedAttentionParams& p, bool whole, int split, size_t idx, int d,
+                                            float m_max, float acc, float total) {
+  const float value = total > 0.0f ? acc / total : 0.0f;
+  if (whole) {
+    p.out[idx * D + d] = __float2half(value);
+    return;
+  }
+  const size_t sidx = static_cast<size_t>(split) * p.num_tokens * p.num_heads + idx;
+  p.split_out[sidx * D + d] = value;
+  if (d == 0) {
+    p.split_lse[sidx * 2] = m_max;
+    p.split_lse[sidx * 2 + 1] = total;
+  }
+}
+
 // The softmax states of a block's groups for query row r, merged: the max,
 // the sum and output dim d (unnormalised). Eight groups' states are loaded at
 // a time before any is used (one shared-memory round trip per eight, few
@@ -387,18 +405,7 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedAttentionPa
         }
         merge_loaded_states(mc, lc, oc, m_max, acc, total);
       }
-      const size_t idx = token_heads + r;
-      const float value = total > 0.0f ? acc / total : 0.0f;
-      if (p.num_splits == 1) {
-        p.out[idx * D + d] = __float2half(value);
-      } else {
-        const size_t sidx = static_cast<size_t>(split) * p.num_tokens * p.num_heads + idx;
-        p.split_out[sidx * D + d] = value;
-        if (d == 0) {
-          p.split_lse[sidx * 2] = m_max;
-          p.split_lse[sidx * 2 + 1] = total;
-        }
-      }
+      store_state<D>(p, p.num_splits == 1, split, token_heads + r, d, m_max, acc, total);
     }
     cluster_barrier();  // no block leaves while another may still read its shared memory
     return;
@@ -410,18 +417,7 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedAttentionPa
     const int r = i / D, d = i % D;
     float m_max, acc, total;
     merge_groups(part_m, part_l, part_o, r, d, m_max, acc, total);
-    const size_t idx = token_heads + r;
-    const float value = total > 0.0f ? acc / total : 0.0f;
-    if (whole) {
-      p.out[idx * D + d] = __float2half(value);
-    } else {
-      const size_t sidx = static_cast<size_t>(split) * p.num_tokens * p.num_heads + idx;
-      p.split_out[sidx * D + d] = value;
-      if (d == 0) {
-        p.split_lse[sidx * 2] = m_max;
-        p.split_lse[sidx * 2 + 1] = total;
-      }
-    }
+    store_state<D>(p, whole, split, token_heads + r, d, m_max, acc, total);
   }
   if (whole || !merge_in_kernel) return;
 
