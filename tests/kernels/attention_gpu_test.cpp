@@ -38,6 +38,45 @@ struct Variant {
   kernels::MmaAttentionShape mma_shape{0, 0};
 };
 
+// paged_attention's parameters over device arrays: the tensors, the step's
+// metadata (query starts, sequence lengths, block table, work items) and the
+// shape, with scale 1 / sqrt(head_dim); the rest at its defaults.
+struct AttentionArrays {
+  const DeviceArray<uint16_t>& q;
+  const DeviceArray<uint16_t>& k;
+  const DeviceArray<uint16_t>& v;
+  const DeviceArray<uint16_t>& out;
+  const DeviceArray<int32_t>& query_start;
+  const DeviceArray<int32_t>& seq_lens;
+  const DeviceArray<int32_t>& kv_indptr;
+  const DeviceArray<int32_t>& kv_indices;
+  const DeviceArray<int32_t>& work_seq;
+  const DeviceArray<int32_t>& work_qoff;
+};
+
+kernels::PagedAttentionParams attention_params(const AttentionArrays& a, int num_work, int tokens, int heads,
+                                               int kv_heads, int head_dim, int block_size) {
+  kernels::PagedAttentionParams p;
+  p.q = a.q.as<__half>();
+  p.k_cache = a.k.as<__half>();
+  p.v_cache = a.v.as<__half>();
+  p.out = a.out.as<__half>();
+  p.query_start = a.query_start.get();
+  p.seq_lens = a.seq_lens.get();
+  p.kv_indptr = a.kv_indptr.get();
+  p.kv_indices = a.kv_indices.get();
+  p.work_seq = a.work_seq.get();
+  p.work_qoff = a.work_qoff.get();
+  p.num_work = num_work;
+  p.num_tokens = tokens;
+  p.num_heads = heads;
+  p.num_kv_heads = kv_heads;
+  p.head_dim = head_dim;
+  p.block_size = block_size;
+  p.scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  return p;
+}
+
 // Every block shape of the tensor-core kernel, launched directly, with one
 // split and with `splits`.
 std::vector<Variant> mma_block_shapes(int splits) {
@@ -143,24 +182,10 @@ void run_case(const AttentionCase& c, const std::vector<Variant>& runs, std::mt1
     DeviceArray<float> d_split_out(static_cast<size_t>(splits) * q.size());
     DeviceArray<float> d_split_lse(static_cast<size_t>(splits) * tokens * c.num_heads * 2);
     DeviceArray<int32_t> d_counters(std::vector<int32_t>(work.seq.size() * c.num_kv_heads, 0));
-    kernels::PagedAttentionParams p;
-    p.q = d_q.as<__half>();
-    p.k_cache = d_k.as<__half>();
-    p.v_cache = d_v.as<__half>();
-    p.out = d_out.as<__half>();
-    p.query_start = d_qs.get();
-    p.seq_lens = d_sl.get();
-    p.kv_indptr = d_ip.get();
-    p.kv_indices = d_ix.get();
-    p.work_seq = d_ws.get();
-    p.work_qoff = d_wq.get();
-    p.num_work = static_cast<int>(work.seq.size());
-    p.num_tokens = tokens;
-    p.num_heads = c.num_heads;
-    p.num_kv_heads = c.num_kv_heads;
-    p.head_dim = c.head_dim;
-    p.block_size = c.block_size;
-    p.scale = scale;
+    const AttentionArrays arrays{d_q, d_k, d_v, d_out, d_qs, d_sl, d_ip, d_ix, d_ws, d_wq};
+    kernels::PagedAttentionParams p =
+        attention_params(arrays, static_cast<int>(work.seq.size()), tokens, c.num_heads, c.num_kv_heads, c.head_dim,
+                         c.block_size);
     p.window = window;
     p.num_splits = splits;
     p.decode_only = run.decode_only;
@@ -375,24 +400,9 @@ TEST_F(AttentionTest, SlidingWindowReadsOnlyTheWindowAtScale) {
     std::iota(qs.begin(), qs.end(), 0);
     const auto work = kernels::plan_attention_work(qs, kernels::attention_tile_tokens(kDim, kHeads / kKvHeads));
     DeviceArray<int32_t> d_qs(qs), d_sl(lens), d_ws(work.seq), d_wq(work.qoff);
-    kernels::PagedAttentionParams p;
-    p.q = d_q.as<__half>();
-    p.k_cache = d_k.as<__half>();
-    p.v_cache = d_v.as<__half>();
-    p.out = d_out.as<__half>();
-    p.query_start = d_qs.get();
-    p.seq_lens = d_sl.get();
-    p.kv_indptr = d_ip.get();
-    p.kv_indices = d_ix.get();
-    p.work_seq = d_ws.get();
-    p.work_qoff = d_wq.get();
-    p.num_work = static_cast<int>(work.seq.size());
-    p.num_tokens = kSeqs;
-    p.num_heads = kHeads;
-    p.num_kv_heads = kKvHeads;
-    p.head_dim = kDim;
-    p.block_size = kBs;
-    p.scale = 1.0f / std::sqrt(static_cast<float>(kDim));
+    const AttentionArrays arrays{d_q, d_k, d_v, d_out, d_qs, d_sl, d_ip, d_ix, d_ws, d_wq};
+    kernels::PagedAttentionParams p =
+        attention_params(arrays, static_cast<int>(work.seq.size()), kSeqs, kHeads, kKvHeads, kDim, kBs);
     p.window = window;
     p.decode_only = true;
     p.num_splits = kernels::attention_num_splits(p.num_work, kKvHeads, kernels::attention_item_keys(ctx, window, 1), 132);
@@ -410,24 +420,9 @@ TEST_F(AttentionTest, SlidingWindowReadsOnlyTheWindowAtScale) {
     const int tile = kernels::attention_tile_tokens(kDim, kHeads / kKvHeads);
     const auto work = kernels::plan_attention_work(qs, tile);
     DeviceArray<int32_t> d_qs(qs), d_sl(lens), d_ws(work.seq), d_wq(work.qoff);
-    kernels::PagedAttentionParams p;
-    p.q = d_q.as<__half>();
-    p.k_cache = d_k.as<__half>();
-    p.v_cache = d_v.as<__half>();
-    p.out = d_out.as<__half>();
-    p.query_start = d_qs.get();
-    p.seq_lens = d_sl.get();
-    p.kv_indptr = d_ip.get();
-    p.kv_indices = d_ix.get();
-    p.work_seq = d_ws.get();
-    p.work_qoff = d_wq.get();
-    p.num_work = static_cast<int>(work.seq.size());
-    p.num_tokens = kChunkTokens;
-    p.num_heads = kHeads;
-    p.num_kv_heads = kKvHeads;
-    p.head_dim = kDim;
-    p.block_size = kBs;
-    p.scale = 1.0f / std::sqrt(static_cast<float>(kDim));
+    const AttentionArrays arrays{d_q, d_k, d_v, d_out, d_qs, d_sl, d_ip, d_ix, d_ws, d_wq};
+    kernels::PagedAttentionParams p =
+        attention_params(arrays, static_cast<int>(work.seq.size()), kChunkTokens, kHeads, kKvHeads, kDim, kBs);
     p.window = window;
     p.num_splits =
         kernels::attention_num_splits(p.num_work, kKvHeads, kernels::attention_item_keys(kCtx, window, tile), 132);
@@ -496,24 +491,9 @@ TEST_F(AttentionTest, TensorCoreBlockShapesAtPrefillScale) {
     const std::vector<int32_t> qs = {0, sh.q_len}, lens = {len}, indptr = {0, blocks};
     const auto work = kernels::plan_attention_work(qs, kernels::attention_tile_tokens(kDim, kHeads / kKvHeads));
     DeviceArray<int32_t> d_qs(qs), d_sl(lens), d_ip(indptr), d_ix(indices), d_ws(work.seq), d_wq(work.qoff);
-    kernels::PagedAttentionParams p;
-    p.q = d_q.as<__half>();
-    p.k_cache = d_k.as<__half>();
-    p.v_cache = d_v.as<__half>();
-    p.out = d_out.as<__half>();
-    p.query_start = d_qs.get();
-    p.seq_lens = d_sl.get();
-    p.kv_indptr = d_ip.get();
-    p.kv_indices = d_ix.get();
-    p.work_seq = d_ws.get();
-    p.work_qoff = d_wq.get();
-    p.num_work = static_cast<int>(work.seq.size());
-    p.num_tokens = sh.q_len;
-    p.num_heads = kHeads;
-    p.num_kv_heads = kKvHeads;
-    p.head_dim = kDim;
-    p.block_size = kBs;
-    p.scale = 1.0f / std::sqrt(static_cast<float>(kDim));
+    const AttentionArrays arrays{d_q, d_k, d_v, d_out, d_qs, d_sl, d_ip, d_ix, d_ws, d_wq};
+    kernels::PagedAttentionParams p =
+        attention_params(arrays, static_cast<int>(work.seq.size()), sh.q_len, kHeads, kKvHeads, kDim, kBs);
     std::vector<uint16_t> cuda_cores;
     if (sh.q_len == 2048) {
       p.use_tensor_cores = false;
