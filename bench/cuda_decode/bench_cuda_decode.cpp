@@ -3,7 +3,11 @@
 // eager), decode at 8-128 sequences and a 2,048-token prefill, each against the floor
 // of the same run: weight bytes read per step / measured device copy bandwidth.
 //   bench_cuda_decode [config.json] [--decode-steps N] [--prefill-tokens N] [--context N]
-//                     [--no-programmatic-launch] [--json FILE]
+//                     [--no-programmatic-launch] [--json FILE] [--prefill-only]
+//                     [--prefill-chunk-mb N] [--prefill-overlap] [--prefill-variants] [--no-breakdown]
+// --prefill-only: the prefill case and its breakdown alone; --prefill-chunk-mb and
+// --prefill-overlap set the large-M GPTQ path's column chunks (CudaBackendOptions);
+// --prefill-variants: only the prefill GPTQ product variants (prefill_gemm_variants.h).
 // Also: time to first token (a 128-token prompt to its first sampled token) and
 // the process's GPU memory (the plan is fixed at startup, so this is its peak).
 // The table goes to stdout; --json writes the same numbers.
@@ -19,6 +23,7 @@
 #include <vector>
 
 #include "decode_breakdown.h"
+#include "prefill_gemm_variants.h"
 #include "bench_common.h"
 #include "nibble/engine/cuda_backend.h"
 #include "nibble/model/config.h"
@@ -33,9 +38,16 @@ int main(int argc, char** argv) {
   std::string config_path = std::string(NIBBLE_SOURCE_DIR) + "/config/llama-3-8b.json";
   int decode_steps = 128, prefill_tokens = 2048, context = 512;
   std::string json_path;
-  bool programmatic = true;
+  bool programmatic = true, prefill_only = false, variants_only = false, overlap = false, breakdown = true;
+  int chunk_mb = -1;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
+    if (a == "--prefill-only") prefill_only = true;
+    else if (a == "--no-breakdown") breakdown = false;
+    else if (a == "--prefill-variants") variants_only = true;
+    else if (a == "--prefill-overlap") overlap = true;
+    else if (a == "--prefill-chunk-mb" && i + 1 < argc) chunk_mb = std::atoi(argv[++i]);
+    else
     if (a == "--decode-steps" && i + 1 < argc) decode_steps = std::atoi(argv[++i]);
     else if (a == "--prefill-tokens" && i + 1 < argc) prefill_tokens = std::atoi(argv[++i]);
     else if (a == "--context" && i + 1 < argc) context = std::atoi(argv[++i]);
@@ -49,7 +61,13 @@ int main(int argc, char** argv) {
       return 0;
     }
     const nibble::ModelConfig config = nibble::load_model_config(config_path);
+    if (variants_only) {
+      nibble::bench::print_prefill_gemm_variants(config, prefill_tokens);
+      return 0;
+    }
     nibble::CudaBackendOptions options;
+    if (chunk_mb >= 0) options.prefill_dequant_chunk_bytes = static_cast<uint64_t>(chunk_mb) << 20;
+    options.prefill_dequant_overlap = overlap;
     options.max_num_batched_tokens = std::max(prefill_tokens, 64);
     options.max_num_seqs = 128;
     options.programmatic_launch = programmatic;
@@ -106,13 +124,15 @@ int main(int argc, char** argv) {
       std::printf("%-34s %10.3f %12.1f %10.3f\n", name, ms, batch * 1e3 / ms, floor_ms / ms);
       results.push_back({name, ms, batch * 1e3 / ms, floor_ms / ms});
     };
-    decode_case(1, true);
-    decode_case(1, false);
-    for (int batch : {8, 32, 64, 128}) decode_case(batch, true);
+    if (!prefill_only) {
+      decode_case(1, true);
+      decode_case(1, false);
+      for (int batch : {8, 32, 64, 128}) decode_case(batch, true);
+    }
 
     backend->set_cuda_graphs(true);
     std::vector<double> times;
-    for (int i = 0; i < 4; ++i) {
+    for (int i = 0; i < 8; ++i) {
       next_block = 0;
       auto seqs = new_seqs(1, prefill_tokens);
       auto b = nibble::bench::make_bench_batch(seqs, prefill_tokens, bs, vocab);
@@ -166,9 +186,11 @@ int main(int argc, char** argv) {
       std::fclose(f);
     }
     backend.reset();  // free the model before the breakdown allocates its own copies
-    nibble::bench::print_step_breakdown(config, 1, 1, context, copy_gbs);
-    nibble::bench::print_step_breakdown(config, 32, 1, context, copy_gbs);
-    nibble::bench::print_step_breakdown(config, 1, prefill_tokens, 0, copy_gbs);
+    if (!prefill_only && breakdown) {
+      nibble::bench::print_step_breakdown(config, 1, 1, context, copy_gbs);
+      nibble::bench::print_step_breakdown(config, 32, 1, context, copy_gbs);
+    }
+    if (breakdown) nibble::bench::print_step_breakdown(config, 1, prefill_tokens, 0, copy_gbs, options);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

@@ -97,7 +97,8 @@ double graph_time_ms(const std::function<void(cudaStream_t)>& fn, int reps = 20)
 
 }  // namespace
 
-void print_step_breakdown(const ModelConfig& c, int batch, int new_tokens, int context, double copy_gbs) {
+void print_step_breakdown(const ModelConfig& c, int batch, int new_tokens, int context, double copy_gbs,
+                          const CudaBackendOptions& options) {
   Alloc alloc;
   const int M = batch * new_tokens;  // rows of every matrix product
   const int L = c.num_hidden_layers, H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
@@ -118,13 +119,26 @@ void print_step_breakdown(const ModelConfig& c, int batch, int new_tokens, int c
   ws.dequant_bytes = static_cast<size_t>(H) * 2 * I * 2;
   ws.dequant = alloc.get<char>(ws.dequant_bytes);
   ws.cublas = cublas;
+  ws.dequant_chunk_bytes = static_cast<size_t>(options.prefill_dequant_chunk_bytes);
+  cudaStream_t side = nullptr;
+  kernels::GptqDequantOverlap overlap;
+  if (options.prefill_dequant_overlap) {
+    cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking);
+    overlap.stream = side;
+    for (int i = 0; i < 2; ++i) {
+      cudaEventCreateWithFlags(&overlap.ready[i], cudaEventDisableTiming);
+      cudaEventCreateWithFlags(&overlap.free[i], cudaEventDisableTiming);
+    }
+    ws.overlap = &overlap;
+  }
   __half* x = alloc.get<__half>(static_cast<size_t>(M) * 2 * I);
   __half* y = alloc.get<__half>(static_cast<size_t>(M) * 2 * I);
   kernels::fill_random_half(x, static_cast<size_t>(M) * 2 * I, 1, 1.0f, 0.0f, nullptr);
 
   std::printf("\nstep breakdown: %d sequences x %d new tokens after %d cached (%d layers; dummy data; CUDA events, "
-              "median of 10)\n",
-              batch, new_tokens, context, L);
+              "median of 10; large-M chunks %llu MB%s)\n",
+              batch, new_tokens, context, L, static_cast<unsigned long long>(options.prefill_dequant_chunk_bytes >> 20),
+              options.prefill_dequant_overlap ? ", dequantized beside cuBLAS" : "");
   std::printf("%-22s %10s %10s %10s\n", "op (all layers)", "ms", "GB", "frac copy");
   double total = 0;
   auto row = [&](const std::string& name, double ms, double bytes) {
@@ -334,6 +348,26 @@ void print_step_breakdown(const ModelConfig& c, int batch, int new_tokens, int c
     }
   });
   row("norms+rope+kv+silu", small_ms, 0.0);
+  // The same four one kind at a time (not in the sum), against their bytes: the
+  // norm reads delta and residual and writes residual and its output; RoPE reads
+  // q, k, v and writes q and the cache; silu reads gate and up and writes act.
+  auto part = [&](const char* name, double ms, double bytes) {
+    std::printf("%-22s %10.3f %10.3f %10.3f  (not in the sum)\n", name, ms, bytes / 1e9,
+                bytes / (ms * 1e-3) / 1e9 / copy_gbs);
+  };
+  const double rows_d = static_cast<double>(M) * L;
+  part("  2x add_rmsnorm", time_ms([&] {
+         for (int l = 0; l < 2 * L; ++l) kernels::add_rmsnorm(normed, residual, w, normed, M, H, 1e-5f, nullptr);
+       }),
+       2.0 * rows_d * H * (2 + 4 + 4 + 2));
+  part("  rope+kv write", time_ms([&] {
+         for (int l = 0; l < L; ++l) kernels::rope_and_write_kv(rope, nullptr);
+       }),
+       rows_d * 2.0 * ((nq + 2 * nkv) * D + (nq + 2 * nkv) * D));
+  part("  silu_and_mul", time_ms([&] {
+         for (int l = 0; l < L; ++l) kernels::silu_and_mul(x, x + I, 2 * I, y, M, I, nullptr);
+       }),
+       rows_d * I * 2.0 * 3);
   // lm_head: fp16 [vocab, hidden] through cuBLAS.
   const int rows = batch;  // logits only for each sequence's last token
   __half* head = alloc.get<__half>(static_cast<size_t>(c.vocab_size) * H);
@@ -345,6 +379,10 @@ void print_step_breakdown(const ModelConfig& c, int batch, int new_tokens, int c
   std::printf("%-22s %10.3f\n", "sum", total);
   cublasDestroy(cublas);
   const cudaError_t err = cudaDeviceSynchronize();
+  if (side) {
+    for (int i = 0; i < 2; ++i) cudaEventDestroy(overlap.ready[i]), cudaEventDestroy(overlap.free[i]);
+    cudaStreamDestroy(side);
+  }
   if (err != cudaSuccess) std::printf("CUDA error in breakdown: %s\n", cudaGetErrorString(err));
 }
 

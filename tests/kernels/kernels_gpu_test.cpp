@@ -203,6 +203,40 @@ TEST_F(KernelTest, SiluAndMulAndBiasMatchReference) {
   EXPECT_LT(cb.rel_error, 1e-3);
 }
 
+// Rows of a multiple of 8 with 16-byte aligned pointers take the 16-byte kernel;
+// a 2-byte aligned output takes the scalar one: both must give the same bits.
+TEST_F(KernelTest, VectorizedSiluAndMulMatchesScalarKernel) {
+  for (int dim : {8, 1032, 14336}) {
+    const int rows = 5;
+    const size_t n = static_cast<size_t>(rows) * dim;
+    auto gate = random_half(n, rng_, -8, 8), up = random_half(n, rng_, -3, 3);
+    std::vector<uint16_t> gate_up(2 * n);
+    for (int r = 0; r < rows; ++r) {
+      std::copy_n(gate.begin() + static_cast<ptrdiff_t>(r) * dim, dim,
+                  gate_up.begin() + static_cast<ptrdiff_t>(r) * 2 * dim);
+      std::copy_n(up.begin() + static_cast<ptrdiff_t>(r) * dim, dim,
+                  gate_up.begin() + static_cast<ptrdiff_t>(r) * 2 * dim + dim);
+    }
+    DeviceArray<uint16_t> d_gate_up(gate_up), d_vec(std::vector<uint16_t>(n, kHalfNaN)),
+        d_scalar(std::vector<uint16_t>(n + 1, kHalfNaN));
+    CUDA_OK(kernels::silu_and_mul(d_gate_up.as<__half>(), d_gate_up.as<__half>() + dim, 2 * dim, d_vec.as<__half>(),
+                                  rows, dim, nullptr));
+    CUDA_OK(kernels::silu_and_mul(d_gate_up.as<__half>(), d_gate_up.as<__half>() + dim, 2 * dim,
+                                  d_scalar.as<__half>() + 1, rows, dim, nullptr));
+    CUDA_OK(cudaDeviceSynchronize());
+    std::vector<uint16_t> expect(n);
+    kernels::ref::silu_and_mul(gate.data(), up.data(), expect.data(), rows, dim);
+    const auto vec = d_vec.download();
+    auto scalar = d_scalar.download();
+    scalar.erase(scalar.begin());
+    EXPECT_EQ(vec, scalar) << "dim " << dim;
+    auto c = compare_half(vec, expect);
+    report("silu_and_mul 16-byte dim " + std::to_string(dim), c);
+    EXPECT_EQ(c.non_finite, 0u);
+    EXPECT_LT(c.rel_error, 1e-3);
+  }
+}
+
 TEST_F(KernelTest, EmbeddingAndGatherMatchReference) {
   const int vocab = 1001, dim = 200, tokens = 9;
   auto table = random_half(static_cast<size_t>(vocab) * dim, rng_);

@@ -492,6 +492,90 @@ TEST_F(GptqGemmGpu, DequantScratchInColumnChunksWithBias) {
   EXPECT_EQ(mismatches, 0u) << "of " << raw.size();
 }
 
+// The large-M path in column chunks of a byte target, dequantized on the caller's
+// stream or beside cuBLAS on a second one (two scratch halves), eagerly and
+// replayed from a CUDA graph: every way matches the CPU reference.
+TEST_F(GptqGemmGpu, DequantChunksBesideCublasMatchReference) {
+  std::mt19937 rng(77);
+  CheckpointSpec spec;
+  spec.K = 384;
+  spec.N = 1160;
+  spec.group_size = 128;
+  spec.act_order = true;
+  const Checkpoint c = make_checkpoint(spec, rng);
+  const DeviceLayer layer(c.view());
+  const int64_t M = 96;
+  const auto x = random_halves(static_cast<size_t>(M * spec.K), rng);
+  const auto bias = random_halves(static_cast<size_t>(spec.N), rng);
+  std::vector<float> ref(static_cast<size_t>(M * spec.N));
+  gptq_gemm_ref(c.view(), x.data(), M, bias.data(), ref.data());
+  std::vector<double> ref_d(ref.begin(), ref.end());
+  auto xd = upload(x);
+  auto bd = upload(bias);
+  cudaStream_t stream, side;
+  CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  CUDA_OK(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking));
+  GptqDequantOverlap overlap;
+  overlap.stream = side;
+  for (int i = 0; i < 2; ++i) {
+    CUDA_OK(cudaEventCreateWithFlags(&overlap.ready[i], cudaEventDisableTiming));
+    CUDA_OK(cudaEventCreateWithFlags(&overlap.free[i], cudaEventDisableTiming));
+  }
+  Workspace w(0, static_cast<size_t>(spec.K) * spec.N * 2);
+  const size_t count = static_cast<size_t>(M * spec.N);
+  DeviceBuffer y(count * 2);
+  auto check = [&](const std::string& what) {
+    std::vector<uint16_t> raw(count);
+    ASSERT_EQ(cudaMemcpy(raw.data(), y.ptr, count * 2, cudaMemcpyDeviceToHost), cudaSuccess);
+    std::vector<float> got(count);
+    for (size_t i = 0; i < count; ++i) got[i] = fp16_to_float(raw[i]);
+    ASSERT_EQ(count_nonfinite(got), 0u) << what;
+    const double err = relative_error(got.data(), ref_d.data(), count);
+    EXPECT_LT(err, kTolerance) << what;
+    std::printf("%s: rel err %.3g\n", what.c_str(), err);
+  };
+  // Whole layer; 256-column chunks (the last of 136); 64 columns (the smallest).
+  for (size_t chunk_bytes : {size_t{0}, size_t{200} << 10, size_t{64} << 10, size_t{1} << 10}) {
+    for (bool beside : {false, true}) {
+      GptqWorkspace ws = w.ws;
+      ws.dequant_chunk_bytes = chunk_bytes;
+      ws.overlap = beside ? &overlap : nullptr;
+      const std::string what = "chunks of " + std::to_string(chunk_bytes) + " bytes" + (beside ? ", beside" : "");
+      for (int round = 0; round < 3; ++round) {  // the halves are reused across calls
+        CUDA_OK(cudaMemsetAsync(y.ptr, 0xff, y.bytes, stream));
+        gptq_gemm_dequant_cublas(layer.view, xd->as<__half>(), M, y.as<__half>(), bd->as<__half>(), ws, stream);
+      }
+      CUDA_OK(cudaStreamSynchronize(stream));
+      check(what);
+      if (!beside || chunk_bytes == 0) continue;
+      cudaGraph_t graph = nullptr;
+      cudaGraphExec_t exec = nullptr;
+      CUDA_OK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+      CUDA_OK(cudaMemsetAsync(y.ptr, 0xff, y.bytes, stream));
+      gptq_gemm_dequant_cublas(layer.view, xd->as<__half>(), M, y.as<__half>(), bd->as<__half>(), ws, stream);
+      CUDA_OK(cudaStreamEndCapture(stream, &graph));
+      CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
+      for (int round = 0; round < 2; ++round) CUDA_OK(cudaGraphLaunch(exec, stream));
+      CUDA_OK(cudaStreamSynchronize(stream));
+      check(what + ", graph");
+      cudaGraphExecDestroy(exec);
+      cudaGraphDestroy(graph);
+    }
+  }
+  // A scratch too small for two halves of 64 columns runs the chunks one after another.
+  GptqWorkspace small = w.ws;
+  small.dequant_bytes = static_cast<size_t>(spec.K) * 64 * 2;
+  small.overlap = &overlap;
+  CUDA_OK(cudaMemsetAsync(y.ptr, 0xff, y.bytes, stream));
+  EXPECT_NO_THROW(
+      gptq_gemm_dequant_cublas(layer.view, xd->as<__half>(), M, y.as<__half>(), bd->as<__half>(), small, stream));
+  CUDA_OK(cudaStreamSynchronize(stream));
+  check("one 64-column scratch with the overlap set");
+  for (int i = 0; i < 2; ++i) cudaEventDestroy(overlap.ready[i]), cudaEventDestroy(overlap.free[i]);
+  CUDA_OK(cudaStreamDestroy(side));
+  CUDA_OK(cudaStreamDestroy(stream));
+}
+
 // Back-to-back fused products where each consumes the previous output, with no
 // host synchronisation in between: checks the ordering that programmatic
 // dependent launch must keep (x, y and the split-K workspace only after the wait).

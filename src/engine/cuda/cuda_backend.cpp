@@ -85,6 +85,8 @@ class CudaBackendImpl final : public CudaBackend {
   DeviceModel model_;
   cuda::Workspace ws_;
   kernels::GptqWorkspace gptq_ws_;
+  cudaStream_t dequant_stream_ = nullptr;  // prefill_dequant_overlap: the large-M path's side stream
+  kernels::GptqDequantOverlap dequant_overlap_;
   DeviceBuffer kv_storage_;
   std::vector<__half*> k_cache_, v_cache_;  // per layer
   CudaMemoryReport report_;
@@ -203,6 +205,16 @@ CudaBackendImpl::CudaBackendImpl(const ModelSource& source, const CudaBackendOpt
   gptq_ws_.dequant = ws_.gptq_dequant;
   gptq_ws_.dequant_bytes = limits.gptq_dequant_bytes;
   gptq_ws_.cublas = cublas_;
+  gptq_ws_.dequant_chunk_bytes = static_cast<size_t>(options.prefill_dequant_chunk_bytes);
+  if (options.prefill_dequant_overlap) {
+    CUDA_CHECK(cudaStreamCreateWithFlags(&dequant_stream_, cudaStreamNonBlocking));
+    dequant_overlap_.stream = dequant_stream_;
+    for (int i = 0; i < 2; ++i) {
+      CUDA_CHECK(cudaEventCreateWithFlags(&dequant_overlap_.ready[i], cudaEventDisableTiming));
+      CUDA_CHECK(cudaEventCreateWithFlags(&dequant_overlap_.free[i], cudaEventDisableTiming));
+    }
+    gptq_ws_.overlap = &dequant_overlap_;
+  }
 
   graphs_enabled_ = options.cuda_graphs;
   const int max_graph = std::min({options.max_graph_batch_size > 0 ? options.max_graph_batch_size
@@ -219,6 +231,11 @@ CudaBackendImpl::CudaBackendImpl(const ModelSource& source, const CudaBackendOpt
 CudaBackendImpl::~CudaBackendImpl() {
   for (auto& [key, exec] : graphs_) cudaGraphExecDestroy(exec);
   if (cublas_) cublasDestroy(cublas_);
+  for (int i = 0; i < 2; ++i) {
+    if (dequant_overlap_.ready[i]) cudaEventDestroy(dequant_overlap_.ready[i]);
+    if (dequant_overlap_.free[i]) cudaEventDestroy(dequant_overlap_.free[i]);
+  }
+  if (dequant_stream_) cudaStreamDestroy(dequant_stream_);
   if (stream_) cudaStreamDestroy(stream_);
 }
 

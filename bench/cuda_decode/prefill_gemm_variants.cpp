@@ -1,0 +1,210 @@
+#include "prefill_gemm_variants.h"
+
+#include <cublasLt.h>
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "gptq_gemm/gptq_gemm.h"
+#include "random_fill/random_fill.h"
+
+namespace nibble::bench {
+namespace {
+
+constexpr int kLayers = 4;  // distinct weights cycled through, so no product starts on L2-resident weights
+
+struct Buffers {
+  std::vector<void*> ptrs;
+  ~Buffers() {
+    for (void* p : ptrs) cudaFree(p);
+  }
+  template <typename T>
+  T* get(size_t n) {
+    void* p = nullptr;
+    if (cudaMalloc(&p, std::max<size_t>(n, 1) * sizeof(T)) != cudaSuccess) throw std::runtime_error("cudaMalloc");
+    ptrs.push_back(p);
+    return static_cast<T*>(p);
+  }
+};
+
+// Median microseconds of one call of fn(layer) over rounds of kLayers calls.
+double time_us(cudaStream_t stream, const std::function<void(int)>& fn, int rounds = 8) {
+  cudaEvent_t a, b;
+  cudaEventCreate(&a);
+  cudaEventCreate(&b);
+  for (int l = 0; l < kLayers; ++l) fn(l);
+  cudaStreamSynchronize(stream);
+  std::vector<double> t;
+  for (int r = 0; r < rounds; ++r) {
+    cudaEventRecord(a, stream);
+    for (int l = 0; l < kLayers; ++l) fn(l);
+    cudaEventRecord(b, stream);
+    cudaEventSynchronize(b);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, a, b);
+    t.push_back(ms * 1e3 / kLayers);
+  }
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+}  // namespace
+
+void print_prefill_gemm_variants(const ModelConfig& c, int M) {
+  const int H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
+  const int nq = c.num_attention_heads, nkv = c.num_key_value_heads;
+  struct Shape {
+    const char* name;
+    int K, N;
+    bool residual;  // o_proj / down_proj: the result joins the fp32 residual
+  };
+  const std::vector<Shape> shapes = {{"qkv_proj", H, (nq + 2 * nkv) * D, false},
+                                     {"o_proj", nq * D, H, true},
+                                     {"gate_up_proj", H, 2 * I, false},
+                                     {"down_proj", I, H, true}};
+  Buffers buf;
+  cudaStream_t stream, side;
+  cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+  cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking);
+  kernels::GptqDequantOverlap overlap;
+  overlap.stream = side;
+  for (int i = 0; i < 2; ++i) {
+    cudaEventCreateWithFlags(&overlap.ready[i], cudaEventDisableTiming);
+    cudaEventCreateWithFlags(&overlap.free[i], cudaEventDisableTiming);
+  }
+  cublasHandle_t cublas;
+  cublasCreate(&cublas);
+  cublasSetStream(cublas, stream);
+  cublasLtHandle_t lt;
+  cublasLtCreate(&lt);
+  const size_t lt_ws_bytes = 64u << 20;
+  void* lt_ws = buf.get<char>(lt_ws_bytes);
+
+  int64_t max_kn = 0, max_k = 0, max_n = 0;
+  for (const Shape& s : shapes) {
+    max_kn = std::max<int64_t>(max_kn, int64_t{s.K} * s.N);
+    max_k = std::max<int64_t>(max_k, s.K);
+    max_n = std::max<int64_t>(max_n, s.N);
+  }
+  const size_t full_bytes = static_cast<size_t>(std::min<int64_t>(max_kn * 2, int64_t{256} << 20));
+  kernels::GptqWorkspace ws;
+  ws.dequant_bytes = full_bytes;
+  ws.dequant = buf.get<char>(full_bytes);
+  ws.cublas = cublas;
+  auto* wfull = buf.get<__half>(static_cast<size_t>(max_kn));  // a dequantized weight for cuBLAS alone
+  __half* x = buf.get<__half>(static_cast<size_t>(M) * max_k);
+  __half* y = buf.get<__half>(static_cast<size_t>(M) * max_n);
+  float* y32 = buf.get<float>(static_cast<size_t>(M) * max_n);
+  kernels::fill_random_half(x, static_cast<size_t>(M) * max_k, 1, 1.0f, 0.0f, stream);
+  cudaMemsetAsync(y32, 0, static_cast<size_t>(M) * max_n * 4, stream);
+
+  std::printf("\nprefill GPTQ product variants, M = %d (us per product, median; %d distinct layers cycled)\n", M,
+              kLayers);
+  std::printf("%-14s %-34s %10s %9s\n", "shape", "variant", "us", "TFLOP/s");
+  for (const Shape& s : shapes) {
+    const int groups = s.K / 128;
+    std::vector<kernels::GptqDeviceWeights> layers(kLayers);
+    for (int l = 0; l < kLayers; ++l) {
+      auto& w = layers[l];
+      w.K = s.K, w.N = s.N, w.bits = 4, w.group_rows = 128, w.groups = groups;
+      auto* q = buf.get<uint32_t>(static_cast<size_t>(s.K / 8) * s.N);
+      kernels::fill_random_bits(q, static_cast<size_t>(s.K / 8) * s.N, 7 + l, stream);
+      auto* sc = buf.get<__half>(static_cast<size_t>(groups) * s.N);
+      kernels::fill_random_half(sc, static_cast<size_t>(groups) * s.N, 9 + l, 0.001f, 0.01f, stream);
+      auto* z = buf.get<__half>(static_cast<size_t>(groups) * s.N);
+      kernels::fill_random_half(z, static_cast<size_t>(groups) * s.N, 0, 0.0f, -1032.0f, stream);
+      w.qweight = q, w.scales = sc, w.zeros = z;
+    }
+    kernels::gptq_dequantize(layers[0], 0, s.N, wfull, stream);
+    const double flop = 2.0 * M * static_cast<double>(s.K) * s.N;
+    auto row = [&](const std::string& variant, double us) {
+      std::printf("%-14s %-34s %10.1f %9.1f\n", s.name, variant.c_str(), us, flop / (us * 1e-6) / 1e12);
+    };
+    const float one = 1.f, zero = 0.f;
+    row("cublas alone NN (fp16 W [K,N])", time_us(stream, [&](int) {
+          cublasGemmEx(cublas, CUBLAS_OP_N, CUBLAS_OP_N, s.N, M, s.K, &one, wfull, CUDA_R_16F, s.N, x, CUDA_R_16F,
+                       s.K, &zero, y, CUDA_R_16F, s.N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+        }));
+    row("cublas alone TN (fp16 W^T [N,K])", time_us(stream, [&](int) {
+          cublasGemmEx(cublas, CUBLAS_OP_T, CUBLAS_OP_N, s.N, M, s.K, &one, wfull, CUDA_R_16F, s.K, x, CUDA_R_16F,
+                       s.K, &zero, y, CUDA_R_16F, s.N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+        }));
+    if (s.residual)
+      row("cublas alone NN, fp32 C += (beta 1)", time_us(stream, [&](int) {
+            cublasGemmEx(cublas, CUBLAS_OP_N, CUBLAS_OP_N, s.N, M, s.K, &one, wfull, CUDA_R_16F, s.N, x, CUDA_R_16F,
+                         s.K, &one, y32, CUDA_R_32F, s.N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+          }));
+    // cublasLt: the heuristic's candidates for the NN layout, each timed.
+    {
+      cublasLtMatmulDesc_t op;
+      cublasLtMatrixLayout_t la, lb, lc;
+      cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+      cublasLtMatrixLayoutCreate(&la, CUDA_R_16F, s.N, s.K, s.N);
+      cublasLtMatrixLayoutCreate(&lb, CUDA_R_16F, s.K, M, s.K);
+      cublasLtMatrixLayoutCreate(&lc, CUDA_R_16F, s.N, M, s.N);
+      cublasLtMatmulPreference_t pref;
+      cublasLtMatmulPreferenceCreate(&pref);
+      cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &lt_ws_bytes,
+                                           sizeof(lt_ws_bytes));
+      cublasLtMatmulHeuristicResult_t results[16];
+      int found = 0;
+      cublasLtMatmulAlgoGetHeuristic(lt, op, la, lb, lc, lc, pref, 16, results, &found);
+      double best = 1e30, first = 0;
+      int best_i = -1;
+      for (int i = 0; i < found; ++i) {
+        if (results[i].state != CUBLAS_STATUS_SUCCESS) continue;
+        const double us = time_us(
+            stream,
+            [&](int) {
+              cublasLtMatmul(lt, op, &one, wfull, la, x, lb, &zero, y, lc, y, lc, &results[i].algo, lt_ws,
+                             lt_ws_bytes, stream);
+            },
+            5);
+        if (i == 0) first = us;
+        if (us < best) best = us, best_i = i;
+      }
+      row("cublasLt heuristic #0 (64 MB ws)", first);
+      row("cublasLt best of " + std::to_string(found) + ": #" + std::to_string(best_i), best);
+      cublasLtMatmulPreferenceDestroy(pref);
+      cublasLtMatrixLayoutDestroy(la);
+      cublasLtMatrixLayoutDestroy(lb);
+      cublasLtMatrixLayoutDestroy(lc);
+      cublasLtMatmulDescDestroy(op);
+    }
+    row("dequantize alone (whole layer)", time_us(stream, [&](int l) {
+          kernels::gptq_dequantize(layers[l], 0, s.N, static_cast<__half*>(ws.dequant), stream);
+        }));
+    auto product = [&](size_t chunk_bytes, bool with_overlap) {
+      kernels::GptqWorkspace v = ws;
+      v.dequant_chunk_bytes = chunk_bytes;
+      v.overlap = with_overlap ? &overlap : nullptr;
+      return time_us(stream, [&](int l) { kernels::gptq_gemm_dequant_cublas(layers[l], x, M, y, nullptr, v, stream); });
+    };
+    row("dequant + cublas, one chunk", product(0, false));
+    for (int mb : {4, 8, 16, 24, 32, 64}) {
+      if (static_cast<int64_t>(mb) << 20 >= int64_t{s.K} * s.N * 2) continue;
+      row("dequant + cublas, " + std::to_string(mb) + " MB chunks", product(static_cast<size_t>(mb) << 20, false));
+    }
+    for (int mb : {8, 16, 32, 64}) {
+      if (static_cast<int64_t>(mb) << 20 >= int64_t{s.K} * s.N * 2) continue;
+      row("  beside cublas, " + std::to_string(mb) + " MB chunks", product(static_cast<size_t>(mb) << 20, true));
+    }
+  }
+  const cudaError_t err = cudaStreamSynchronize(stream);
+  if (err != cudaSuccess) std::printf("CUDA error in prefill variants: %s\n", cudaGetErrorString(err));
+  cublasLtDestroy(lt);
+  cublasDestroy(cublas);
+  for (int i = 0; i < 2; ++i) cudaEventDestroy(overlap.ready[i]), cudaEventDestroy(overlap.free[i]);
+  cudaStreamDestroy(side);
+  cudaStreamDestroy(stream);
+}
+
+}  // namespace nibble::bench
