@@ -97,8 +97,7 @@ double graph_time_ms(const std::function<void(cudaStream_t)>& fn, int reps = 20)
 
 }  // namespace
 
-void print_step_breakdown(const ModelConfig& c, int batch, int new_tokens, int context, double copy_gbs,
-                          const CudaBackendOptions& options) {
+void print_step_breakdown(const ModelConfig& c, int batch, int new_tokens, int context, double copy_gbs) {
   Alloc alloc;
   const int M = batch * new_tokens;  // rows of every matrix product
   const int L = c.num_hidden_layers, H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
@@ -119,26 +118,13 @@ void print_step_breakdown(const ModelConfig& c, int batch, int new_tokens, int c
   ws.dequant_bytes = static_cast<size_t>(H) * 2 * I * 2;
   ws.dequant = alloc.get<char>(ws.dequant_bytes);
   ws.cublas = cublas;
-  ws.dequant_chunk_bytes = static_cast<size_t>(options.prefill_dequant_chunk_bytes);
-  cudaStream_t side = nullptr;
-  kernels::GptqDequantOverlap overlap;
-  if (options.prefill_dequant_overlap) {
-    cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking);
-    overlap.stream = side;
-    for (int i = 0; i < 2; ++i) {
-      cudaEventCreateWithFlags(&overlap.ready[i], cudaEventDisableTiming);
-      cudaEventCreateWithFlags(&overlap.free[i], cudaEventDisableTiming);
-    }
-    ws.overlap = &overlap;
-  }
   __half* x = alloc.get<__half>(static_cast<size_t>(M) * 2 * I);
   __half* y = alloc.get<__half>(static_cast<size_t>(M) * 2 * I);
   kernels::fill_random_half(x, static_cast<size_t>(M) * 2 * I, 1, 1.0f, 0.0f, nullptr);
 
   std::printf("\nstep breakdown: %d sequences x %d new tokens after %d cached (%d layers; dummy data; CUDA events, "
-              "median of 10; large-M chunks %llu MB%s)\n",
-              batch, new_tokens, context, L, static_cast<unsigned long long>(options.prefill_dequant_chunk_bytes >> 20),
-              options.prefill_dequant_overlap ? ", dequantized beside cuBLAS" : "");
+              "median of 10)\n",
+              batch, new_tokens, context, L);
   std::printf("%-22s %10s %10s %10s\n", "op (all layers)", "ms", "GB", "frac copy");
   double total = 0;
   auto row = [&](const std::string& name, double ms, double bytes) {
@@ -379,10 +365,6 @@ void print_step_breakdown(const ModelConfig& c, int batch, int new_tokens, int c
   std::printf("%-22s %10.3f\n", "sum", total);
   cublasDestroy(cublas);
   const cudaError_t err = cudaDeviceSynchronize();
-  if (side) {
-    for (int i = 0; i < 2; ++i) cudaEventDestroy(overlap.ready[i]), cudaEventDestroy(overlap.free[i]);
-    cudaStreamDestroy(side);
-  }
   if (err != cudaSuccess) std::printf("CUDA error in breakdown: %s\n", cudaGetErrorString(err));
 }
 

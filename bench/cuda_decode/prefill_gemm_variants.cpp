@@ -71,15 +71,8 @@ void print_prefill_gemm_variants(const ModelConfig& c, int M) {
                                      {"gate_up_proj", H, 2 * I, false},
                                      {"down_proj", I, H, true}};
   Buffers buf;
-  cudaStream_t stream, side;
+  cudaStream_t stream;
   cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
-  cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking);
-  kernels::GptqDequantOverlap overlap;
-  overlap.stream = side;
-  for (int i = 0; i < 2; ++i) {
-    cudaEventCreateWithFlags(&overlap.ready[i], cudaEventDisableTiming);
-    cudaEventCreateWithFlags(&overlap.free[i], cudaEventDisableTiming);
-  }
   cublasHandle_t cublas;
   cublasCreate(&cublas);
   cublasSetStream(cublas, stream);
@@ -182,28 +175,18 @@ void print_prefill_gemm_variants(const ModelConfig& c, int M) {
     row("dequantize alone (whole layer)", time_us(stream, [&](int l) {
           kernels::gptq_dequantize(layers[l], 0, s.N, static_cast<__half*>(ws.dequant), stream);
         }));
-    auto product = [&](size_t chunk_bytes, bool with_overlap) {
-      kernels::GptqWorkspace v = ws;
-      v.dequant_chunk_bytes = chunk_bytes;
-      v.overlap = with_overlap ? &overlap : nullptr;
-      return time_us(stream, [&](int l) { kernels::gptq_gemm_dequant_cublas(layers[l], x, M, y, nullptr, v, stream); });
-    };
-    row("dequant + cublas, one chunk", product(0, false));
-    for (int mb : {4, 8, 16, 24, 32, 64}) {
-      if (static_cast<int64_t>(mb) << 20 >= int64_t{s.K} * s.N * 2) continue;
-      row("dequant + cublas, " + std::to_string(mb) + " MB chunks", product(static_cast<size_t>(mb) << 20, false));
-    }
-    for (int mb : {8, 16, 32, 64}) {
-      if (static_cast<int64_t>(mb) << 20 >= int64_t{s.K} * s.N * 2) continue;
-      row("  beside cublas, " + std::to_string(mb) + " MB chunks", product(static_cast<size_t>(mb) << 20, true));
-    }
+    row("dequantize + cublas (gptq_gemm's path)", time_us(stream, [&](int l) {
+          kernels::gptq_gemm_dequant_cublas(layers[l], x, M, y, nullptr, ws, stream);
+        }));
+    row("  dequantized ahead, cublas part", time_us(stream, [&](int l) {
+          kernels::gptq_gemm_cublas_dequantized(layers[l], static_cast<__half*>(ws.dequant), x, M, y, nullptr, ws,
+                                                stream);
+        }));
   }
   const cudaError_t err = cudaStreamSynchronize(stream);
   if (err != cudaSuccess) std::printf("CUDA error in prefill variants: %s\n", cudaGetErrorString(err));
   cublasLtDestroy(lt);
   cublasDestroy(cublas);
-  for (int i = 0; i < 2; ++i) cudaEventDestroy(overlap.ready[i]), cudaEventDestroy(overlap.free[i]);
-  cudaStreamDestroy(side);
   cudaStreamDestroy(stream);
 }
 

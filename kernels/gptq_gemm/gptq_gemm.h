@@ -44,17 +44,6 @@ struct GptqDeviceWeights {
   const int32_t* perm = nullptr;      // [K] or null (no act-order)
 };
 
-// A second stream and four events (created by the caller, e.g. with
-// cudaEventDisableTiming) with which the large-M path dequantizes the next column
-// chunk while cuBLAS multiplies the current one (the scratch is then split in two
-// halves). The side stream joins back into the caller's stream before the call
-// returns, so the calls stay ordered on `stream` (and capturable in a graph).
-struct GptqDequantOverlap {
-  cudaStream_t stream = nullptr;
-  cudaEvent_t ready[2] = {nullptr, nullptr};  // a half holds its chunk (side stream)
-  cudaEvent_t free[2] = {nullptr, nullptr};   // cuBLAS is done with a half (caller's stream)
-};
-
 // Scratch the calls need; the caller owns the memory (one workspace per stream:
 // calls that share it must be ordered).
 struct GptqWorkspace {
@@ -74,11 +63,6 @@ struct GptqWorkspace {
   // The fused kernel launched with programmatic dependent launch: its launch and
   // first weight loads overlap the end of the kernel before it on the stream.
   bool programmatic_launch = false;
-  // Large-M path: the most fp16 weight bytes dequantized per column chunk (0: as
-  // many as the scratch holds). A chunk small enough to stay in L2 is written to
-  // and read back by cuBLAS from L2 instead of a DRAM round trip of the whole layer.
-  size_t dequant_chunk_bytes = 0;
-  const GptqDequantOverlap* overlap = nullptr;  // optional, see GptqDequantOverlap
 };
 
 // Largest M the fused kernel serves at all; above it (8-bit weights, or no room
@@ -143,6 +127,15 @@ void gptq_gemm_mma(const GptqDeviceWeights& w, const __half* x, int64_t M, __hal
                    const GptqWorkspace& ws, cudaStream_t stream);
 void gptq_gemm_dequant_cublas(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y,
                               const __half* bias, const GptqWorkspace& ws, cudaStream_t stream);
+
+// The large-M path in two parts, for a caller that dequantizes ahead (e.g. on a
+// second stream while other work runs): gptq_dequantize(w, 0, w.N, w16, ...) and,
+// once that is done, y = x W16 (+ bias) by cuBLAS on `stream` (ws.cublas).
+void gptq_gemm_cublas_dequantized(const GptqDeviceWeights& w, const __half* w16, const __half* x, int64_t M,
+                                  __half* y, const __half* bias, const GptqWorkspace& ws, cudaStream_t stream);
+
+// Whether gptq_gemm takes the dequantize + cuBLAS path for M rows with this workspace.
+bool gptq_gemm_uses_cublas(const GptqDeviceWeights& w, int64_t M, const GptqWorkspace& ws);
 
 // Whether gptq_gemm_stream can run this product on the current device with this workspace.
 bool gptq_gemm_stream_usable(const GptqDeviceWeights& w, int64_t M, const GptqWorkspace& ws);

@@ -492,10 +492,10 @@ TEST_F(GptqGemmGpu, DequantScratchInColumnChunksWithBias) {
   EXPECT_EQ(mismatches, 0u) << "of " << raw.size();
 }
 
-// The large-M path in column chunks of a byte target, dequantized on the caller's
-// stream or beside cuBLAS on a second one (two scratch halves), eagerly and
-// replayed from a CUDA graph: every way matches the CPU reference.
-TEST_F(GptqGemmGpu, DequantChunksBesideCublasMatchReference) {
+// The large-M path in two parts, as the backend's prefill runs it: the weight
+// dequantized on a second stream, cuBLAS on the caller's stream after an event;
+// act-order and bias, against the CPU reference and the one-call path.
+TEST_F(GptqGemmGpu, DequantizedAheadOnASecondStreamMatchesReference) {
   std::mt19937 rng(77);
   CheckpointSpec spec;
   spec.K = 384;
@@ -512,66 +512,41 @@ TEST_F(GptqGemmGpu, DequantChunksBesideCublasMatchReference) {
   std::vector<double> ref_d(ref.begin(), ref.end());
   auto xd = upload(x);
   auto bd = upload(bias);
+  Workspace w(0, static_cast<size_t>(spec.K) * spec.N * 2);
+  EXPECT_TRUE(gptq_gemm_uses_cublas(layer.view, M, w.ws));
+  EXPECT_FALSE(gptq_gemm_uses_cublas(layer.view, kGptqSmallMMax, w.ws));
   cudaStream_t stream, side;
+  cudaEvent_t ready;
   CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   CUDA_OK(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking));
-  GptqDequantOverlap overlap;
-  overlap.stream = side;
-  for (int i = 0; i < 2; ++i) {
-    CUDA_OK(cudaEventCreateWithFlags(&overlap.ready[i], cudaEventDisableTiming));
-    CUDA_OK(cudaEventCreateWithFlags(&overlap.free[i], cudaEventDisableTiming));
-  }
-  Workspace w(0, static_cast<size_t>(spec.K) * spec.N * 2);
+  CUDA_OK(cudaEventCreateWithFlags(&ready, cudaEventDisableTiming));
+  DeviceBuffer w16(static_cast<size_t>(spec.K) * spec.N * 2);
   const size_t count = static_cast<size_t>(M * spec.N);
   DeviceBuffer y(count * 2);
-  auto check = [&](const std::string& what) {
-    std::vector<uint16_t> raw(count);
-    ASSERT_EQ(cudaMemcpy(raw.data(), y.ptr, count * 2, cudaMemcpyDeviceToHost), cudaSuccess);
-    std::vector<float> got(count);
-    for (size_t i = 0; i < count; ++i) got[i] = fp16_to_float(raw[i]);
-    ASSERT_EQ(count_nonfinite(got), 0u) << what;
-    const double err = relative_error(got.data(), ref_d.data(), count);
-    EXPECT_LT(err, kTolerance) << what;
-    std::printf("%s: rel err %.3g\n", what.c_str(), err);
-  };
-  // Whole layer; 256-column chunks (the last of 136); 64 columns (the smallest).
-  for (size_t chunk_bytes : {size_t{0}, size_t{200} << 10, size_t{64} << 10, size_t{1} << 10}) {
-    for (bool beside : {false, true}) {
-      GptqWorkspace ws = w.ws;
-      ws.dequant_chunk_bytes = chunk_bytes;
-      ws.overlap = beside ? &overlap : nullptr;
-      const std::string what = "chunks of " + std::to_string(chunk_bytes) + " bytes" + (beside ? ", beside" : "");
-      for (int round = 0; round < 3; ++round) {  // the halves are reused across calls
-        CUDA_OK(cudaMemsetAsync(y.ptr, 0xff, y.bytes, stream));
-        gptq_gemm_dequant_cublas(layer.view, xd->as<__half>(), M, y.as<__half>(), bd->as<__half>(), ws, stream);
-      }
-      CUDA_OK(cudaStreamSynchronize(stream));
-      check(what);
-      if (!beside || chunk_bytes == 0) continue;
-      cudaGraph_t graph = nullptr;
-      cudaGraphExec_t exec = nullptr;
-      CUDA_OK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
-      CUDA_OK(cudaMemsetAsync(y.ptr, 0xff, y.bytes, stream));
-      gptq_gemm_dequant_cublas(layer.view, xd->as<__half>(), M, y.as<__half>(), bd->as<__half>(), ws, stream);
-      CUDA_OK(cudaStreamEndCapture(stream, &graph));
-      CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
-      for (int round = 0; round < 2; ++round) CUDA_OK(cudaGraphLaunch(exec, stream));
-      CUDA_OK(cudaStreamSynchronize(stream));
-      check(what + ", graph");
-      cudaGraphExecDestroy(exec);
-      cudaGraphDestroy(graph);
-    }
+  for (int round = 0; round < 3; ++round) {
+    CUDA_OK(cudaMemsetAsync(w16.ptr, 0xff, w16.bytes, side));  // NaN until dequantized
+    CUDA_OK(cudaMemsetAsync(y.ptr, 0xff, y.bytes, stream));
+    gptq_dequantize(layer.view, 0, spec.N, w16.as<__half>(), side);
+    CUDA_OK(cudaEventRecord(ready, side));
+    CUDA_OK(cudaStreamWaitEvent(stream, ready, 0));
+    gptq_gemm_cublas_dequantized(layer.view, w16.as<__half>(), xd->as<__half>(), M, y.as<__half>(), bd->as<__half>(),
+                                 w.ws, stream);
   }
-  // A scratch too small for two halves of 64 columns runs the chunks one after another.
-  GptqWorkspace small = w.ws;
-  small.dequant_bytes = static_cast<size_t>(spec.K) * 64 * 2;
-  small.overlap = &overlap;
-  CUDA_OK(cudaMemsetAsync(y.ptr, 0xff, y.bytes, stream));
-  EXPECT_NO_THROW(
-      gptq_gemm_dequant_cublas(layer.view, xd->as<__half>(), M, y.as<__half>(), bd->as<__half>(), small, stream));
   CUDA_OK(cudaStreamSynchronize(stream));
-  check("one 64-column scratch with the overlap set");
-  for (int i = 0; i < 2; ++i) cudaEventDestroy(overlap.ready[i]), cudaEventDestroy(overlap.free[i]);
+  std::vector<uint16_t> raw(count);
+  CUDA_OK(cudaMemcpy(raw.data(), y.ptr, count * 2, cudaMemcpyDeviceToHost));
+  std::vector<float> got(count);
+  for (size_t i = 0; i < count; ++i) got[i] = fp16_to_float(raw[i]);
+  ASSERT_EQ(count_nonfinite(got), 0u);
+  const double err = relative_error(got.data(), ref_d.data(), count);
+  EXPECT_LT(err, kTolerance);
+  std::printf("dequantized ahead + cuBLAS: rel err %.3g\n", err);
+  const auto one_call = run_on_device(layer, *xd, M, bd->as<__half>(), w, Path::Cublas);
+  EXPECT_EQ(std::vector<float>(one_call.begin(), one_call.end()), got) << "same cuBLAS product, same bits";
+  EXPECT_THROW(gptq_gemm_cublas_dequantized(layer.view, nullptr, xd->as<__half>(), M, y.as<__half>(), nullptr, w.ws,
+                                            stream),
+               nibble::Error);
+  CUDA_OK(cudaEventDestroy(ready));
   CUDA_OK(cudaStreamDestroy(side));
   CUDA_OK(cudaStreamDestroy(stream));
 }
