@@ -4,9 +4,8 @@
 // of the same run: weight bytes read per step / measured device copy bandwidth.
 //   bench_cuda_decode [config.json] [--decode-steps N] [--prefill-tokens N] [--context N]
 //                     [--no-programmatic-launch] [--json FILE] [--prefill-only]
-//                     [--no-prefill-ahead] [--prefill-variants] [--no-breakdown]
+//                     [--prefill-variants] [--no-breakdown]
 // --prefill-only: the prefill case (and time to first token) and its breakdown alone;
-// --no-prefill-ahead: CudaBackendOptions::prefill_dequant_ahead off;
 // --prefill-variants: only the prefill GPTQ product variants (prefill_gemm_variants.h).
 // Also: time to first token (a 128-token prompt to its first sampled token) and
 // the process's GPU memory (the plan is fixed at startup, so this is its peak).
@@ -38,15 +37,13 @@ int main(int argc, char** argv) {
   std::string config_path = std::string(NIBBLE_SOURCE_DIR) + "/config/llama-3-8b.json";
   int decode_steps = 128, prefill_tokens = 2048, context = 512;
   std::string json_path;
-  bool programmatic = true, prefill_only = false, variants_only = false, ahead = true, breakdown = true;
+  bool programmatic = true, prefill_only = false, variants_only = false, breakdown = true;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--prefill-only") prefill_only = true;
     else if (a == "--no-breakdown") breakdown = false;
     else if (a == "--prefill-variants") variants_only = true;
-    else if (a == "--no-prefill-ahead") ahead = false;
-    else
-    if (a == "--decode-steps" && i + 1 < argc) decode_steps = std::atoi(argv[++i]);
+    else if (a == "--decode-steps" && i + 1 < argc) decode_steps = std::atoi(argv[++i]);
     else if (a == "--prefill-tokens" && i + 1 < argc) prefill_tokens = std::atoi(argv[++i]);
     else if (a == "--context" && i + 1 < argc) context = std::atoi(argv[++i]);
     else if (a == "--json" && i + 1 < argc) json_path = argv[++i];
@@ -64,7 +61,6 @@ int main(int argc, char** argv) {
       return 0;
     }
     nibble::CudaBackendOptions options;
-    options.prefill_dequant_ahead = ahead;
     options.max_num_batched_tokens = std::max(prefill_tokens, 64);
     options.max_num_seqs = 128;
     options.programmatic_launch = programmatic;

@@ -178,10 +178,6 @@ void print_prefill_gemm_variants(const ModelConfig& c, int M) {
     row("dequantize + cublas (gptq_gemm's path)", time_us(stream, [&](int l) {
           kernels::gptq_gemm_dequant_cublas(layers[l], x, M, y, nullptr, ws, stream);
         }));
-    row("  dequantized ahead, cublas part", time_us(stream, [&](int l) {
-          kernels::gptq_gemm_cublas_dequantized(layers[l], static_cast<__half*>(ws.dequant), x, M, y, nullptr, ws,
-                                                stream);
-        }));
   }
   const cudaError_t err = cudaStreamSynchronize(stream);
   if (err != cudaSuccess) std::printf("CUDA error in prefill variants: %s\n", cudaGetErrorString(err));

@@ -252,32 +252,6 @@ void gptq_dequantize(const GptqDeviceWeights& w, int64_t n_begin, int64_t n_end,
   check_cuda(cudaGetLastError(), "dequantize kernel launch");
 }
 
-namespace {
-// y[M, n_begin:n_end] (row stride w.N) = x W16 by cuBLAS, W16 the columns
-// [n_begin, n_end) of the weight in fp16 ([K, n_end - n_begin] row-major);
-// beta 1 adds into y (the bias rows written before).
-void cublas_product(const GptqDeviceWeights& w, const __half* w16, int64_t n_begin, int64_t n_end, const __half* x,
-                    int64_t M, __half* y, float beta, const GptqWorkspace& ws) {
-  const float alpha = 1.f;
-  // Row-major y[M, n0:n1] = x[M, K] W[K, n0:n1] is, column-major, Y' = W' X'.
-  check_cublas(cublasGemmEx(ws.cublas, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(n_end - n_begin),
-                            static_cast<int>(M), static_cast<int>(w.K), &alpha, w16, CUDA_R_16F,
-                            static_cast<int>(n_end - n_begin), x, CUDA_R_16F, static_cast<int>(w.K), &beta, y + n_begin,
-                            CUDA_R_16F, static_cast<int>(w.N), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-               "cublasGemmEx");
-}
-
-// Sets the handle's stream and writes the bias rows into y; returns cuBLAS's beta.
-float start_cublas_product(const __half* bias, int64_t M, int64_t N, __half* y, const GptqWorkspace& ws,
-                           cudaStream_t stream) {
-  check_cublas(cublasSetStream(ws.cublas, stream), "cublasSetStream");
-  if (!bias) return 0.f;
-  detail::launch_broadcast_rows(bias, M, N, y, stream);
-  check_cuda(cudaGetLastError(), "bias broadcast launch");
-  return 1.f;
-}
-}  // namespace
-
 void gptq_gemm_dequant_cublas(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y,
                               const __half* bias, const GptqWorkspace& ws, cudaStream_t stream) {
   check_args(w, x, M, y, bias);
@@ -287,26 +261,25 @@ void gptq_gemm_dequant_cublas(const GptqDeviceWeights& w, const __half* x, int64
   const int64_t chunk = fit >= w.N ? w.N : fit / 64 * 64;
   NIBBLE_CHECK(chunk > 0, "gptq_gemm: dequant scratch of " + std::to_string(ws.dequant_bytes) +
                               " bytes is below K * 64 * 2 = " + std::to_string(w.K * 128));
-  const float beta = start_cublas_product(bias, M, w.N, y, ws, stream);
+  check_cublas(cublasSetStream(ws.cublas, stream), "cublasSetStream");
+  float beta = 0.f;
+  if (bias) {
+    detail::launch_broadcast_rows(bias, M, w.N, y, stream);
+    check_cuda(cudaGetLastError(), "bias broadcast launch");
+    beta = 1.f;
+  }
+  const float alpha = 1.f;
   auto* scratch = static_cast<__half*>(ws.dequant);
   for (int64_t n0 = 0; n0 < w.N; n0 += chunk) {
     const int64_t n1 = std::min(w.N, n0 + chunk);
     gptq_dequantize(w, n0, n1, scratch, stream);
-    cublas_product(w, scratch, n0, n1, x, M, y, beta, ws);
+    // Row-major y[M, n0:n1] = x[M, K] W[K, n0:n1] is, column-major, Y' = W' X'.
+    check_cublas(cublasGemmEx(ws.cublas, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(n1 - n0), static_cast<int>(M),
+                              static_cast<int>(w.K), &alpha, scratch, CUDA_R_16F, static_cast<int>(n1 - n0), x,
+                              CUDA_R_16F, static_cast<int>(w.K), &beta, y + n0, CUDA_R_16F, static_cast<int>(w.N),
+                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                 "cublasGemmEx");
   }
-}
-
-void gptq_gemm_cublas_dequantized(const GptqDeviceWeights& w, const __half* w16, const __half* x, int64_t M,
-                                  __half* y, const __half* bias, const GptqWorkspace& ws, cudaStream_t stream) {
-  check_args(w, x, M, y, bias);
-  if (M == 0) return;
-  NIBBLE_CHECK(ws.cublas && w16, "gptq_gemm_cublas_dequantized: needs a cuBLAS handle and the fp16 weight");
-  const float beta = start_cublas_product(bias, M, w.N, y, ws, stream);
-  cublas_product(w, w16, 0, w.N, x, M, y, beta, ws);
-}
-
-bool gptq_gemm_uses_cublas(const GptqDeviceWeights& w, int64_t M, const GptqWorkspace& ws) {
-  return M > kGptqSmallMMax && !gptq_mma_preferred(w, M, ws);
 }
 
 void gptq_gemm(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,

@@ -128,15 +128,6 @@ void gptq_gemm_mma(const GptqDeviceWeights& w, const __half* x, int64_t M, __hal
 void gptq_gemm_dequant_cublas(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y,
                               const __half* bias, const GptqWorkspace& ws, cudaStream_t stream);
 
-// The large-M path in two parts, for a caller that dequantizes ahead (e.g. on a
-// second stream while other work runs): gptq_dequantize(w, 0, w.N, w16, ...) and,
-// once that is done, y = x W16 (+ bias) by cuBLAS on `stream` (ws.cublas).
-void gptq_gemm_cublas_dequantized(const GptqDeviceWeights& w, const __half* w16, const __half* x, int64_t M,
-                                  __half* y, const __half* bias, const GptqWorkspace& ws, cudaStream_t stream);
-
-// Whether gptq_gemm takes the dequantize + cuBLAS path for M rows with this workspace.
-bool gptq_gemm_uses_cublas(const GptqDeviceWeights& w, int64_t M, const GptqWorkspace& ws);
-
 // Whether gptq_gemm_stream can run this product on the current device with this workspace.
 bool gptq_gemm_stream_usable(const GptqDeviceWeights& w, int64_t M, const GptqWorkspace& ws);
 

@@ -492,65 +492,6 @@ TEST_F(GptqGemmGpu, DequantScratchInColumnChunksWithBias) {
   EXPECT_EQ(mismatches, 0u) << "of " << raw.size();
 }
 
-// The large-M path in two parts, as the backend's prefill runs it: the weight
-// dequantized on a second stream, cuBLAS on the caller's stream after an event;
-// act-order and bias, against the CPU reference and the one-call path.
-TEST_F(GptqGemmGpu, DequantizedAheadOnASecondStreamMatchesReference) {
-  std::mt19937 rng(77);
-  CheckpointSpec spec;
-  spec.K = 384;
-  spec.N = 1160;
-  spec.group_size = 128;
-  spec.act_order = true;
-  const Checkpoint c = make_checkpoint(spec, rng);
-  const DeviceLayer layer(c.view());
-  const int64_t M = 96;
-  const auto x = random_halves(static_cast<size_t>(M * spec.K), rng);
-  const auto bias = random_halves(static_cast<size_t>(spec.N), rng);
-  std::vector<float> ref(static_cast<size_t>(M * spec.N));
-  gptq_gemm_ref(c.view(), x.data(), M, bias.data(), ref.data());
-  std::vector<double> ref_d(ref.begin(), ref.end());
-  auto xd = upload(x);
-  auto bd = upload(bias);
-  Workspace w(0, static_cast<size_t>(spec.K) * spec.N * 2);
-  EXPECT_TRUE(gptq_gemm_uses_cublas(layer.view, M, w.ws));
-  EXPECT_FALSE(gptq_gemm_uses_cublas(layer.view, kGptqSmallMMax, w.ws));
-  cudaStream_t stream, side;
-  cudaEvent_t ready;
-  CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  CUDA_OK(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking));
-  CUDA_OK(cudaEventCreateWithFlags(&ready, cudaEventDisableTiming));
-  DeviceBuffer w16(static_cast<size_t>(spec.K) * spec.N * 2);
-  const size_t count = static_cast<size_t>(M * spec.N);
-  DeviceBuffer y(count * 2);
-  for (int round = 0; round < 3; ++round) {
-    CUDA_OK(cudaMemsetAsync(w16.ptr, 0xff, w16.bytes, side));  // NaN until dequantized
-    CUDA_OK(cudaMemsetAsync(y.ptr, 0xff, y.bytes, stream));
-    gptq_dequantize(layer.view, 0, spec.N, w16.as<__half>(), side);
-    CUDA_OK(cudaEventRecord(ready, side));
-    CUDA_OK(cudaStreamWaitEvent(stream, ready, 0));
-    gptq_gemm_cublas_dequantized(layer.view, w16.as<__half>(), xd->as<__half>(), M, y.as<__half>(), bd->as<__half>(),
-                                 w.ws, stream);
-  }
-  CUDA_OK(cudaStreamSynchronize(stream));
-  std::vector<uint16_t> raw(count);
-  CUDA_OK(cudaMemcpy(raw.data(), y.ptr, count * 2, cudaMemcpyDeviceToHost));
-  std::vector<float> got(count);
-  for (size_t i = 0; i < count; ++i) got[i] = fp16_to_float(raw[i]);
-  ASSERT_EQ(count_nonfinite(got), 0u);
-  const double err = relative_error(got.data(), ref_d.data(), count);
-  EXPECT_LT(err, kTolerance);
-  std::printf("dequantized ahead + cuBLAS: rel err %.3g\n", err);
-  const auto one_call = run_on_device(layer, *xd, M, bd->as<__half>(), w, Path::Cublas);
-  EXPECT_EQ(std::vector<float>(one_call.begin(), one_call.end()), got) << "same cuBLAS product, same bits";
-  EXPECT_THROW(gptq_gemm_cublas_dequantized(layer.view, nullptr, xd->as<__half>(), M, y.as<__half>(), nullptr, w.ws,
-                                            stream),
-               nibble::Error);
-  CUDA_OK(cudaEventDestroy(ready));
-  CUDA_OK(cudaStreamDestroy(side));
-  CUDA_OK(cudaStreamDestroy(stream));
-}
-
 // Back-to-back fused products where each consumes the previous output, with no
 // host synchronisation in between: checks the ordering that programmatic
 // dependent launch must keep (x, y and the split-K workspace only after the wait).

@@ -39,13 +39,6 @@ struct CudaBackendOptions {
   // each starts launching and loading its weights while the kernel before it
   // finishes.
   bool programmatic_launch = true;
-  // Steps of more tokens than the tensor-core GPTQ kernel takes (prefill, mixed
-  // steps; not decode graphs) run their GPTQ products as fp16 weight x cuBLAS.
-  // With this on, each layer's o, gate/up and down weights and the next layer's
-  // q/k/v are dequantized on a second stream while RoPE and attention run, into
-  // an fp16 scratch of one layer's linears (Llama-3-8B: 436 MB, counted in the
-  // activations), instead of each right before its product.
-  bool prefill_dequant_ahead = true;
 };
 
 // What the startup memory plan decided (bytes).

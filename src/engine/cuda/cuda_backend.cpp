@@ -40,7 +40,6 @@ double to_gib(uint64_t bytes) { return static_cast<double>(bytes) / (1ull << 30)
 // How the weights reach the GPU: their size first (for the plan), then the upload.
 struct ModelSource {
   ModelConfig config;
-  bool quantized = false;  // GPTQ linears (sizes the prefill_dequant_ahead scratch)
   std::function<uint64_t()> device_bytes;
   std::function<DeviceModel(cudaStream_t)> build;
 };
@@ -68,10 +67,6 @@ class CudaBackendImpl final : public CudaBackend {
   void upload(const cuda::StepPlan& plan);
   void enqueue_forward(int tokens, int work, int splits, int logits_rows, bool decode);
   void linear(const DeviceLinear& l, const __half* x, int rows, __half* y);
-  void setup_dequant_ahead();
-  bool dequant_ahead_usable(int rows) const;
-  void dequantize_ahead(const cuda::DeviceLayer& layer, size_t begin, size_t end);
-  const __half* dequantized_ahead(const DeviceLinear& l) const;
   void qkv_products(const cuda::DeviceLayer& layer, int tokens, kernels::RopeKvParams& rope);
   const __half* residual_product(const DeviceLinear& l, const __half* x, int rows);
   const __half* mlp_products(const cuda::DeviceLayer& layer, int tokens);
@@ -90,20 +85,6 @@ class CudaBackendImpl final : public CudaBackend {
   DeviceModel model_;
   cuda::Workspace ws_;
   kernels::GptqWorkspace gptq_ws_;
-  // prefill_dequant_ahead: an fp16 slot for each GPTQ linear of a layer, in the
-  // order the layer runs them (layer_linears), filled on ahead_stream_ while the
-  // main stream runs RoPE and attention; `holds` is the linear last dequantized
-  // into it (at enqueue time), `ready` recorded on ahead_stream_ after it.
-  struct AheadSlot {
-    __half* w16 = nullptr;
-    cudaEvent_t ready = nullptr;
-    const DeviceLinear* holds = nullptr;
-  };
-  std::vector<AheadSlot> ahead_slots_;
-  size_t ahead_qkv_ = 0;                 // slots of the q/k/v products (the first ones)
-  cudaStream_t ahead_stream_ = nullptr;
-  cudaEvent_t ahead_fork_ = nullptr;
-  bool ahead_on_ = false;                // this step's GPTQ products read the slots
   DeviceBuffer kv_storage_;
   std::vector<__half*> k_cache_, v_cache_;  // per layer
   CudaMemoryReport report_;
@@ -163,13 +144,6 @@ CudaBackendImpl::CudaBackendImpl(const ModelSource& source, const CudaBackendOpt
   const uint64_t largest_kn = static_cast<uint64_t>(c.hidden_size) * max_n * 2;
   limits.gptq_dequant_bytes = static_cast<size_t>(
       std::max<uint64_t>(std::min<uint64_t>(largest_kn, 256ull << 20), static_cast<uint64_t>(max_k) * 64 * 2));
-  if (options.prefill_dequant_ahead && source.quantized) {
-    // One layer's linears in fp16, each slot 256-byte aligned (up to 3 q/k/v and 2 gate/up parts).
-    const uint64_t qd = uint64_t{static_cast<uint32_t>(c.num_attention_heads)} * c.head_dim;
-    const uint64_t layer_weights = uint64_t{static_cast<uint32_t>(c.hidden_size)} * static_cast<uint64_t>(qkv_n) +
-                                   qd * c.hidden_size + 3ull * c.hidden_size * c.intermediate_size;
-    limits.gptq_ahead_bytes = static_cast<size_t>(layer_weights * 2 + 7 * 256);
-  }
   // Device sampling: one job per running sample; entries for bias, suppressed
   // ids and penalized ids (distinct prompt + output ids with a repetition
   // penalty), 2048 per sample on average. Beyond that a sample is drawn on the host.
@@ -229,7 +203,6 @@ CudaBackendImpl::CudaBackendImpl(const ModelSource& source, const CudaBackendOpt
   gptq_ws_.dequant = ws_.gptq_dequant;
   gptq_ws_.dequant_bytes = limits.gptq_dequant_bytes;
   gptq_ws_.cublas = cublas_;
-  setup_dequant_ahead();
 
   graphs_enabled_ = options.cuda_graphs;
   const int max_graph = std::min({options.max_graph_batch_size > 0 ? options.max_graph_batch_size
@@ -246,97 +219,12 @@ CudaBackendImpl::CudaBackendImpl(const ModelSource& source, const CudaBackendOpt
 CudaBackendImpl::~CudaBackendImpl() {
   for (auto& [key, exec] : graphs_) cudaGraphExecDestroy(exec);
   if (cublas_) cublasDestroy(cublas_);
-  for (AheadSlot& slot : ahead_slots_)
-    if (slot.ready) cudaEventDestroy(slot.ready);
-  if (ahead_fork_) cudaEventDestroy(ahead_fork_);
-  if (ahead_stream_) cudaStreamDestroy(ahead_stream_);
   if (stream_) cudaStreamDestroy(stream_);
-}
-
-// A layer's linears in the order a step runs them.
-std::vector<const DeviceLinear*> layer_linears(const cuda::DeviceLayer& layer) {
-  std::vector<const DeviceLinear*> out;
-  for (const DeviceLinear& l : layer.qkv) out.push_back(&l);
-  out.push_back(&layer.o_proj);
-  for (const DeviceLinear& l : layer.gate_up) out.push_back(&l);
-  out.push_back(&layer.down_proj);
-  return out;
-}
-
-bool same_shape(const DeviceLinear& a, const DeviceLinear& b) {
-  return a.quantized == b.quantized && a.in_features == b.in_features && a.out_features == b.out_features;
-}
-
-// Carves one slot per GPTQ linear of a layer out of the ahead scratch, when every
-// layer has the same linears (else the option has no effect).
-void CudaBackendImpl::setup_dequant_ahead() {
-  if (!ws_.gptq_ahead || model_.layers.empty()) return;
-  const std::vector<const DeviceLinear*> first = layer_linears(model_.layers[0]);
-  for (const cuda::DeviceLayer& layer : model_.layers) {
-    const std::vector<const DeviceLinear*> linears = layer_linears(layer);
-    if (linears.size() != first.size()) return;
-    for (size_t i = 0; i < first.size(); ++i)
-      if (!same_shape(*linears[i], *first[i])) return;
-  }
-  size_t offset = 0;
-  std::vector<AheadSlot> slots(first.size());
-  for (size_t i = 0; i < first.size(); ++i) {
-    if (!first[i]->quantized) continue;
-    offset = (offset + 255) & ~size_t{255};
-    slots[i].w16 = reinterpret_cast<__half*>(static_cast<char*>(ws_.gptq_ahead) + offset);
-    offset += static_cast<size_t>(first[i]->gptq.K * first[i]->gptq.N) * sizeof(__half);
-  }
-  if (offset > ws_.limits.gptq_ahead_bytes) return;
-  CUDA_CHECK(cudaStreamCreateWithFlags(&ahead_stream_, cudaStreamNonBlocking));
-  CUDA_CHECK(cudaEventCreateWithFlags(&ahead_fork_, cudaEventDisableTiming));
-  for (AheadSlot& slot : slots)
-    if (slot.w16) CUDA_CHECK(cudaEventCreateWithFlags(&slot.ready, cudaEventDisableTiming));
-  ahead_slots_ = std::move(slots);
-  ahead_qkv_ = model_.layers[0].qkv.size();
-}
-
-// Whether a step of `rows` tokens runs every GPTQ linear as dequantize + cuBLAS
-// (the slots then replace the per-product dequantization).
-bool CudaBackendImpl::dequant_ahead_usable(int rows) const {
-  if (ahead_slots_.empty()) return false;
-  const std::vector<const DeviceLinear*> linears = layer_linears(model_.layers[0]);
-  for (size_t i = 0; i < linears.size(); ++i)
-    if (ahead_slots_[i].w16 && !kernels::gptq_gemm_uses_cublas(linears[i]->gptq, rows, gptq_ws_)) return false;
-  return true;
-}
-
-// Dequantizes the layer's linears [begin, end) (layer_linears order) into their
-// slots on ahead_stream_, after what stream_ has enqueued so far (ahead_fork_).
-void CudaBackendImpl::dequantize_ahead(const cuda::DeviceLayer& layer, size_t begin, size_t end) {
-  const std::vector<const DeviceLinear*> linears = layer_linears(layer);
-  CUDA_CHECK(cudaEventRecord(ahead_fork_, stream_));
-  CUDA_CHECK(cudaStreamWaitEvent(ahead_stream_, ahead_fork_, 0));
-  for (size_t i = begin; i < end; ++i) {
-    AheadSlot& slot = ahead_slots_[i];
-    if (!slot.w16) continue;
-    kernels::gptq_dequantize(linears[i]->gptq, 0, linears[i]->gptq.N, slot.w16, ahead_stream_);
-    CUDA_CHECK(cudaEventRecord(slot.ready, ahead_stream_));
-    slot.holds = linears[i];
-  }
-}
-
-// The slot holding l's fp16 weight in this step (stream_ then waits for it), or null.
-const __half* CudaBackendImpl::dequantized_ahead(const DeviceLinear& l) const {
-  if (!ahead_on_) return nullptr;
-  for (const AheadSlot& slot : ahead_slots_) {
-    if (slot.holds != &l) continue;
-    CUDA_CHECK(cudaStreamWaitEvent(stream_, slot.ready, 0));
-    return slot.w16;
-  }
-  return nullptr;
 }
 
 void CudaBackendImpl::linear(const DeviceLinear& l, const __half* x, int rows, __half* y) {
   if (l.quantized) {
-    if (const __half* w16 = dequantized_ahead(l))
-      kernels::gptq_gemm_cublas_dequantized(l.gptq, w16, x, rows, y, l.bias, gptq_ws_, stream_);
-    else
-      kernels::gptq_gemm(l.gptq, x, rows, y, l.bias, gptq_ws_, stream_);
+    kernels::gptq_gemm(l.gptq, x, rows, y, l.bias, gptq_ws_, stream_);
     return;
   }
   CUBLAS_CHECK(kernels::dense_linear(cublas_, x, l.dense, y, rows, l.in_features, l.out_features));
@@ -403,7 +291,7 @@ const __half* CudaBackendImpl::mlp_products(const cuda::DeviceLayer& layer, int 
                                            stream_);
     return nullptr;
   }
-  if (down.quantized && !ahead_on_) {
+  if (down.quantized) {
     kernels::gptq_gemm_silu_mul(down.gptq, gate, up, ld, tokens, ws_.act, ws_.delta, down.bias, gptq_ws_, stream_);
     return ws_.delta;
   }
@@ -424,8 +312,6 @@ void CudaBackendImpl::enqueue_forward(int T, int W, int splits, int L, bool deco
   const bool pdl = options_.programmatic_launch && T <= kernels::kGptqGemvMMax;
   gptq_ws_.programmatic_launch = pdl;
   const cuda::StepMetadata& m = ws_.meta;
-  ahead_on_ = !decode && dequant_ahead_usable(T);
-  if (ahead_on_) dequantize_ahead(model_.layers[0], 0, ahead_qkv_);
   CUDA_CHECK(kernels::embedding_lookup(model_.embed_tokens, m.token_ids, ws_.residual, T, H, stream_));
 
   kernels::PagedAttentionParams ap;
@@ -473,11 +359,6 @@ void CudaBackendImpl::enqueue_forward(int T, int W, int splits, int L, bool deco
     rope.k_cache = k_cache_[l];
     rope.v_cache = v_cache_[l];
     qkv_products(layer, T, rope);
-    if (ahead_on_) {
-      // The rest of this layer's weights and the next layer's q/k/v, beside RoPE and attention.
-      dequantize_ahead(layer, ahead_qkv_, ahead_slots_.size());
-      if (l + 1 < c.num_hidden_layers) dequantize_ahead(model_.layers[l + 1], 0, ahead_qkv_);
-    }
     ap.k_cache = k_cache_[l];
     ap.v_cache = v_cache_[l];
     if (fuse_rope)
@@ -668,14 +549,14 @@ bool cuda_device_available() { return cuda_device_count() > 0; }
 std::unique_ptr<CudaBackend> make_cuda_backend(const LoadedModel& model, const CudaBackendOptions& options) {
   const ModelWeights& weights = model.weights();
   cuda::check_model_weights(weights);
-  ModelSource source{weights.config, weights.config.quant.quantized, [&] { return cuda::model_device_bytes(weights); },
+  ModelSource source{weights.config, [&] { return cuda::model_device_bytes(weights); },
                      [&](cudaStream_t stream) { return cuda::upload_model(weights, stream); }};
   return std::make_unique<CudaBackendImpl>(source, options);
 }
 
 std::unique_ptr<CudaBackend> make_dummy_cuda_backend(const ModelConfig& config, const CudaBackendOptions& options,
                                                      uint64_t seed) {
-  ModelSource source{config, true, [&] { return cuda::dummy_model_device_bytes(config); },
+  ModelSource source{config, [&] { return cuda::dummy_model_device_bytes(config); },
                      [&](cudaStream_t stream) { return cuda::make_dummy_model(config, seed, stream); }};
   return std::make_unique<CudaBackendImpl>(source, options);
 }

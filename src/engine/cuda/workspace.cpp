@@ -40,14 +40,11 @@ void Workspace::layout(const ModelConfig& c, Carve& carve) {
   char* splitk = nullptr;
   char* dequant = nullptr;
   char* cublas_ws = nullptr;
-  char* ahead = nullptr;
   carve(splitk, limits.gptq_splitk_bytes);
   carve(dequant, limits.gptq_dequant_bytes);
-  carve(ahead, limits.gptq_ahead_bytes);
   carve(cublas_ws, limits.cublas_bytes);
   gptq_splitk = splitk;
   gptq_dequant = dequant;
-  gptq_ahead = ahead;
   cublas = cublas_ws;
   carve(meta.token_ids, T);
   carve(meta.positions, T);

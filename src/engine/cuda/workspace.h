@@ -21,7 +21,6 @@ struct WorkspaceLimits {
   int split_capacity = 0;   // tokens x flash-decoding splits
   size_t gptq_splitk_bytes = 0;
   size_t gptq_dequant_bytes = 0;
-  size_t gptq_ahead_bytes = 0;  // fp16 weights of one layer's GPTQ linears (prefill_dequant_ahead)
   size_t cublas_bytes = 32u << 20;
   int max_sample_jobs = 0;        // samples drawn on the device per step
   size_t max_sample_entries = 0;  // their bias / suppression / penalty entries
@@ -59,7 +58,6 @@ struct Workspace {
   float* inv_freq = nullptr;   // [head_dim / 2]
   void* gptq_splitk = nullptr;
   void* gptq_dequant = nullptr;
-  void* gptq_ahead = nullptr;
   void* cublas = nullptr;
   StepMetadata meta;
   // Device sampling (kernels/sampling/sampling.h), uploaded per step.
