@@ -3,17 +3,18 @@
 // W a 4- or 8-bit GPTQ linear in the kernel layout of gptq_layout.h (converted once
 // at load by gptq_prepare() on the host, then copied to the device as is).
 //
-//   M <= kGptqGemvMMax (decode, batch 1-3), 8-bit weights up to kGptqSmallMMax,
-//     and 4-bit up to kGptqSmallMMax when the tensor-core kernel cannot split K:
+//   M = 1 on big layers (decode, batch 1), 8-bit weights up to kGptqSmallMMax,
+//     and 4-bit up to kGptqSmallMMax when the tensor-core kernels cannot split K:
 //     one fused dequantize-and-multiply kernel that streams every weight byte from
 //     DRAM once (16-byte coalesced loads, fp32 accumulation across rows), split
 //     over K when N alone cannot fill the GPU; split partials are added into an
 //     fp32 accumulator in the workspace and the last block of each tile writes y.
-//   kGptqGemvMMax < M <= 32, and up to kGptqMmaMMax on big layers, 4-bit weights:
-//     a tensor-core kernel (mma.sync m16n8k16, fp32 accumulation) that streams the
-//     weights through a cp.async pipeline into shared memory once per 64-row M
-//     chunk and dequantizes them in registers; split over K like the fused kernel
-//     (its workspace then needs room for M rows: gptq_splitk_workspace_bytes(M, N)).
+//   4-bit weights, M from 2 (from 1 on small layers) to kGptqMmaMMax: tensor-core
+//     kernels (mma.sync m16n8k16, fp32 accumulation; gptq_mma_plan.h picks one):
+//     up to 32 tokens per block with the weights as the A operand, streamed from
+//     DRAM straight into registers; 64 tokens per block with the weights staged
+//     through a cp.async pipeline in shared memory. Both split K like the fused
+//     kernel (the workspace then needs room for M rows: gptq_splitk_workspace_bytes(M, N)).
 //   larger M (prefill), and 8-bit weights above kGptqSmallMMax: the weight is
 //     dequantized to an fp16 scratch, column chunk by column chunk, and multiplied
 //     by cuBLAS (fp32 accumulation).
@@ -69,9 +70,8 @@ struct GptqWorkspace {
 // for the tensor-core kernel's split-K) the dequantize + cuBLAS path runs.
 inline constexpr int64_t kGptqSmallMMax = 8;
 
-// Largest M for which the fused CUDA-core kernel beats the tensor-core kernel
-// (H200, every Llama-3-8B/70B decode shape: at 4 rows the tensor-core kernel is
-// 0-20% faster, at 8 rows 1.6-2x; bench/NOTES.md, session 3).
+// Largest M the fused kernel's accumulate mode takes (gptq_gemm_accumulate), and
+// with it the batches the engine launches programmatically.
 inline constexpr int64_t kGptqGemvMMax = 3;
 
 // Largest M that gptq_gemm sends to the tensor-core kernel (4-bit; the rule is

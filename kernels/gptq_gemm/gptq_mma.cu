@@ -1,382 +1,265 @@
-// Tensor-core GPTQ GEMM for 4-bit weights: y[M, N] = x[M, K] W[K, N] (+ bias)
+// Tensor-core GPTQ GEMM for 4-bit weights and up to 32 tokens per block (the
+// wide kernel in gptq_mma_wide.cu takes 64): y[M, N] = x[M, K] W[K, N] (+ bias)
 // with mma.sync m16n8k16 (fp16 in, fp32 accumulate), sm_80 and later.
 //
-// Block (mchunk, ntile, split) computes rows [m0, m0 + MT) over 256 columns from
-// input rows [k_begin, k_end). Its 8 warps sit side by side along N, 32 columns
-// each, and each warp owns all MT rows, so every weight byte is read from DRAM
-// once per M chunk and used by one warp only. The weights stream through a ring
-// of 64-row stages (cp.async, 16-byte chunks), together with the scales and zeros
-// of the stage's two 32-row halves and the stage's [MT, 64] tile of x.
+// The weights are the MMA's A operand (y^T = W^T x^T): 16 output columns by 16
+// input rows per MMA, and 8 tokens of x as its B operand, so a batch of 1-32
+// rows costs 1-4 MMAs per dequantized fragment. Block (mchunk, ntile, split)
+// computes tokens [m0, m0 + 8 NT) over 128 columns from input rows
+// [k_begin, k_end). Its 4 warps are independent (no shared memory, no barrier
+// before the epilogue): warp w owns 32 columns and walks its K range in steps of
+// one or two 32-row halves, keeping a few steps of weights, scales, zeros and x in
+// flight in a register ring (every weight byte comes from DRAM once per M chunk,
+// straight into the registers that dequantize it). Two halves per step halve the
+// bookkeeping per weight; 32-row groups take one.
 //
-// No repacking of the weight layout (gptq_layout.h) is needed. For a 32-row
-// chunk, lane (g = lane / 4, t = lane % 4) reads one 16-byte chunk: word row t
-// (rows 8t .. 8t + 7) of 4 adjacent columns c0 + 4g + i, i = 0..3. Word i yields
-// half2 pairs (rows 8t + 2j, 8t + 2j + 1), j = 0..3, exactly the B fragment
-// shape of m16n8k16 (two consecutive k per register) once the k order inside the
-// chunk is relabelled: MMA 0 takes rows 8t + {0,1} as k = 2t, 2t + 1 and rows
-// 8t + {2,3} as k = 2t + 8, 2t + 9; MMA 1 does the same with rows 8t + 4 .. 8t + 7.
-// The A fragment under that relabelling is x[row][8t .. 8t + 7], one 16-byte
-// shared-memory load per row, so x needs no permutation either. N-tile i of the
-// warp holds columns c0 + 4g + i in its slot g, so a lane's accumulators cover 8
-// adjacent output columns c0 + 8t .. c0 + 8t + 7 (slots 2t, 2t + 1 of the 4 tiles).
+// No repacking of the weight layout (gptq_layout.h): in a half, lane (g = lane / 4,
+// t = lane % 4) loads one 16-byte chunk, word row t (rows 8t .. 8t + 7) of the 4
+// adjacent columns c = 4g + i. A word's half2 pairs P_j = (q[2j], q[2j + 1]),
+// j = 0..3, are exactly A-fragment registers once the k order inside the half is
+// relabelled: MMA "a" takes rows 8t + {0, 1} as k = 2t, 2t + 1 and rows 8t + {2, 3}
+// as k = 2t + 8, 2t + 9; MMA "b" does the same with rows 8t + 4 .. 8t + 7. Tile h
+// (h = 0, 1) puts column 4g + 2h in A row g and column 4g + 2h + 1 in row g + 8.
+// Under that relabelling the B fragment of token g is x[g][8t .. 8t + 7], one
+// 16-byte load per 8 tokens, no permutation. The accumulators of tile h, token
+// tile j hold (column 4g + 2h + c / 2, token 8j + 2t + c % 2) in c = 0..3, so a
+// lane's results for one token are 4 adjacent columns (one 8-byte store).
 //
-// Dequantization is exact up to the fp16 product: (0x6400 | q) + zeros = q - zero,
-// then times the scale (as gptq_dequant.cu does for the cuBLAS path).
-// Split-K: like the fused kernel, fp32 atomics into the workspace accumulator and
-// the last block of a tile writes y (the fp32 order varies between runs).
+// Dequantization: (0x6400 | q) + zeros = q - zero exactly in fp16 (odd pairs are
+// read in place as 1024 + 16 q and brought down by an exact HFMA2), so the MMA sums
+// (q - zero) x in fp32; the group's scale multiplies that sum in fp32 when the
+// group ends (one FFMA per accumulator per group instead of one HMUL2 per weight
+// pair). Split-K: fp32 float4 atomics into the workspace, the last block of a tile
+// writes y (the fp32 order varies between runs).
 #include <cuda_fp16.h>
 
 #include "common/device_utils.cuh"
 #include "gptq_gemm/gptq_mma.cuh"
+#include "gptq_gemm/gptq_mma_device.cuh"
 #include "gptq_gemm/gptq_mma_plan.h"
 
 namespace nibble::kernels::detail {
 namespace {
 
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  const int bytes = valid ? 16 : 0;  // 0: zero-fill, nothing read
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(bytes));
+using mma::and_or;
+using mma::as_h2;
+using mma::as_u32;
+
+// Streamed once: skip L1.
+__device__ __forceinline__ uint4 load_weights(const uint32_t* p) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
 }
 
-// Copies only when `valid` (the destination keeps its old contents otherwise).
-__device__ __forceinline__ void cp_async16_if(void* smem, const void* gmem, bool valid) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile(
-      "{\n .reg .pred p;\n setp.ne.b32 p, %2, 0;\n @p cp.async.cg.shared.global [%0], [%1], 16;\n}\n" ::"r"(s),
-      "l"(gmem), "r"(static_cast<int>(valid)));
-}
+// One step of HPS 32-row halves in flight: the lane's weight chunks, the scales
+// and zeros of its 4 columns (loaded at group starts only), its x fragments, and
+// where the step sits in its group.
+template <int NT, int HPS>
+struct Step {
+  uint4 w[HPS];
+  uint2 s, z;
+  uint4 x[HPS][NT];
+  bool starts_group, ends_group;
+};
 
-__device__ __forceinline__ void cp_async8_if(void* smem, const void* gmem, bool valid) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile(
-      "{\n .reg .pred p;\n setp.ne.b32 p, %2, 0;\n @p cp.async.ca.shared.global [%0], [%1], 8;\n}\n" ::"r"(s),
-      "l"(gmem), "r"(static_cast<int>(valid)));
-}
-
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::); }
-
-__device__ __forceinline__ void mma_16816(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
-                                          uint32_t b0, uint32_t b1) {
-  asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%0, %1, %2, %3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
-
-// (a & mask) | bits in one LOP3.
-template <uint32_t MASK, uint32_t BITS>
-__device__ __forceinline__ uint32_t and_or(uint32_t a) {
-  uint32_t d;
-  asm("lop3.b32 %0, %1, %2, %3, 0xEA;\n" : "=r"(d) : "r"(a), "n"(MASK), "n"(BITS));
-  return d;
-}
-
-__device__ __forceinline__ uint32_t as_u32(__half2 h) { return *reinterpret_cast<const uint32_t*>(&h); }
-__device__ __forceinline__ __half2 as_h2(uint32_t u) { return *reinterpret_cast<const __half2*>(&u); }
-
-// The four half2 pairs (q[2j], q[2j + 1]) of a word as (q - zero) * scale, exact
-// up to the product's rounding. Even nibbles: (0x6400 | q) = 1024 + q, plus z =
-// -(1024 + zero). Odd nibbles are read in place as 1024 + 16 q: times 1/16 plus
-// z64 = -(64 + zero) (all integers below 2048: exact in fp16).
-__device__ __forceinline__ void dequant_word(uint32_t w, __half2 z, __half2 z64, __half2 s, uint32_t (&b)[4]) {
-  const __half2 sixteenth = as_h2(0x2C002C00u);  // 1/16
-  const uint32_t hi = w >> 8;
-  b[0] = as_u32(__hmul2(__hadd2(as_h2(and_or<0x000F000Fu, 0x64006400u>(w)), z), s));
-  b[1] = as_u32(__hmul2(__hfma2(as_h2(and_or<0x00F000F0u, 0x64006400u>(w)), sixteenth, z64), s));
-  b[2] = as_u32(__hmul2(__hadd2(as_h2(and_or<0x000F000Fu, 0x64006400u>(hi)), z), s));
-  b[3] = as_u32(__hmul2(__hfma2(as_h2(and_or<0x00F000F0u, 0x64006400u>(hi)), sixteenth, z64), s));
-}
-
-__device__ __forceinline__ uint2 pack_half4(float a, float b, float c, float d) {
-  __half2 lo = __floats2half2_rn(a, b), hi = __floats2half2_rn(c, d);
-  return make_uint2(*reinterpret_cast<uint32_t*>(&lo), *reinterpret_cast<uint32_t*>(&hi));
-}
-
-__device__ __forceinline__ float4 load_bias4(const __half* bias, int n) {
-  if (!bias) return make_float4(0.f, 0.f, 0.f, 0.f);
-  const uint2 raw = *reinterpret_cast<const uint2*>(bias + n);
-  const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&raw.x));
-  const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&raw.y));
-  return make_float4(a.x, a.y, b.x, b.y);
-}
-
-// Index of 16-byte chunk `c` of x row `m` in a stage's x tile: rows m and m + 1 land
-// on different bank halves, so the 8 lanes of a load phase never collide.
-__device__ __forceinline__ int a_chunk(int m, int c) { return c ^ ((m & 1) << 2); }
-// Index of 16-byte chunk `c` of weight word row `r` in a stage (same reason, for
-// the 4 word rows a phase reads).
-__device__ __forceinline__ int w_chunk(int r, int c) { return c ^ ((r & 3) << 1); }
-
-template <int MI>
-__global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(16 * MI)) gptq_mma_kernel(MmaParams p) {
-  constexpr int MT = 16 * MI;
-  constexpr int STAGE = mma_stage_bytes(MT);
-  constexpr int A_CHUNKS = MT * kMmaStageRows / 8;  // 16-byte chunks of x per stage
-  constexpr int A_PER_THREAD = (A_CHUNKS + kMmaThreads - 1) / kMmaThreads;
-  extern __shared__ __align__(16) unsigned char smem[];
+// HPS halves per step: 2 when every group boundary falls on a 64-row step (fewer
+// bookkeeping instructions per weight), 1 for 32-row groups.
+template <int NT, int HPS>
+__global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(8 * NT)) gptq_mma_kernel(MmaParams p) {
+  constexpr int DEPTH = mma_depth(8 * NT) / HPS > 1 ? mma_depth(8 * NT) / HPS : 1;
+  constexpr int ROWS = 32 * HPS;
   __shared__ bool last_block;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, t = lane & 3;
   const int mchunk = blockIdx.x, ntile = blockIdx.y, split = blockIdx.z;
-  const int m0 = mchunk * MT, n0 = ntile * kMmaTileN;
+  const int m0 = mchunk * 8 * NT;
+  const int col = ntile * kMmaTileN + warp * 32 + 4 * g;  // the lane's 4 columns col .. col + 3
+  const bool col_ok = col < p.N;
   const int k_begin = split * p.rows_per_split;
   const int k_end = min(p.K, k_begin + p.rows_per_split);
-  const int nstages = (k_end - k_begin + kMmaStageRows - 1) / kMmaStageRows;
-  // Stage buffer (ring slot): weights [8 word rows][256] uint32 | scales, zeros
-  // [2 halves][2][256] fp16 | x [MT][64] fp16.
-  auto stage_buf = [&](int slot) { return smem + slot * STAGE; };
-  auto x_tile = [&](int slot) { return reinterpret_cast<__half*>(stage_buf(slot) + kMmaStageQuantBytes); };
+  const int steps = (k_end - k_begin + ROWS - 1) / ROWS;
 
-  // Loader state: stages are requested in order, so each thread keeps its source
-  // pointers and the group of its scale row and advances them by one stage per call.
-  const int w_row = tid >> 6, w_col = tid & 63;  // weight chunks (w_row + 4i, w_col), i = 0, 1
-  const bool w_col_ok = n0 + 4 * w_col < p.N;
-  const uint32_t* w_src = p.qweight + (static_cast<size_t>(k_begin / 8 + w_row) * p.N + n0 + 4 * w_col);
-  const size_t w_step = static_cast<size_t>(kMmaStageRows / 8) * p.N;
-  int w_dst[2];
+  // Loader state: steps are requested in order; the source pointers and the
+  // group advance by one step per request (a step never straddles groups).
+  const uint32_t* w_src = p.qweight + (static_cast<size_t>(k_begin / 8 + t) * p.N + col);
+  const size_t w_half = static_cast<size_t>(4) * p.N;
+  int load_k = k_begin;
+  const int first_group = min(k_begin / p.group_rows, p.groups - 1);
+  int load_group_end = (first_group + 1) * p.group_rows;
+  const __half* s_src = p.scales + (static_cast<size_t>(first_group) * p.N + col);
+  const __half* z_src = p.zeros + (static_cast<size_t>(first_group) * p.N + col);
+  const __half* x_src[NT];  // row m0 + 8j + g at column k_begin + 8t
+  bool x_ok[NT];
 #pragma unroll
-  for (int i = 0; i < 2; ++i) w_dst[i] = (w_row + 4 * i) * kMmaTileN + 4 * w_chunk(w_row + 4 * i, w_col);
-  const int s_half = tid >> 7, s_kind = (tid >> 6) & 1;  // scale/zero chunk: (half, kind, w_col)
-  const __half* s_src = (s_kind ? p.zeros : p.scales) + n0 + 4 * w_col;
-  int s_group = min(min(k_begin + 32 * s_half, p.K - 1) / p.group_rows, p.groups - 1);
-  int s_group_end = (s_group + 1) * p.group_rows;  // first row of the next group
-  const int s_dst = kMmaStageWeightBytes / 2 + (s_half * 2 + s_kind) * kMmaTileN + 4 * w_col;  // in halves
-  // x chunk i of a thread: row (tid / 8) + 32 i, columns 8 (tid % 8) .. + 7 of the stage.
-  const int x_m = tid >> 3, x_cc = tid & 7;
-  const __half* x_src = p.x + (static_cast<size_t>(m0 + x_m) * p.K + k_begin + x_cc * 8);
-  const int x_dst = x_m * kMmaStageRows + 8 * a_chunk(x_m, x_cc);  // rows 32 apart keep their parity
-  int x_k = k_begin + x_cc * 8;
-  int load_k = k_begin;  // first row of the next stage to load
-
-  // Weights and the scales and zeros of both 32-row halves (skipped past k_end or
-  // N: stale shared memory there only meets zero x or unwritten columns; any bit
-  // pattern dequantizes to a finite value), and x when it can be copied as is
-  // (zero-filled past M and k_end, so that stale weights add nothing).
-  auto load_stage_weights = [&](int slot) {
-    unsigned char* buf = stage_buf(slot);
-#pragma unroll
-    for (int i = 0; i < 2; ++i)
-      cp_async16_if(reinterpret_cast<uint32_t*>(buf) + w_dst[i], w_src + i * 4 * p.N,
-                    w_col_ok && load_k + (w_row + 4 * i) * 8 < k_end);
-    while (load_k + 32 * s_half >= s_group_end && s_group < p.groups - 1) {
-      ++s_group;
-      s_group_end += p.group_rows;
-    }
-    cp_async8_if(reinterpret_cast<__half*>(buf) + s_dst, s_src + static_cast<size_t>(s_group) * p.N, w_col_ok);
-    w_src += w_step;
-    load_k += kMmaStageRows;
-  };
-  auto load_stage_x = [&](int slot) {
-    if (p.x_vec) {
-      __half* xs = x_tile(slot);
-#pragma unroll
-      for (int i = 0; i < A_PER_THREAD; ++i) {
-        if (tid + i * kMmaThreads >= A_CHUNKS) break;
-        const bool valid = m0 + x_m + 32 * i < p.M && x_k < k_end;
-        cp_async16(xs + x_dst + 32 * i * kMmaStageRows, valid ? x_src + static_cast<size_t>(32 * i) * p.K : p.x,
-                   valid);
-      }
-      x_src += kMmaStageRows;
-      x_k += kMmaStageRows;
-    }
-  };
-  auto load_next_stage = [&](int slot) {
-    load_stage_weights(slot);
-    load_stage_x(slot);
-  };
-
-  // x gathered through perm (no room to gather it beforehand) or not 16-byte
-  // aligned: plain loads, stored before the stage's compute (the slow fallback).
-  uint4 gathered[A_PER_THREAD];
-  auto gather_x = [&](int st) {
-    const int kb = k_begin + st * kMmaStageRows;
-#pragma unroll
-    for (int i = 0; i < A_PER_THREAD; ++i) {
-      const int c = tid + i * kMmaThreads;
-      const int m = c >> 3, cc = c & 7;
-      const int k = kb + cc * 8;
-      gathered[i] = make_uint4(0, 0, 0, 0);
-      if (c >= A_CHUNKS || st >= nstages || m0 + m >= p.M || k >= k_end) continue;
-      const __half* row = p.x + static_cast<size_t>(m0 + m) * p.K;
-      uint32_t packed[4];
-#pragma unroll
-      for (int e = 0; e < 8; e += 2) {
-        const unsigned short lo = __half_as_ushort(row[p.perm ? __ldg(p.perm + k + e) : k + e]);
-        const unsigned short hi = __half_as_ushort(row[p.perm ? __ldg(p.perm + k + e + 1) : k + e + 1]);
-        packed[e / 2] = static_cast<uint32_t>(lo) | static_cast<uint32_t>(hi) << 16;
-      }
-      gathered[i] = make_uint4(packed[0], packed[1], packed[2], packed[3]);
-    }
-  };
-  auto store_x = [&](int slot) {
-    __half* xs = x_tile(slot);
-#pragma unroll
-    for (int i = 0; i < A_PER_THREAD; ++i) {
-      const int c = tid + i * kMmaThreads;
-      if (c >= A_CHUNKS) break;
-      const int m = c >> 3, cc = c & 7;
-      *reinterpret_cast<uint4*>(xs + m * kMmaStageRows + 8 * a_chunk(m, cc)) = gathered[i];
-    }
-  };
-
-  float acc[MI][4][4];
-#pragma unroll
-  for (int mi = 0; mi < MI; ++mi)
-#pragma unroll
-    for (int i = 0; i < 4; ++i)
-#pragma unroll
-      for (int c = 0; c < 4; ++c) acc[mi][i][c] = 0.f;
-
-  // The prologue's weights first (constant: they may load while the kernel before
-  // us finishes, with programmatic dependent launch), x after the wait. The first
-  // commit group then holds every prologue stage's weights.
-#pragma unroll 1
-  for (int st = 0; st < kMmaStages - 1; ++st)
-    if (st < nstages) load_stage_weights(st);
-  wait_for_previous_grid();
-#pragma unroll 1
-  for (int st = 0; st < kMmaStages - 1; ++st) {
-    if (st < nstages) {
-      load_stage_x(st);
-      if (!p.x_vec) {
-        gather_x(st);
-        store_x(st);
-      }
-    }
-    cp_async_commit();
+  for (int j = 0; j < NT; ++j) {
+    const int m = m0 + 8 * j + g;
+    x_ok[j] = m < p.M;
+    x_src[j] = p.x + (static_cast<size_t>(x_ok[j] ? m : 0) * p.K + k_begin + 8 * t);
   }
+  const int t_rows = 8 * t;
 
-  // Per-thread shared-memory byte offsets inside a stage: the weight chunk and
-  // the scales of each 32-row half, the x rows 16 mi + g (+ 8 at +1024 bytes).
-  int w_off[2], x_off[2];
-#pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    const int wrow = 4 * half + t;
-    w_off[half] = (wrow * kMmaTileN + 4 * w_chunk(wrow, 8 * warp + g)) * 4;
-    x_off[half] = kMmaStageQuantBytes + (g * kMmaStageRows + 8 * a_chunk(g, 4 * half + t)) * 2;
-  }
-  const int sz_off = kMmaStageWeightBytes + (warp * 32 + 4 * g) * 2;  // + 1024 per half, zeros + 512
-
-  int read_slot = 0, write_slot = kMmaStages - 1;
-#pragma unroll 1
-  for (int st = 0; st < nstages; ++st) {
-    cp_async_wait<kMmaStages - 2>();
-    __syncthreads();  // stage st visible; every warp is done with the slot written next
-    const int next = st + kMmaStages - 1;
-    if (next < nstages) {
-      load_next_stage(write_slot);
-      if (!p.x_vec) {
-        gather_x(next);
-        store_x(write_slot);
-      }
+  auto load_weights_of = [&](Step<NT, HPS>& st) {
+    const bool new_group = load_k >= load_group_end;
+    if (new_group) {
+      load_group_end += p.group_rows;
+      s_src += p.N;
+      z_src += p.N;
     }
-    cp_async_commit();
-
-    const unsigned char* buf = stage_buf(read_slot);
-    const int kb = k_begin + st * kMmaStageRows;
+    st.starts_group = load_k == k_begin || new_group;
+    st.ends_group = load_k + ROWS >= load_group_end || load_k + ROWS >= k_end;
 #pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      if (kb + half * 32 >= k_end) break;
-      const uint4 wq = *reinterpret_cast<const uint4*>(buf + w_off[half]);
-      const uint2 sraw = *reinterpret_cast<const uint2*>(buf + sz_off + half * 1024);
-      const uint2 zraw = *reinterpret_cast<const uint2*>(buf + sz_off + half * 1024 + 512);
-      const __half2 s01 = as_h2(sraw.x), s23 = as_h2(sraw.y), z01 = as_h2(zraw.x), z23 = as_h2(zraw.y);
-      const __half2 scale[4] = {__low2half2(s01), __high2half2(s01), __low2half2(s23), __high2half2(s23)};
-      const __half2 zero[4] = {__low2half2(z01), __high2half2(z01), __low2half2(z23), __high2half2(z23)};
-      const __half2 to64 = as_h2(0x63806380u);  // 960: -(1024 + zero) + 960 = -(64 + zero)
-      const uint32_t words[4] = {wq.x, wq.y, wq.z, wq.w};
-      uint32_t b[4][4];
-#pragma unroll
-      for (int i = 0; i < 4; ++i) dequant_word(words[i], zero[i], __hadd2(zero[i], to64), scale[i], b[i]);
-#pragma unroll
-      for (int mi = 0; mi < MI; ++mi) {
-        const uint4 u = *reinterpret_cast<const uint4*>(buf + x_off[half] + mi * 16 * kMmaStageRows * 2);
-        const uint4 v = *reinterpret_cast<const uint4*>(buf + x_off[half] + mi * 16 * kMmaStageRows * 2 + 1024);
-        // Rows 8t .. 8t + 3 of the chunk for all four column tiles, then rows
-        // 8t + 4 .. 8t + 7: no two consecutive MMAs share an accumulator.
-#pragma unroll
-        for (int i = 0; i < 4; ++i) mma_16816(acc[mi][i], u.x, v.x, u.y, v.y, b[i][0], b[i][1]);
-#pragma unroll
-        for (int i = 0; i < 4; ++i) mma_16816(acc[mi][i], u.z, v.z, u.w, v.w, b[i][2], b[i][3]);
-      }
+    for (int hh = 0; hh < HPS; ++hh)
+      st.w[hh] = col_ok && load_k + 32 * hh + t_rows < k_end ? load_weights(w_src + hh * w_half)
+                                                             : make_uint4(0, 0, 0, 0);
+    if (st.starts_group && col_ok && load_k < k_end) {
+      st.s = __ldg(reinterpret_cast<const uint2*>(s_src));
+      st.z = __ldg(reinterpret_cast<const uint2*>(z_src));
     }
-    read_slot = read_slot + 1 == kMmaStages ? 0 : read_slot + 1;
-    write_slot = write_slot + 1 == kMmaStages ? 0 : write_slot + 1;
-  }
-  cp_async_wait_all();
-
-  // Lane's outputs: rows 16 mi + g (+ 8), columns wb + 8t + 4h + i = acc[mi][i][2 * hrow + h].
-  const int wb = n0 + warp * 32 + 8 * t;
-  if (p.splits == 1) {
+    w_src += HPS * w_half;
+  };
+  // x of the step: token 8j + g, rows load_k + 32 hh + 8t .. + 7 (zero past M and k_end).
+  auto load_x_of = [&](Step<NT, HPS>& st) {
 #pragma unroll
-    for (int mi = 0; mi < MI; ++mi)
+    for (int hh = 0; hh < HPS; ++hh) {
+      const int r = load_k + 32 * hh + t_rows;
 #pragma unroll
-      for (int hrow = 0; hrow < 2; ++hrow) {
-        const int row = m0 + 16 * mi + g + 8 * hrow;
-        if (row >= p.M) continue;
+      for (int j = 0; j < NT; ++j) {
+        st.x[hh][j] = make_uint4(0, 0, 0, 0);
+        if (!x_ok[j] || r >= k_end) continue;
+        if (p.x_vec) {
+          st.x[hh][j] = __ldg(reinterpret_cast<const uint4*>(x_src[j] + 32 * hh));
+        } else {
+          const __half* row = p.x + static_cast<size_t>(m0 + 8 * j + g) * p.K;
+          uint32_t packed[4];
 #pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const int n = wb + 4 * h;
-          if (n >= p.N) continue;
-          const float4 b = load_bias4(p.bias, n);
-          const int c = 2 * hrow + h;
-          *reinterpret_cast<uint2*>(p.y + static_cast<size_t>(row) * p.N + n) =
-              pack_half4(acc[mi][0][c] + b.x, acc[mi][1][c] + b.y, acc[mi][2][c] + b.z, acc[mi][3][c] + b.w);
+          for (int e = 0; e < 8; e += 2) {
+            const unsigned short lo = __half_as_ushort(row[p.perm ? __ldg(p.perm + r + e) : r + e]);
+            const unsigned short hi = __half_as_ushort(row[p.perm ? __ldg(p.perm + r + e + 1) : r + e + 1]);
+            packed[e / 2] = static_cast<uint32_t>(lo) | static_cast<uint32_t>(hi) << 16;
+          }
+          st.x[hh][j] = make_uint4(packed[0], packed[1], packed[2], packed[3]);
         }
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < NT; ++j) x_src[j] += ROWS;
+    load_k += ROWS;
+  };
+
+  Step<NT, HPS> ring[DEPTH];
+  // The weights of the first steps do not depend on the kernel before us: with
+  // programmatic dependent launch they load while it finishes; x after the wait.
+#pragma unroll
+  for (int d = 0; d < DEPTH; ++d) {
+    load_weights_of(ring[d]);
+    load_k += ROWS;
+  }
+  wait_for_previous_grid();
+  load_k = k_begin;  // load_x_of advances it again
+#pragma unroll
+  for (int d = 0; d < DEPTH; ++d) load_x_of(ring[d]);
+
+  float acc[NT][2][4], total[NT][2][4];
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) acc[j][h][c] = total[j][h][c] = 0.f;
+  __half2 z[4], z64[4];
+  float scale[4];
+
+#pragma unroll 1
+  for (int s0 = 0; s0 < steps; s0 += DEPTH) {
+#pragma unroll
+    for (int d = 0; d < DEPTH; ++d) {
+      if (s0 + d >= steps) break;
+      Step<NT, HPS>& cur = ring[d];
+      if (cur.starts_group) {
+        const __half2 z01 = as_h2(cur.z.x), z23 = as_h2(cur.z.y);
+        z[0] = __low2half2(z01);
+        z[1] = __high2half2(z01);
+        z[2] = __low2half2(z23);
+        z[3] = __high2half2(z23);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) z64[i] = mma::zero_for_odd_pairs(z[i]);
+        const float2 s01 = __half22float2(as_h2(cur.s.x)), s23 = __half22float2(as_h2(cur.s.y));
+        scale[0] = s01.x;
+        scale[1] = s01.y;
+        scale[2] = s23.x;
+        scale[3] = s23.y;
+      }
+#pragma unroll
+      for (int hh = 0; hh < HPS; ++hh) {
+        uint32_t a[4][4];
+        mma::dequant_word(cur.w[hh].x, z[0], z64[0], a[0]);
+        mma::dequant_word(cur.w[hh].y, z[1], z64[1], a[1]);
+        mma::dequant_word(cur.w[hh].z, z[2], z64[2], a[2]);
+        mma::dequant_word(cur.w[hh].w, z[3], z64[3], a[3]);
+        // MMA "a" (rows 8t .. 8t + 3) of every tile, then MMA "b": no two
+        // consecutive MMAs share an accumulator.
+#pragma unroll
+        for (int j = 0; j < NT; ++j)
+#pragma unroll
+          for (int h = 0; h < 2; ++h)
+            mma::mma_16816(acc[j][h], a[2 * h][0], a[2 * h + 1][0], a[2 * h][1], a[2 * h + 1][1], cur.x[hh][j].x,
+                      cur.x[hh][j].y);
+#pragma unroll
+        for (int j = 0; j < NT; ++j)
+#pragma unroll
+          for (int h = 0; h < 2; ++h)
+            mma::mma_16816(acc[j][h], a[2 * h][2], a[2 * h + 1][2], a[2 * h][3], a[2 * h + 1][3], cur.x[hh][j].z,
+                      cur.x[hh][j].w);
+      }
+      if (cur.ends_group) {  // scale the group's sums
+#pragma unroll
+        for (int j = 0; j < NT; ++j)
+#pragma unroll
+          for (int h = 0; h < 2; ++h)
+#pragma unroll
+            for (int c = 0; c < 4; ++c) {
+              total[j][h][c] = fmaf(scale[2 * h + c / 2], acc[j][h][c], total[j][h][c]);
+              acc[j][h][c] = 0.f;
+            }
+      }
+      load_weights_of(cur);
+      load_x_of(cur);
+    }
+  }
+
+  // The lane's results for token 8j + 2t + e: columns col .. col + 3.
+  auto result = [&](int j, int e) {
+    return make_float4(total[j][0][e], total[j][0][2 + e], total[j][1][e], total[j][1][2 + e]);
+  };
+  if (p.splits == 1) {
+    if (!col_ok) return;
+    const float4 b = mma::load_bias4(p.bias, col);
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int row = m0 + 8 * j + 2 * t + e;
+        if (row >= p.M) continue;
+        const float4 v = result(j, e);
+        *reinterpret_cast<uint2*>(p.y + static_cast<size_t>(row) * p.N + col) =
+            mma::pack_half4(v.x + b.x, v.y + b.y, v.z + b.z, v.w + b.w);
       }
     return;
   }
-
+  if (col_ok) {
 #pragma unroll
-  for (int mi = 0; mi < MI; ++mi)
+    for (int j = 0; j < NT; ++j)
 #pragma unroll
-    for (int hrow = 0; hrow < 2; ++hrow) {
-      const int row = m0 + 16 * mi + g + 8 * hrow;
-      if (row >= p.M) continue;
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int n = wb + 4 * h;
-        if (n >= p.N) continue;
-        const int c = 2 * hrow + h;
-        float* dst = p.partial + static_cast<size_t>(row) * p.N + n;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-        atomicAdd(reinterpret_cast<float4*>(dst), make_float4(acc[mi][0][c], acc[mi][1][c], acc[mi][2][c], acc[mi][3][c]));
-#else
-#pragma unroll
-        for (int i = 0; i < 4; ++i) atomicAdd(dst + i, acc[mi][i][c]);
-#endif
+      for (int e = 0; e < 2; ++e) {
+        const int row = m0 + 8 * j + 2 * t + e;
+        if (row < p.M) mma::add_to_partial(p.partial + static_cast<size_t>(row) * p.N + col, result(j, e));
       }
-    }
-  __threadfence();
-  __syncthreads();
-  if (tid == 0) {
-    unsigned* counter = p.counters + mchunk * gridDim.y + ntile;
-    const unsigned arrived = atomicAdd(counter, 1u);
-    last_block = arrived == static_cast<unsigned>(p.splits - 1);
-    if (last_block) *counter = 0u;  // leave the workspace as we found it
   }
-  __syncthreads();
-  if (!last_block) return;
-  __threadfence();
-  for (int c = tid; c < MT * (kMmaTileN / 4); c += kMmaThreads) {
-    const int row = m0 + c / (kMmaTileN / 4);
-    const int n = n0 + 4 * (c % (kMmaTileN / 4));
-    if (row >= p.M || n >= p.N) continue;
-    float4* total = reinterpret_cast<float4*>(p.partial + static_cast<size_t>(row) * p.N + n);
-    const float4 sum = __ldcg(total);
-    const float4 b = load_bias4(p.bias, n);
-    __stcg(total, make_float4(0.f, 0.f, 0.f, 0.f));
-    *reinterpret_cast<uint2*>(p.y + static_cast<size_t>(row) * p.N + n) =
-        pack_half4(sum.x + b.x, sum.y + b.y, sum.z + b.z, sum.w + b.w);
-  }
+  mma::finish_split_tile(p.partial, p.counters, p.splits, p.y, p.bias, p.M, p.N, m0, 8 * NT, ntile * kMmaTileN,
+                         kMmaTileN, last_block);
 }
 
 __global__ void gather_columns_kernel(const __half* x, const int32_t* perm, int M, int K, __half* out) {
@@ -395,13 +278,11 @@ __global__ void gather_columns_kernel(const __half* x, const int32_t* perm, int 
   *reinterpret_cast<uint4*>(out + static_cast<size_t>(m) * K + r) = make_uint4(packed[0], packed[1], packed[2], packed[3]);
 }
 
-template <int MI>
-void launch_tile(const MmaParams& p, dim3 grid, size_t smem, bool programmatic, cudaStream_t stream) {
-  // The largest plan's shared memory, allowed once per instantiation.
-  static const cudaError_t configured = cudaFuncSetAttribute(
-      gptq_mma_kernel<MI>, cudaFuncAttributeMaxDynamicSharedMemorySize, kMmaStages * mma_stage_bytes(16 * MI));
-  (void)configured;
-  launch_maybe_programmatic(gptq_mma_kernel<MI>, grid, dim3(kMmaThreads), smem, stream, programmatic, p);
+template <int NT>
+void launch_tile(const MmaParams& p, dim3 grid, bool programmatic, cudaStream_t stream) {
+  const bool steps64 = p.group_rows % 64 == 0 || p.groups == 1;
+  launch_maybe_programmatic(steps64 ? gptq_mma_kernel<NT, 2> : gptq_mma_kernel<NT, 1>, grid, dim3(kMmaThreads), 0,
+                            stream, programmatic, p);
 }
 
 }  // namespace
@@ -414,11 +295,11 @@ void launch_gather_columns(const __half* x, const int32_t* perm, int M, int K, _
                                                                                                       out);
 }
 
-void launch_mma(const MmaParams& p, int m_tile, dim3 grid, size_t smem, bool programmatic, cudaStream_t stream) {
+void launch_mma(const MmaParams& p, int m_tile, dim3 grid, bool programmatic, cudaStream_t stream) {
   switch (m_tile) {
-    case 16: launch_tile<1>(p, grid, smem, programmatic, stream); break;
-    case 32: launch_tile<2>(p, grid, smem, programmatic, stream); break;
-    default: launch_tile<4>(p, grid, smem, programmatic, stream); break;
+    case 8: launch_tile<1>(p, grid, programmatic, stream); break;
+    case 16: launch_tile<2>(p, grid, programmatic, stream); break;
+    default: launch_tile<4>(p, grid, programmatic, stream); break;
   }
 }
 

@@ -1,6 +1,6 @@
 #pragma once
 // The tensor-core GPTQ GEMM (internal header; host API in gptq_gemm.h, plan in
-// gptq_mma_plan.h, kernel in gptq_mma.cu).
+// gptq_mma_plan.h, kernels in gptq_mma.cu and gptq_mma_wide.cu).
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -18,17 +18,19 @@ struct MmaParams {
   const __half* bias;       // [N] or null
   int M, K, N;
   int group_rows, groups;
-  int rows_per_split;  // multiple of 64
+  int rows_per_split;  // multiple of kMmaSplitRows
   int splits;
-  int x_vec;           // 1: x rows are 16-byte aligned and not permuted (copied with cp.async; else gathered)
+  int x_vec;           // 1: x rows are 16-byte aligned and not permuted (16-byte loads; else gathered)
   float* partial;      // [M, N] fp32 accumulator when splits > 1 (zero between calls)
   unsigned* counters;  // [mchunks * ntiles] when splits > 1
 };
 
-// m_tile 16, 32 or 64; grid (mchunks, ntiles, splits); smem from the plan;
-// programmatic: with programmatic dependent launch (the prologue's weight loads
-// overlap the end of the kernel before).
-void launch_mma(const MmaParams& p, int m_tile, dim3 grid, size_t smem, bool programmatic, cudaStream_t stream);
+// m_tile 8, 16 or 32; grid (mchunks, ntiles, splits); programmatic: with
+// programmatic dependent launch (the prologue's weight loads overlap the end of
+// the kernel before).
+void launch_mma(const MmaParams& p, int m_tile, dim3 grid, bool programmatic, cudaStream_t stream);
+// The wide kernel: 64 tokens per block, smem from the plan.
+void launch_mma_wide(const MmaParams& p, dim3 grid, size_t smem, bool programmatic, cudaStream_t stream);
 
 // out[m, r] = x[m, perm[r]] for m < M, r < K (K a multiple of 8, out 16-byte aligned):
 // act-order activations gathered once so the GEMM copies them with cp.async.

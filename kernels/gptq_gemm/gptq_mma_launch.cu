@@ -17,13 +17,15 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 bool aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
-void check_mma_args(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias) {
+void check_mma_args(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,
+                    const MmaOverride& override) {
   const std::string what = "gptq_gemm_mma [K=" + std::to_string(w.K) + ", N=" + std::to_string(w.N) +
                            ", bits=" + std::to_string(w.bits) + ", M=" + std::to_string(M) + "]";
   NIBBLE_CHECK(w.bits == 4, what + ": the tensor-core path takes 4-bit weights only");
   NIBBLE_CHECK(w.K > 0 && w.K % 8 == 0 && w.K < (int64_t{1} << 30), what + ": K must be a positive multiple of 8");
   NIBBLE_CHECK(w.N > 0 && w.N % 4 == 0 && w.N <= int64_t{65535} * kMmaTileN,
-               what + ": N must be a positive multiple of 4 (at most 65535 * 256)");
+               what + ": N must be a positive multiple of 4 (at most 65535 * 128)");
+  NIBBLE_CHECK(override.kernel >= 0 && override.kernel <= 2, what + ": MmaOverride::kernel is 0, 1 or 2");
   NIBBLE_CHECK(M >= 0 && M < (int64_t{1} << 30), what + ": bad M");
   NIBBLE_CHECK(w.group_rows > 0 && (w.group_rows % 32 == 0 || w.group_rows == w.K) &&
                    w.groups == ceil_div(w.K, w.group_rows),
@@ -40,46 +42,53 @@ void check_mma_args(const GptqDeviceWeights& w, const __half* x, int64_t M, __ha
 
 MmaPlan plan_mma(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, const MmaOverride& override) {
   MmaPlan plan;
-  plan.m_tile = M <= 16 ? 16 : M <= 32 ? 32 : 64;
+  plan.wide = override.kernel == 2 || (override.kernel == 0 && mma_wide_preferred(M, N, K));
+  plan.m_tile = plan.wide ? kMmaWideTile : M <= 8 ? 8 : M <= 16 ? 16 : static_cast<int>(kMmaNarrowMMax);
   plan.mchunks = static_cast<int>(ceil_div(std::max<int64_t>(M, 1), plan.m_tile));
-  plan.ntiles = static_cast<int>(ceil_div(N, kMmaTileN));
+  plan.ntiles = static_cast<int>(ceil_div(N, plan.wide ? kMmaWideTileN : kMmaTileN));
+  plan.blocks_per_sm = plan.wide ? kMmaWideBlocksPerSm : mma_blocks_per_sm(plan.m_tile);
+  plan.smem_bytes = plan.wide ? static_cast<size_t>(kMmaWideStages) * mma_wide_stage_bytes(kMmaWideTile) : 0;
   const int64_t base = static_cast<int64_t>(plan.mchunks) * plan.ntiles;
   const bool can_split = base <= detail::kCounterBytes / 4 &&
                          splitk_bytes >= detail::kCounterBytes + static_cast<size_t>(M * N) * sizeof(float);
-  int64_t rows = round_up(K, kMmaStageRows);
+  int64_t rows = round_up(K, kMmaSplitRows);
   if (override.rows_per_split > 0) {
-    rows = round_up(override.rows_per_split, kMmaStageRows);
+    rows = round_up(override.rows_per_split, kMmaSplitRows);
   } else {
-    // Two blocks per SM (never more than fit at once, so no second, mostly idle
-    // wave; the benchmark's sweep found fewer, longer splits better than three per
-    // SM: each split adds an fp32 [M, N] of atomics); at least 128 rows each.
-    const int64_t target = override.blocks_target > 0 ? override.blocks_target : 2 * int64_t{sms};
+    // One full wave of resident blocks (a second wave would run mostly idle),
+    // at least 128 rows per split: each split adds an fp32 [M, N] of atomics.
+    const int64_t target = override.blocks_target > 0 ? override.blocks_target : int64_t{plan.blocks_per_sm} * sms;
     const int64_t splits = std::max<int64_t>(1, target / base);
-    rows = std::max<int64_t>(128, round_up(ceil_div(K, splits), kMmaStageRows));
+    rows = std::max<int64_t>(128, round_up(ceil_div(K, splits), kMmaSplitRows));
   }
-  if (!can_split) rows = round_up(K, kMmaStageRows);
-  rows = std::min(rows, round_up(K, kMmaStageRows));
-  rows = std::max(rows, round_up(ceil_div(K, 65535), kMmaStageRows));  // grid.z limit
+  if (!can_split) rows = round_up(K, kMmaSplitRows);
+  rows = std::min(rows, round_up(K, kMmaSplitRows));
+  rows = std::max(rows, round_up(ceil_div(K, 65535), kMmaSplitRows));  // grid.z limit
   plan.rows_per_split = static_cast<int>(rows);
   plan.splits = static_cast<int>(ceil_div(K, rows));
-  plan.smem_bytes = static_cast<size_t>(kMmaStages) * mma_stage_bytes(plan.m_tile);
   return plan;
 }
 
+bool mma_wide_preferred(int64_t M, int64_t N, int64_t K) {
+  if (M <= 16) return false;
+  if (M <= kMmaNarrowMMax) return N > 32768;
+  return N > 8192 || K > 16384;
+}
+
 bool gptq_mma_preferred(const GptqDeviceWeights& w, int64_t M, const GptqWorkspace& ws) {
-  if (w.bits != 4 || M <= kGptqGemvMMax) return false;
+  if (w.bits != 4 || M < 1) return false;
   // Without split-K the Llama-sized layers fill a fraction of the GPU: slower than
   // the fused kernel (small M) or cuBLAS.
   const bool room = ws.splitk && ws.splitk_bytes >= gptq_splitk_workspace_bytes(M, w.N);
+  if (M == 1) return room && w.K * w.N <= kMmaSmallLayerWeights;
   if (M <= kGptqSmallMMax) return room;
   if (!ws.cublas || !ws.dequant) return true;
-  if (!room) return false;
-  return M <= kMmaAlwaysMMax || (M <= kGptqMmaMMax && w.K * w.N >= kMmaBigLayerWeights);
+  return room && M <= kGptqMmaMMax;
 }
 
 void gptq_gemm_mma_with(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,
                         const GptqWorkspace& ws, cudaStream_t stream, const MmaOverride& override) {
-  check_mma_args(w, x, M, y, bias);
+  check_mma_args(w, x, M, y, bias, override);
   if (M == 0) return;
   const MmaPlan plan = plan_mma(M, w.N, w.K, device_sm_count(), ws.splitk ? ws.splitk_bytes : 0, override);
   detail::MmaParams p{};
@@ -88,7 +97,7 @@ void gptq_gemm_mma_with(const GptqDeviceWeights& w, const __half* x, int64_t M, 
   p.rows_per_split = plan.rows_per_split;
   p.splits = plan.splits;
   // Act-order: gather x once into the dequant scratch when it has room (the
-  // kernel then copies it like plain x); otherwise the kernel gathers as it goes.
+  // kernel then loads it like plain x); otherwise the kernel gathers as it goes.
   const size_t gathered_bytes = static_cast<size_t>(M) * w.K * sizeof(__half);
   if (w.perm && ws.dequant && ws.dequant_bytes >= gathered_bytes && aligned(ws.dequant, 16)) {
     auto* gathered = static_cast<__half*>(ws.dequant);
@@ -102,7 +111,10 @@ void gptq_gemm_mma_with(const GptqDeviceWeights& w, const __half* x, int64_t M, 
     p.partial = reinterpret_cast<float*>(static_cast<char*>(ws.splitk) + detail::kCounterBytes);
   }
   const dim3 grid(plan.mchunks, plan.ntiles, plan.splits);
-  detail::launch_mma(p, plan.m_tile, grid, plan.smem_bytes, ws.programmatic_launch, stream);
+  if (plan.wide)
+    detail::launch_mma_wide(p, grid, plan.smem_bytes, ws.programmatic_launch, stream);
+  else
+    detail::launch_mma(p, plan.m_tile, grid, ws.programmatic_launch, stream);
   const cudaError_t status = cudaGetLastError();
   if (status != cudaSuccess)
     throw_error(std::string("gptq_gemm_mma: kernel launch: ") + cudaGetErrorString(status));

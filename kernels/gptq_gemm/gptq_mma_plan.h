@@ -1,6 +1,6 @@
 #pragma once
-// The launch plan of the tensor-core GPTQ GEMM (gptq_mma.cu), host logic exposed
-// for the tests and the benchmark.
+// The launch plan of the tensor-core GPTQ GEMM (gptq_mma.cu up to 32 tokens,
+// gptq_mma_wide.cu above), host logic exposed for the tests and the benchmark.
 #include <cstddef>
 #include <cstdint>
 
@@ -8,34 +8,50 @@
 
 namespace nibble::kernels {
 
-// Fixed shape of the kernel: 8 warps side by side along N, 32 columns each; the
-// weights, their scales and zeros and the matching x tile stream through a
-// multi-stage cp.async ring of 64-row stages.
-inline constexpr int kMmaThreads = 256;
-inline constexpr int kMmaTileN = 256;     // columns per block
-inline constexpr int kMmaStageRows = 64;  // input rows per pipeline stage
-inline constexpr int kMmaStages = 6;      // ring depth (stages in flight + 1)
+// The narrow kernel (gptq_mma.cu): 4 independent warps side by side along N, 32
+// columns each; a warp walks its K range in 32-row halves, mma_depth() of them in
+// flight; 8, 16 or 32 tokens per block (1, 2 or 4 MMA token tiles).
+inline constexpr int kMmaThreads = 128;
+inline constexpr int kMmaTileN = 128;     // columns per block
+inline constexpr int kMmaSplitRows = 64;  // rows per split are a multiple of this
+// Resident blocks per SM the kernel is built for (registers bound it: no shared memory).
+constexpr int mma_blocks_per_sm(int m_tile) { return m_tile <= 16 ? 4 : 3; }
+// 32-row halves in flight per warp (a register ring).
+constexpr int mma_depth(int m_tile) { return m_tile == 8 ? 4 : m_tile == 16 ? 3 : 2; }
+// Most tokens the narrow kernel takes per block.
+inline constexpr int64_t kMmaNarrowMMax = 32;
+
+// The wide kernel (gptq_mma_wide.cu): 8 warps side by side along N, 32 columns
+// each, 64 tokens per block; the weights, their scales and zeros and the matching
+// x tile stream through a multi-stage cp.async ring of 64-row stages.
+inline constexpr int kMmaWideThreads = 256;
+inline constexpr int kMmaWideTileN = 256;     // columns per block
+inline constexpr int kMmaWideTile = 64;       // tokens per block
+inline constexpr int kMmaWideStageRows = 64;  // input rows per pipeline stage
+inline constexpr int kMmaWideStages = 6;      // ring depth (stages in flight + 1)
+inline constexpr int kMmaWideBlocksPerSm = 2;
 // One stage: 8 word rows x 256 columns of qweight, the scales and zeros of the
-// stage's two 32-row halves (2 x 2 x 256 fp16), then x [m_tile][64] fp16.
-inline constexpr int kMmaStageWeightBytes = kMmaStageRows / 8 * kMmaTileN * 4;
-inline constexpr int kMmaStageQuantBytes = kMmaStageWeightBytes + 2 * 2 * kMmaTileN * 2;
-constexpr int mma_stage_bytes(int m_tile) { return kMmaStageQuantBytes + m_tile * kMmaStageRows * 2; }
-// Resident blocks per SM the kernel is built for (registers; shared memory fits them).
-constexpr int mma_blocks_per_sm(int m_tile) { return m_tile == 16 ? 3 : 2; }
+// stage's two 32-row halves (2 x 2 x 256 fp16), then x [64][64] fp16.
+inline constexpr int kMmaWideStageWeightBytes = kMmaWideStageRows / 8 * kMmaWideTileN * 4;
+inline constexpr int kMmaWideStageQuantBytes = kMmaWideStageWeightBytes + 2 * 2 * kMmaWideTileN * 2;
+constexpr int mma_wide_stage_bytes(int m_tile) { return kMmaWideStageQuantBytes + m_tile * kMmaWideStageRows * 2; }
 
 struct MmaPlan {
-  int m_tile = 16;          // rows of x per block: 16, 32 or 64
+  bool wide = false;        // the wide kernel (else the narrow one)
+  int m_tile = 8;           // rows of x per block: 8, 16 or 32 (narrow), 64 (wide)
   int mchunks = 1;          // blocks along M
   int ntiles = 1;           // blocks along N
-  int rows_per_split = 0;   // input rows per block along K (multiple of 64)
+  int rows_per_split = 0;   // input rows per block along K (multiple of kMmaSplitRows)
   int splits = 1;           // blocks along K
-  size_t smem_bytes = 0;    // dynamic shared memory per block
+  int blocks_per_sm = 1;    // resident blocks per SM the kernel is built for
+  size_t smem_bytes = 0;    // dynamic shared memory per block (wide kernel)
 };
 
 // Zero fields mean "choose".
 struct MmaOverride {
-  int rows_per_split = 0;  // forced rows per split (rounded up to 64)
-  int blocks_target = 0;   // blocks to aim for when splitting K (default: 2 per SM)
+  int rows_per_split = 0;  // forced rows per split (rounded up to kMmaSplitRows)
+  int blocks_target = 0;   // blocks to aim for when splitting K (default: one full wave)
+  int kernel = 0;          // 1: the narrow kernel, 2: the wide one
 };
 
 // Splitting K needs the fp32 [M, N] accumulator and a counter per tile in the
@@ -43,13 +59,17 @@ struct MmaOverride {
 // plan runs each tile over all of K.
 MmaPlan plan_mma(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, const MmaOverride& override);
 
-// Whether gptq_gemm sends a product to the tensor-core kernel: 4-bit weights,
-// M > kGptqGemvMMax, and a split-K workspace with room for M rows up to
-// kGptqSmallMMax (else the fused kernel); above, either M <= 32 or M <= kGptqMmaMMax
-// on a big layer (K * N >= kMmaBigLayerWeights) with that room, and always when the
-// workspace has no cuBLAS handle or dequant scratch. Measured crossovers: bench/NOTES.md.
-inline constexpr int64_t kMmaAlwaysMMax = 32;
-inline constexpr int64_t kMmaBigLayerWeights = int64_t{32} << 20;
+// The plan's choice of kernel (H200, Llama-3-8B/70B shapes, bench/NOTES.md
+// session 5): the narrow kernel up to 16 tokens, up to 32 unless N is very wide
+// (the 70B gate+up), and above on layers up to N 8192 x K 16384; else the wide one.
+bool mma_wide_preferred(int64_t M, int64_t N, int64_t K);
+
+// Whether gptq_gemm sends a product to the tensor-core kernels: 4-bit weights and
+// a split-K workspace with room for M rows, for every M from 2 to kGptqMmaMMax
+// and for M = 1 on small layers (K * N <= kMmaSmallLayerWeights: there the
+// narrow kernel beats the fused one); always when the workspace has no cuBLAS
+// handle or dequant scratch. Measured crossovers: bench/NOTES.md, session 5.
+inline constexpr int64_t kMmaSmallLayerWeights = int64_t{32} << 20;
 bool gptq_mma_preferred(const GptqDeviceWeights& w, int64_t M, const GptqWorkspace& ws);
 
 // gptq_gemm_mma with a chosen plan (benchmark sweeps).

@@ -106,34 +106,60 @@ size_t nonfinite(const std::vector<float>& v) {
 
 constexpr double kTolerance = 2e-3;
 
-TEST(GptqMmaPlan, CoversKWithinSharedMemoryAndFillsTheGpu) {
+TEST(GptqMmaPlan, CoversKAndFillsTheGpuInOneWave) {
   const size_t roomy = gptq_splitk_workspace_bytes(256, 14336);
-  for (int64_t M : {9, 16, 17, 33, 64, 100, 256, 2048})
+  for (int64_t M : {1, 8, 9, 16, 17, 32, 33, 64, 100, 256, 2048})
     for (int64_t N : {8, 456, 1024, 4096, 14336})
       for (int64_t K : {8, 600, 4096, 14336})
-        for (size_t ws : {roomy, size_t{0}}) {
-          const MmaPlan p = plan_mma(M, N, K, 132, ws, MmaOverride{});
-          const std::string what = "M=" + std::to_string(M) + " N=" + std::to_string(N) + " K=" +
-                                   std::to_string(K) + " ws=" + std::to_string(ws);
-          EXPECT_EQ(p.m_tile, M <= 16 ? 16 : M <= 32 ? 32 : 64) << what;
-          EXPECT_GE(int64_t{p.mchunks} * p.m_tile, M) << what;
-          EXPECT_LT(int64_t{p.mchunks - 1} * p.m_tile, M) << what;
-          EXPECT_GE(int64_t{p.ntiles} * kMmaTileN, N) << what;
-          EXPECT_EQ(p.rows_per_split % kMmaStageRows, 0) << what;
-          EXPECT_GE(int64_t{p.rows_per_split} * p.splits, K) << what;
-          EXPECT_LT(int64_t{p.rows_per_split} * (p.splits - 1), K) << what << ": an empty split";
-          EXPECT_LE(p.smem_bytes, size_t{227 * 1024}) << what;
-          if (ws == 0 || int64_t{p.mchunks} * p.ntiles > 4096) {
-            EXPECT_EQ(p.splits, 1) << what;
+        for (size_t ws : {roomy, size_t{0}})
+          for (int kernel : {0, 1, 2}) {
+            const MmaPlan p = plan_mma(M, N, K, 132, ws, MmaOverride{0, 0, kernel});
+            const std::string what = "M=" + std::to_string(M) + " N=" + std::to_string(N) + " K=" +
+                                     std::to_string(K) + " ws=" + std::to_string(ws) + " kernel=" +
+                                     std::to_string(kernel);
+            EXPECT_EQ(p.wide, kernel == 2 || (kernel == 0 && mma_wide_preferred(M, N, K))) << what;
+            if (p.wide) {
+              EXPECT_EQ(p.m_tile, kMmaWideTile) << what;
+              EXPECT_GE(int64_t{p.ntiles} * kMmaWideTileN, N) << what;
+              EXPECT_EQ(p.smem_bytes, size_t{kMmaWideStages} * mma_wide_stage_bytes(kMmaWideTile)) << what;
+              EXPECT_LE(p.smem_bytes, size_t{227 * 1024}) << what;
+            } else {
+              EXPECT_EQ(p.m_tile, M <= 8 ? 8 : M <= 16 ? 16 : kMmaNarrowMMax) << what;
+              EXPECT_GE(int64_t{p.ntiles} * kMmaTileN, N) << what;
+              EXPECT_EQ(p.smem_bytes, 0u) << what;
+            }
+            EXPECT_GE(int64_t{p.mchunks} * p.m_tile, M) << what;
+            EXPECT_LT(int64_t{p.mchunks - 1} * p.m_tile, M) << what;
+            EXPECT_EQ(p.rows_per_split % kMmaSplitRows, 0) << what;
+            EXPECT_GE(int64_t{p.rows_per_split} * p.splits, K) << what;
+            EXPECT_LT(int64_t{p.rows_per_split} * (p.splits - 1), K) << what << ": an empty split";
+            if (ws == 0 || int64_t{p.mchunks} * p.ntiles > 4096) {
+              EXPECT_EQ(p.splits, 1) << what;
+            }
+            if (p.splits > 1) {
+              EXPECT_LE(int64_t{p.mchunks} * p.ntiles * p.splits, p.blocks_per_sm * 132) << what;
+            }
           }
-          if (p.splits > 1) {
-            EXPECT_LE(int64_t{p.mchunks} * p.ntiles * p.splits, mma_blocks_per_sm(p.m_tile) * 132) << what;
-          }
-        }
-  // The Llama-3-8B 4096x4096 layer at M = 64 splits K 16 ways: 256 blocks for 2 x 132 resident.
-  const MmaPlan qkv = plan_mma(64, 4096, 4096, 132, roomy, MmaOverride{});
+  // The Llama-3-8B 4096x4096 layer at M = 8: 32 column tiles of 128, K split
+  // 16 ways: 512 blocks for 4 x 132 resident.
+  const MmaPlan qkv = plan_mma(8, 4096, 4096, 132, roomy, MmaOverride{});
+  EXPECT_FALSE(qkv.wide);
+  EXPECT_EQ(qkv.ntiles, 32);
   EXPECT_EQ(qkv.splits, 16);
   EXPECT_EQ(qkv.rows_per_split, 256);
+  // At M = 64 the narrow kernel runs twice along M: 2 x 32 tiles, K split 6 ways
+  // (3 x 132 resident) ...
+  const MmaPlan narrow = plan_mma(64, 4096, 4096, 132, roomy, MmaOverride{});
+  EXPECT_FALSE(narrow.wide);
+  EXPECT_EQ(narrow.mchunks, 2);
+  EXPECT_EQ(narrow.splits, 6);
+  EXPECT_EQ(narrow.rows_per_split, 704);
+  // ... and the 4096x14336 layer takes the wide kernel: 56 tiles of 256, K split 4 ways.
+  const MmaPlan wide = plan_mma(64, 14336, 4096, 132, roomy, MmaOverride{});
+  EXPECT_TRUE(wide.wide);
+  EXPECT_EQ(wide.ntiles, 56);
+  EXPECT_EQ(wide.splits, 4);
+  EXPECT_EQ(wide.rows_per_split, 1024);
   // Too small a workspace for M = 64: no split.
   EXPECT_EQ(plan_mma(64, 4096, 4096, 132, gptq_splitk_workspace_bytes(8, 4096), MmaOverride{}).splits, 1);
 }
@@ -151,14 +177,14 @@ TEST(GptqMmaPlan, DispatchFollowsTheMeasuredCrossover) {
   ws.dequant = &stand_in;
   ws.splitk = &stand_in;
   ws.splitk_bytes = gptq_splitk_workspace_bytes(kGptqMmaMMax, 14336);
-  EXPECT_FALSE(gptq_mma_preferred(big, 1, ws));
-  EXPECT_FALSE(gptq_mma_preferred(big, kGptqGemvMMax, ws));
-  EXPECT_TRUE(gptq_mma_preferred(big, kGptqGemvMMax + 1, ws));
+  EXPECT_FALSE(gptq_mma_preferred(big, 1, ws));  // one row of a big layer: the fused kernel
+  EXPECT_TRUE(gptq_mma_preferred(small, 1, ws));
+  EXPECT_TRUE(gptq_mma_preferred(big, 2, ws));
   EXPECT_TRUE(gptq_mma_preferred(small, kGptqSmallMMax, ws));
   EXPECT_TRUE(gptq_mma_preferred(small, kGptqSmallMMax + 1, ws));
   EXPECT_FALSE(gptq_mma_preferred(big, 4, GptqWorkspace{}));  // no split-K room: the fused kernel
-  EXPECT_TRUE(gptq_mma_preferred(small, 32, ws));
-  EXPECT_FALSE(gptq_mma_preferred(small, 33, ws));
+  EXPECT_TRUE(gptq_mma_preferred(small, 33, ws));
+  EXPECT_TRUE(gptq_mma_preferred(small, 64, ws));
   EXPECT_TRUE(gptq_mma_preferred(big, 64, ws));
   EXPECT_FALSE(gptq_mma_preferred(big, 65, ws));
   EXPECT_TRUE(gptq_mma_preferred(big, 2048, GptqWorkspace{}));  // no cuBLAS path available
@@ -169,6 +195,14 @@ TEST(GptqMmaPlan, DispatchFollowsTheMeasuredCrossover) {
   GptqDeviceWeights eight = big;
   eight.bits = 8;
   EXPECT_FALSE(gptq_mma_preferred(eight, 16, ws));
+  // Which tensor-core kernel: narrow up to 16 tokens, wide above on the big layers.
+  EXPECT_FALSE(mma_wide_preferred(16, 57344, 8192));
+  EXPECT_FALSE(mma_wide_preferred(32, 28672, 4096));
+  EXPECT_TRUE(mma_wide_preferred(32, 57344, 8192));
+  EXPECT_FALSE(mma_wide_preferred(64, 4096, 14336));
+  EXPECT_FALSE(mma_wide_preferred(64, 6144, 4096));
+  EXPECT_TRUE(mma_wide_preferred(64, 14336, 4096));
+  EXPECT_TRUE(mma_wide_preferred(64, 8192, 28672));
 }
 
 class GptqMmaGpu : public ::testing::Test {
@@ -184,9 +218,9 @@ struct OddCase {
   bool act, sym, v2, bias;
 };
 
-// Shapes the tiles do not divide: N not a multiple of 256 (nor of 32), K not a
-// multiple of the 64-row stage or of the group (partial last group), one group
-// over all of K, act-order, bias; every M around the 16/32/64-row tiles.
+// Shapes the tiles do not divide: N not a multiple of 128 (nor of 32), K not a
+// multiple of the 32-row half or of the group (partial last group), one group
+// over all of K, act-order, bias; every M around the 8/16/32-row tiles.
 TEST_F(GptqMmaGpu, OddShapesAgainstReference) {
   std::mt19937 rng(20261129);
   const OddCase cases[] = {
@@ -195,7 +229,7 @@ TEST_F(GptqMmaGpu, OddShapesAgainstReference) {
       {4104, 296, 64, true, false, false, true},    {256, 8, -1, true, false, false, false},
       {8, 520, -1, false, false, false, true},
   };
-  const int64_t ms[] = {1, 4, 8, 9, 17, 33, 64, 100, 257};
+  const int64_t ms[] = {1, 4, 8, 9, 16, 17, 32, 33, 64, 100, 257};
   const int64_t Mmax = 257;
   double worst = 0;
   size_t compared = 0;
@@ -221,17 +255,20 @@ TEST_F(GptqMmaGpu, OddShapesAgainstReference) {
                                            std::pair{gptq_splitk_workspace_bytes(Mmax, oc.N), size_t{0}},
                                            std::pair{size_t{0}, size_t{0}}}) {
       SplitWorkspace w(ws_bytes, scratch_bytes);
-      for (int64_t M : ms) {
-        const auto y = run_mma(layer, xd->as<__half>(), M, oc.bias ? bd->as<__half>() : nullptr, w.ws);
-        const MmaPlan plan = plan_mma(M, oc.N, oc.K, 132, ws_bytes, MmaOverride{});
-        const std::string what = spec.name() + " M=" + std::to_string(M) + (oc.bias ? " bias" : "") +
-                                 " ws=" + std::to_string(ws_bytes) + (scratch_bytes ? " gather scratch" : "");
-        ASSERT_EQ(nonfinite(y), 0u) << what;
-        const double err = relative_error(y.data(), ref_d.data(), y.size());
-        EXPECT_LT(err, kTolerance) << what << " (splits on 132 SMs: " << plan.splits << ")";
-        worst = std::max(worst, err);
-        compared += y.size();
-      }
+      for (int64_t M : ms)
+        for (int kernel : {1, 2}) {  // every M through both kernels
+          const MmaOverride narrow_or_wide{0, 0, kernel};
+          const auto y = run_mma(layer, xd->as<__half>(), M, oc.bias ? bd->as<__half>() : nullptr, w.ws, narrow_or_wide);
+          const MmaPlan plan = plan_mma(M, oc.N, oc.K, 132, ws_bytes, narrow_or_wide);
+          const std::string what = spec.name() + " M=" + std::to_string(M) + (oc.bias ? " bias" : "") +
+                                   " ws=" + std::to_string(ws_bytes) + (scratch_bytes ? " gather scratch" : "") +
+                                   (kernel == 2 ? " wide" : " narrow");
+          ASSERT_EQ(nonfinite(y), 0u) << what;
+          const double err = relative_error(y.data(), ref_d.data(), y.size());
+          EXPECT_LT(err, kTolerance) << what << " (splits on 132 SMs: " << plan.splits << ")";
+          worst = std::max(worst, err);
+          compared += y.size();
+        }
       ASSERT_TRUE(w.zero()) << spec.name() << ": split-K workspace not left zero";
     }
   }
@@ -263,11 +300,12 @@ TEST_F(GptqMmaGpu, ForcedSplitsAndUnalignedX) {
   double worst = 0;
   for (int rows : {64, 192, 1000, 4160})
     for (const __half* xp : {static_cast<const __half*>(xd->as<__half>()), x_unaligned})
-      for (int64_t m : {int64_t{20}, M}) {
+      for (int64_t m : {int64_t{5}, int64_t{20}, M}) {
         for (int repeat = 0; repeat < 2; ++repeat) {
-          const auto y = run_mma(layer, xp, m, nullptr, w.ws, MmaOverride{rows, 0});
+          const int kernel = repeat + 1;  // the narrow kernel, then the wide one
+          const auto y = run_mma(layer, xp, m, nullptr, w.ws, MmaOverride{rows, 0, kernel});
           const std::string what = "rows/split " + std::to_string(rows) + " M=" + std::to_string(m) +
-                                   (xp == x_unaligned ? " unaligned x" : "");
+                                   (xp == x_unaligned ? " unaligned x" : "") + (kernel == 2 ? " wide" : " narrow");
           ASSERT_EQ(nonfinite(y), 0u) << what;
           const double err = relative_error(y.data(), ref_d.data(), y.size());
           EXPECT_LT(err, kTolerance) << what;

@@ -1,0 +1,101 @@
+#pragma once
+// Device pieces shared by the two tensor-core GPTQ kernels (gptq_mma.cu for up to
+// 32 tokens, gptq_mma_wide.cu above): the MMA, the fp16 bit tricks of the
+// dequantization, and the split-K finish.
+#include <cuda_fp16.h>
+
+#include <cstdint>
+
+namespace nibble::kernels::detail::mma {
+
+__device__ __forceinline__ void mma_16816(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                          uint32_t b0, uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// (a & mask) | bits in one LOP3.
+template <uint32_t MASK, uint32_t BITS>
+__device__ __forceinline__ uint32_t and_or(uint32_t a) {
+  uint32_t d;
+  asm("lop3.b32 %0, %1, %2, %3, 0xEA;\n" : "=r"(d) : "r"(a), "n"(MASK), "n"(BITS));
+  return d;
+}
+
+__device__ __forceinline__ uint32_t as_u32(__half2 h) { return *reinterpret_cast<const uint32_t*>(&h); }
+__device__ __forceinline__ __half2 as_h2(uint32_t u) { return *reinterpret_cast<const __half2*>(&u); }
+
+// The four pairs P_j = (q[2j], q[2j + 1]) - zero of a word, exact in fp16. Even
+// pairs: (0x6400 | q) = 1024 + q, plus z = -(1024 + zero). Odd pairs are read in
+// place as 1024 + 16 q: times 1/16 plus z64 = -(64 + zero).
+__device__ __forceinline__ void dequant_word(uint32_t w, __half2 z, __half2 z64, uint32_t (&p)[4]) {
+  const __half2 sixteenth = as_h2(0x2C002C00u);  // 1/16
+  const uint32_t hi = w >> 8;
+  p[0] = as_u32(__hadd2(as_h2(and_or<0x000F000Fu, 0x64006400u>(w)), z));
+  p[1] = as_u32(__hfma2(as_h2(and_or<0x00F000F0u, 0x64006400u>(w)), sixteenth, z64));
+  p[2] = as_u32(__hadd2(as_h2(and_or<0x000F000Fu, 0x64006400u>(hi)), z));
+  p[3] = as_u32(__hfma2(as_h2(and_or<0x00F000F0u, 0x64006400u>(hi)), sixteenth, z64));
+}
+
+// -(64 + zero) from the stored -(1024 + zero): plus 960.
+__device__ __forceinline__ __half2 zero_for_odd_pairs(__half2 z) { return __hadd2(z, as_h2(0x63806380u)); }
+
+__device__ __forceinline__ uint2 pack_half4(float a, float b, float c, float d) {
+  return make_uint2(as_u32(__floats2half2_rn(a, b)), as_u32(__floats2half2_rn(c, d)));
+}
+
+__device__ __forceinline__ float4 load_bias4(const __half* bias, int n) {
+  if (!bias) return make_float4(0.f, 0.f, 0.f, 0.f);
+  const uint2 raw = *reinterpret_cast<const uint2*>(bias + n);
+  const float2 a = __half22float2(as_h2(raw.x));
+  const float2 b = __half22float2(as_h2(raw.y));
+  return make_float4(a.x, a.y, b.x, b.y);
+}
+
+__device__ __forceinline__ void add_to_partial(float* dst, float4 v) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  atomicAdd(reinterpret_cast<float4*>(dst), v);
+#else
+  atomicAdd(dst, v.x);
+  atomicAdd(dst + 1, v.y);
+  atomicAdd(dst + 2, v.z);
+  atomicAdd(dst + 3, v.w);
+#endif
+}
+
+// After every thread of the block added its partial sums into the fp32
+// accumulator: the last split of tile (mchunk, ntile) to arrive writes rows
+// [m0, m0 + rows) x columns [n0, n0 + cols) of y (+ bias) and re-zeroes the
+// accumulator and its counter. Called by every thread of the block.
+__device__ __forceinline__ void finish_split_tile(float* partial, unsigned* counters, int splits, __half* y,
+                                                  const __half* bias, int M, int N, int m0, int rows, int n0,
+                                                  int cols, bool& last_block) {
+  const int tid = threadIdx.x, threads = blockDim.x;
+  __threadfence();
+  __syncthreads();
+  if (tid == 0) {
+    unsigned* counter = counters + blockIdx.x * gridDim.y + blockIdx.y;
+    const unsigned arrived = atomicAdd(counter, 1u);
+    last_block = arrived == static_cast<unsigned>(splits - 1);
+    if (last_block) *counter = 0u;  // leave the workspace as we found it
+  }
+  __syncthreads();
+  if (!last_block) return;
+  __threadfence();
+  const int quads = cols / 4;
+  for (int c = tid; c < rows * quads; c += threads) {
+    const int row = m0 + c / quads;
+    const int n = n0 + 4 * (c % quads);
+    if (row >= M || n >= N) continue;
+    float4* sum_at = reinterpret_cast<float4*>(partial + static_cast<size_t>(row) * N + n);
+    const float4 sum = __ldcg(sum_at);
+    const float4 b = load_bias4(bias, n);
+    __stcg(sum_at, make_float4(0.f, 0.f, 0.f, 0.f));
+    *reinterpret_cast<uint2*>(y + static_cast<size_t>(row) * N + n) =
+        pack_half4(sum.x + b.x, sum.y + b.y, sum.z + b.z, sum.w + b.w);
+  }
+}
+
+}  // namespace nibble::kernels::detail::mma
