@@ -168,8 +168,8 @@ std::string plan_text(int64_t M, int64_t N, int64_t K, int bits, size_t ws, cons
 std::string mma_plan_text(int64_t M, int64_t N, int64_t K, size_t ws, const MmaOverride& o) {
   const MmaPlan p = plan_mma(M, N, K, device_sm_count(), ws, o);
   char text[96];
-  std::snprintf(text, sizeof text, "m%d/rows%d/splits%d/blocks%d", p.m_tile, p.rows_per_split, p.splits,
-                p.mchunks * p.ntiles * p.splits);
+  std::snprintf(text, sizeof text, "%s m%d/rows%d/splits%d/blocks%d", p.wide ? "wide" : "narrow", p.m_tile,
+                p.rows_per_split, p.splits, p.mchunks * p.ntiles * p.splits);
   return text;
 }
 
@@ -313,16 +313,19 @@ int main(int argc, char** argv) {
                 per_sm ? "TMA stream-K, " + std::to_string(per_sm) + " blocks per SM" : "TMA stream-K, default grid");
           }
         }
-        if (M > 1 && var.bits == 4) {  // also below kGptqSmallMMax: where the crossover lies
+        if (var.bits == 4) {  // also below kGptqSmallMMax: where the crossover lies
           std::vector<MmaOverride> overrides = {MmaOverride{}};
-          if ((M == 16 || M == 64) && var.all_m)
+          // The kernel the plan does not pick, where the two are close.
+          if (M >= 16 && M <= 128) overrides.push_back(MmaOverride{0, 0, M > kMmaNarrowMMax ? 1 : 2});
+          if ((M == 16 || M == 64) && var.all_m && !quick)
             for (int per_sm : {1, 2, 3, 4, 6}) overrides.push_back(MmaOverride{0, per_sm * prop.multiProcessorCount});
           for (const MmaOverride& o : overrides) {
             const int calls = M >= 1024 ? std::min(ncopies, 8) : ncopies;
             const double us = graph_us(stream, calls, [&](int i) {
               gptq_gemm_mma_with(copies.views[static_cast<size_t>(i)], x, M, y, nullptr, ws, stream, o);
             });
-            add(o.blocks_target ? "mma-sweep" : "mma", us, mma_plan_text(M, shape.N, shape.K, splitk_bytes, o));
+            const char* path = o.blocks_target ? "mma-sweep" : o.kernel == 1 ? "mma-narrow" : o.kernel == 2 ? "mma-wide" : "mma";
+            add(path, us, mma_plan_text(M, shape.N, shape.K, splitk_bytes, o));
           }
         }
         if (M >= 8) {
