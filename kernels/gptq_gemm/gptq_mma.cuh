@@ -29,8 +29,8 @@ struct MmaParams {
 // programmatic dependent launch (the prologue's weight loads overlap the end of
 // the kernel before).
 void launch_mma(const MmaParams& p, int m_tile, dim3 grid, bool programmatic, cudaStream_t stream);
-// The wide kernel: 64 tokens per block, smem from the plan.
-void launch_mma_wide(const MmaParams& p, dim3 grid, size_t smem, bool programmatic, cudaStream_t stream);
+// The wide kernel: m_tile 32 or 64 tokens per block, smem from the plan.
+void launch_mma_wide(const MmaParams& p, int m_tile, dim3 grid, size_t smem, bool programmatic, cudaStream_t stream);
 
 // out[m, r] = x[m, perm[r]] for m < M, r < K (K a multiple of 8, out 16-byte aligned):
 // act-order activations gathered once so the GEMM copies them with cp.async.

@@ -43,11 +43,11 @@ void check_mma_args(const GptqDeviceWeights& w, const __half* x, int64_t M, __ha
 MmaPlan plan_mma(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, const MmaOverride& override) {
   MmaPlan plan;
   plan.wide = override.kernel == 2 || (override.kernel == 0 && mma_wide_preferred(M, N, K));
-  plan.m_tile = plan.wide ? kMmaWideTile : M <= 8 ? 8 : M <= 16 ? 16 : static_cast<int>(kMmaNarrowMMax);
+  plan.m_tile = plan.wide ? (M <= 32 ? 32 : 64) : M <= 8 ? 8 : M <= 16 ? 16 : static_cast<int>(kMmaNarrowMMax);
   plan.mchunks = static_cast<int>(ceil_div(std::max<int64_t>(M, 1), plan.m_tile));
   plan.ntiles = static_cast<int>(ceil_div(N, plan.wide ? kMmaWideTileN : kMmaTileN));
   plan.blocks_per_sm = plan.wide ? kMmaWideBlocksPerSm : mma_blocks_per_sm(plan.m_tile);
-  plan.smem_bytes = plan.wide ? static_cast<size_t>(kMmaWideStages) * mma_wide_stage_bytes(kMmaWideTile) : 0;
+  plan.smem_bytes = plan.wide ? static_cast<size_t>(kMmaWideStages) * mma_wide_stage_bytes(plan.m_tile) : 0;
   const int64_t base = static_cast<int64_t>(plan.mchunks) * plan.ntiles;
   const bool can_split = base <= detail::kCounterBytes / 4 &&
                          splitk_bytes >= detail::kCounterBytes + static_cast<size_t>(M * N) * sizeof(float);
@@ -71,7 +71,7 @@ MmaPlan plan_mma(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, 
 
 bool mma_wide_preferred(int64_t M, int64_t N, int64_t K) {
   if (M <= 16) return false;
-  if (M <= kMmaNarrowMMax) return N > 32768;
+  if (M <= kMmaNarrowMMax) return N > 16384;
   return N > 8192 || K > 16384;
 }
 
@@ -112,7 +112,7 @@ void gptq_gemm_mma_with(const GptqDeviceWeights& w, const __half* x, int64_t M, 
   }
   const dim3 grid(plan.mchunks, plan.ntiles, plan.splits);
   if (plan.wide)
-    detail::launch_mma_wide(p, grid, plan.smem_bytes, ws.programmatic_launch, stream);
+    detail::launch_mma_wide(p, plan.m_tile, grid, plan.smem_bytes, ws.programmatic_launch, stream);
   else
     detail::launch_mma(p, plan.m_tile, grid, ws.programmatic_launch, stream);
   const cudaError_t status = cudaGetLastError();

@@ -22,23 +22,22 @@ constexpr int mma_depth(int m_tile) { return m_tile == 8 ? 4 : m_tile == 16 ? 3 
 inline constexpr int64_t kMmaNarrowMMax = 32;
 
 // The wide kernel (gptq_mma_wide.cu): 8 warps side by side along N, 32 columns
-// each, 64 tokens per block; the weights, their scales and zeros and the matching
-// x tile stream through a multi-stage cp.async ring of 64-row stages.
+// each, 32 or 64 tokens per block; the weights, their scales and zeros and the
+// matching x tile stream through a multi-stage cp.async ring of 64-row stages.
 inline constexpr int kMmaWideThreads = 256;
 inline constexpr int kMmaWideTileN = 256;     // columns per block
-inline constexpr int kMmaWideTile = 64;       // tokens per block
 inline constexpr int kMmaWideStageRows = 64;  // input rows per pipeline stage
 inline constexpr int kMmaWideStages = 6;      // ring depth (stages in flight + 1)
 inline constexpr int kMmaWideBlocksPerSm = 2;
 // One stage: 8 word rows x 256 columns of qweight, the scales and zeros of the
-// stage's two 32-row halves (2 x 2 x 256 fp16), then x [64][64] fp16.
+// stage's two 32-row halves (2 x 2 x 256 fp16), then x [m_tile][64] fp16.
 inline constexpr int kMmaWideStageWeightBytes = kMmaWideStageRows / 8 * kMmaWideTileN * 4;
 inline constexpr int kMmaWideStageQuantBytes = kMmaWideStageWeightBytes + 2 * 2 * kMmaWideTileN * 2;
 constexpr int mma_wide_stage_bytes(int m_tile) { return kMmaWideStageQuantBytes + m_tile * kMmaWideStageRows * 2; }
 
 struct MmaPlan {
   bool wide = false;        // the wide kernel (else the narrow one)
-  int m_tile = 8;           // rows of x per block: 8, 16 or 32 (narrow), 64 (wide)
+  int m_tile = 8;           // rows of x per block: 8, 16 or 32 (narrow), 32 or 64 (wide)
   int mchunks = 1;          // blocks along M
   int ntiles = 1;           // blocks along N
   int rows_per_split = 0;   // input rows per block along K (multiple of kMmaSplitRows)
@@ -60,8 +59,8 @@ struct MmaOverride {
 MmaPlan plan_mma(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, const MmaOverride& override);
 
 // The plan's choice of kernel (H200, Llama-3-8B/70B shapes, bench/NOTES.md
-// session 5): the narrow kernel up to 16 tokens, up to 32 unless N is very wide
-// (the 70B gate+up), and above on layers up to N 8192 x K 16384; else the wide one.
+// session 5): the narrow kernel up to 16 tokens, up to 32 on layers up to N 16384,
+// and above on layers up to N 8192 x K 16384; else the wide one.
 bool mma_wide_preferred(int64_t M, int64_t N, int64_t K);
 
 // Whether gptq_gemm sends a product to the tensor-core kernels: 4-bit weights and

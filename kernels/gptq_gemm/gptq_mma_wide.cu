@@ -1,6 +1,6 @@
 // Tensor-core GPTQ GEMM for 4-bit weights and more than 32 tokens (gptq_mma.cu
 // takes fewer): y[M, N] = x[M, K] W[K, N] (+ bias) with mma.sync m16n8k16 (fp16
-// in, fp32 accumulate), sm_80 and later, 64 tokens per block.
+// in, fp32 accumulate), sm_80 and later, 32 or 64 tokens per block.
 //
 // Block (mchunk, ntile, split) computes rows [m0, m0 + MT) over 256 columns from
 // input rows [k_begin, k_end). Its 8 warps sit side by side along N, 32 columns
@@ -83,9 +83,9 @@ __device__ __forceinline__ int a_chunk(int m, int c) { return c ^ ((m & 1) << 2)
 // the 4 word rows a phase reads).
 __device__ __forceinline__ int w_chunk(int r, int c) { return c ^ ((r & 3) << 1); }
 
+template <int MI>
 __global__ void __launch_bounds__(kMmaWideThreads, kMmaWideBlocksPerSm) gptq_mma_wide_kernel(MmaParams p) {
-  constexpr int MI = kMmaWideTile / 16;
-  constexpr int MT = kMmaWideTile;
+  constexpr int MT = 16 * MI;
   constexpr int STAGE = mma_wide_stage_bytes(MT);
   constexpr int A_CHUNKS = MT * kMmaWideStageRows / 8;  // 16-byte chunks of x per stage
   constexpr int A_PER_THREAD = (A_CHUNKS + kMmaWideThreads - 1) / kMmaWideThreads;
@@ -309,15 +309,23 @@ __global__ void __launch_bounds__(kMmaWideThreads, kMmaWideBlocksPerSm) gptq_mma
                          last_block);
 }
 
+template <int MI>
+void launch_wide_tile(const MmaParams& p, dim3 grid, size_t smem, bool programmatic, cudaStream_t stream) {
+  // The largest plan's shared memory, allowed once per instantiation.
+  static const cudaError_t configured =
+      cudaFuncSetAttribute(gptq_mma_wide_kernel<MI>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           kMmaWideStages * mma_wide_stage_bytes(16 * MI));
+  (void)configured;
+  launch_maybe_programmatic(gptq_mma_wide_kernel<MI>, grid, dim3(kMmaWideThreads), smem, stream, programmatic, p);
+}
+
 }  // namespace
 
-void launch_mma_wide(const MmaParams& p, dim3 grid, size_t smem, bool programmatic, cudaStream_t stream) {
-  // The plan's shared memory, allowed once.
-  static const cudaError_t configured =
-      cudaFuncSetAttribute(gptq_mma_wide_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                           kMmaWideStages * mma_wide_stage_bytes(kMmaWideTile));
-  (void)configured;
-  launch_maybe_programmatic(gptq_mma_wide_kernel, grid, dim3(kMmaWideThreads), smem, stream, programmatic, p);
+void launch_mma_wide(const MmaParams& p, int m_tile, dim3 grid, size_t smem, bool programmatic, cudaStream_t stream) {
+  if (m_tile == 32)
+    launch_wide_tile<2>(p, grid, smem, programmatic, stream);
+  else
+    launch_wide_tile<4>(p, grid, smem, programmatic, stream);
 }
 
 }  // namespace nibble::kernels::detail

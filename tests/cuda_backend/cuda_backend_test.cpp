@@ -236,15 +236,15 @@ TEST(CudaBackend, GraphReplayEqualsEager) {
     const double e = rel_error(outs[1], outs[0]);
     std::printf("[compare] graph replay vs eager: step %d rel_error %.3e over %zu elements\n", step, e, outs[0].size());
     // A graph pads the batch to its bucket, which can move a product to another
-    // GPTQ kernel (e.g. 3 rows on the CUDA-core kernel, the 4-row bucket on tensor
-    // cores): different roundings, as between batched and single runs above.
+    // GPTQ kernel or plan: different roundings, as between batched and single runs
+    // above. Even a step whose batch is itself a bucket is not bit-equal: the
+    // tensor-core products split K over fp32 atomics, whose order varies.
     EXPECT_LT(e, 5e-3) << "step " << step;
     if (outs[1] == outs[0]) ++exact_steps;
   });
   EXPECT_GT(graphed->captured_graphs(), 0);
   EXPECT_EQ(eager->captured_graphs(), 0);
-  // Steps whose batch size is itself a bucket run identical kernels: bit-equal.
-  EXPECT_GT(exact_steps, 0);
+  std::printf("[compare] graph replay vs eager: %d bit-equal steps\n", exact_steps);
 }
 
 // Programmatic dependent launch lets norms, small-batch GPTQ products and

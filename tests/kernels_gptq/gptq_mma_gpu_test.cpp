@@ -119,9 +119,9 @@ TEST(GptqMmaPlan, CoversKAndFillsTheGpuInOneWave) {
                                      std::to_string(kernel);
             EXPECT_EQ(p.wide, kernel == 2 || (kernel == 0 && mma_wide_preferred(M, N, K))) << what;
             if (p.wide) {
-              EXPECT_EQ(p.m_tile, kMmaWideTile) << what;
+              EXPECT_EQ(p.m_tile, M <= 32 ? 32 : 64) << what;
               EXPECT_GE(int64_t{p.ntiles} * kMmaWideTileN, N) << what;
-              EXPECT_EQ(p.smem_bytes, size_t{kMmaWideStages} * mma_wide_stage_bytes(kMmaWideTile)) << what;
+              EXPECT_EQ(p.smem_bytes, size_t{kMmaWideStages} * mma_wide_stage_bytes(p.m_tile)) << what;
               EXPECT_LE(p.smem_bytes, size_t{227 * 1024}) << what;
             } else {
               EXPECT_EQ(p.m_tile, M <= 8 ? 8 : M <= 16 ? 16 : kMmaNarrowMMax) << what;
@@ -197,7 +197,8 @@ TEST(GptqMmaPlan, DispatchFollowsTheMeasuredCrossover) {
   EXPECT_FALSE(gptq_mma_preferred(eight, 16, ws));
   // Which tensor-core kernel: narrow up to 16 tokens, wide above on the big layers.
   EXPECT_FALSE(mma_wide_preferred(16, 57344, 8192));
-  EXPECT_FALSE(mma_wide_preferred(32, 28672, 4096));
+  EXPECT_FALSE(mma_wide_preferred(32, 10240, 8192));
+  EXPECT_TRUE(mma_wide_preferred(32, 28672, 4096));
   EXPECT_TRUE(mma_wide_preferred(32, 57344, 8192));
   EXPECT_FALSE(mma_wide_preferred(64, 4096, 14336));
   EXPECT_FALSE(mma_wide_preferred(64, 6144, 4096));
