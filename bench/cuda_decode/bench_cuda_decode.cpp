@@ -3,7 +3,7 @@
 // eager), decode at 8-128 sequences and a 2,048-token prefill, each against the floor
 // of the same run: weight bytes read per step / measured device copy bandwidth.
 //   bench_cuda_decode [config.json] [--decode-steps N] [--prefill-tokens N] [--context N]
-//                     [--no-programmatic-launch] [--json FILE] [--prefill-only]
+//                     [--no-programmatic-launch] [--pdl-max-tokens N] [--json FILE] [--prefill-only]
 //                     [--prefill-variants] [--no-breakdown]
 // --prefill-only: the prefill case (and time to first token) and its breakdown alone;
 // --prefill-variants: only the prefill GPTQ product variants (prefill_gemm_variants.h).
@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   int decode_steps = 128, prefill_tokens = 2048, context = 512;
   std::string json_path;
   bool programmatic = true, prefill_only = false, variants_only = false, breakdown = true;
+  int pdl_max_tokens = nibble::CudaBackendOptions{}.programmatic_launch_max_tokens;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--prefill-only") prefill_only = true;
@@ -48,6 +49,7 @@ int main(int argc, char** argv) {
     else if (a == "--context" && i + 1 < argc) context = std::atoi(argv[++i]);
     else if (a == "--json" && i + 1 < argc) json_path = argv[++i];
     else if (a == "--no-programmatic-launch") programmatic = false;
+    else if (a == "--pdl-max-tokens" && i + 1 < argc) pdl_max_tokens = std::atoi(argv[++i]);
     else config_path = a;
   }
   try {
@@ -64,6 +66,7 @@ int main(int argc, char** argv) {
     options.max_num_batched_tokens = std::max(prefill_tokens, 64);
     options.max_num_seqs = 128;
     options.programmatic_launch = programmatic;
+    options.programmatic_launch_max_tokens = pdl_max_tokens;
     const double copy_gbs = nibble::bench::device_copy_bandwidth_gbs();
     auto t0 = Clock::now();
     auto backend = nibble::make_dummy_cuda_backend(config, options, 42);

