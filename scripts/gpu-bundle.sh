@@ -37,9 +37,16 @@ if [ -n "${BASELINE_DECODE:-}" ]; then
   cp "$BASELINE_DECODE" "$out/bench_cuda_decode_base" && strip "$out/bench_cuda_decode_base"
   scripts/bundle-libs.sh "$BASELINE_DECODE" "$out"
 fi
+# Likewise a baseline kernel benchmark: BASELINE_GEMM=path/to/bench_gptq_gemm
+# (RUN_GEMM=1 then prints both side by side).
+if [ -n "${BASELINE_GEMM:-}" ]; then
+  cp "$BASELINE_GEMM" "$out/bench_gptq_gemm_base" && strip "$out/bench_gptq_gemm_base"
+  scripts/bundle-libs.sh "$BASELINE_GEMM" "$out"
+fi
 # The binaries carry the build dir's rpath; let them find lib/ beside them too.
 cp config/*.json "$out/config/"
 cp scripts/gpu-run.sh "$out/run.sh"
+cp scripts/compare-gemm.py "$out/"
 tar cJf .gpu/bundle.tar.xz -C .gpu bundle
 rm -rf "$out"
 du -sh .gpu/bundle.tar.xz

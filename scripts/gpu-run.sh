@@ -2,7 +2,9 @@
 # Runs on the GPU machine from the bundle made by scripts/gpu-bundle.sh: the GPU
 # tests, nibble serve on the GPU answering a streamed request over HTTP, the
 # serving benchmark on it, and the end-to-end decode/prefill benchmark on dummy
-# Llama-3-8B and 70B shapes. Logs go to $OUT.
+# Llama-3-8B and 70B shapes. Logs go to $OUT. Optional: RUN_GEMM=1 (the GPTQ
+# kernel benchmark, side by side with bench_gptq_gemm_base when the bundle has
+# one), RUN_70B=1, RUN_NO_PDL=1, RUN_SAMPLING=1, CONTEXTS="128 1024".
 cd "$(dirname "$0")"
 export LD_LIBRARY_PATH=$PWD/lib:${LD_LIBRARY_PATH:-}
 export NIBBLE_SOURCE_DIR=$PWD  # tests read config/*.json from here
@@ -59,7 +61,13 @@ kill -TERM $pid; wait $pid; echo "serve exit code $?"
 if [ -n "${RUN_GEMM:-}" ]; then
   step "GPTQ kernel benchmark (--quick)"
   ./bench_gptq_gemm --quick --json "$OUT/gemm.json" > "$OUT/gemm.log" 2>&1
-  grep -E "^device|\| (fused|stream) " "$OUT/gemm.log" | grep -E "^device| 1 \|| 4 \|" | head -60
+  if [ -x ./bench_gptq_gemm_base ]; then
+    ./bench_gptq_gemm_base --quick --json "$OUT/gemm_base.json" > "$OUT/gemm_base.log" 2>&1
+    python3 ./compare-gemm.py "$OUT/gemm_base.json" "$OUT/gemm.json" "${GEMM_PATHS:-fused,fused-acc,mma}" 64 \
+      | grep -E "copy|shape|4bit-g128 " | head -90
+  else
+    grep -E "^device|\| (fused|mma) " "$OUT/gemm.log" | grep -E "^device| 1 \|| 8 \|" | head -60
+  fi
 fi
 
 step "decode/prefill benchmark, dummy weights (batch 1 after a 128-token prompt; CONTEXTS adds others)"
