@@ -4,9 +4,10 @@
 // of the same run: weight bytes read per step / measured device copy bandwidth.
 //   bench_cuda_decode [config.json] [--decode-steps N] [--prefill-tokens N] [--context N]
 //                     [--no-programmatic-launch] [--pdl-max-tokens N] [--json FILE] [--prefill-only]
-//                     [--prefill-variants] [--no-breakdown]
+//                     [--prefill-variants] [--no-breakdown] [--batches 8,32,64,128]
 // --prefill-only: the prefill case (and time to first token) and its breakdown alone;
-// --prefill-variants: only the prefill GPTQ product variants (prefill_gemm_variants.h).
+// --prefill-variants: only the prefill GPTQ product variants (prefill_gemm_variants.h);
+// --batches: the batch sizes decoded after batch 1 (at most max_num_seqs, 128).
 // Also: time to first token (a 128-token prompt to its first sampled token) and
 // the process's GPU memory (the plan is fixed at startup, so this is its peak).
 // The table goes to stdout; --json writes the same numbers.
@@ -29,6 +30,25 @@
 
 namespace {
 
+// "2,4,8" -> {2, 4, 8}; exits with a message on anything else (1-128 each).
+std::vector<int> parse_batches(const std::string& list) {
+  std::vector<int> out;
+  size_t at = 0;
+  while (at <= list.size()) {
+    const size_t comma = std::min(list.find(',', at), list.size());
+    const std::string item = list.substr(at, comma - at);
+    char* end = nullptr;
+    const long value = std::strtol(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || value < 1 || value > 128) {
+      std::fprintf(stderr, "--batches: '%s' is not a list of batch sizes from 1 to 128\n", list.c_str());
+      std::exit(2);
+    }
+    out.push_back(static_cast<int>(value));
+    at = comma + 1;
+  }
+  return out;
+}
+
 using Clock = std::chrono::steady_clock;
 
 }  // namespace
@@ -39,6 +59,7 @@ int main(int argc, char** argv) {
   std::string json_path;
   bool programmatic = true, prefill_only = false, variants_only = false, breakdown = true;
   int pdl_max_tokens = nibble::CudaBackendOptions{}.programmatic_launch_max_tokens;
+  std::vector<int> batches = {8, 32, 64, 128};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--prefill-only") prefill_only = true;
@@ -50,6 +71,7 @@ int main(int argc, char** argv) {
     else if (a == "--json" && i + 1 < argc) json_path = argv[++i];
     else if (a == "--no-programmatic-launch") programmatic = false;
     else if (a == "--pdl-max-tokens" && i + 1 < argc) pdl_max_tokens = std::atoi(argv[++i]);
+    else if (a == "--batches" && i + 1 < argc) batches = parse_batches(argv[++i]);
     else config_path = a;
   }
   try {
@@ -123,7 +145,7 @@ int main(int argc, char** argv) {
     if (!prefill_only) {
       decode_case(1, true);
       decode_case(1, false);
-      for (int batch : {8, 32, 64, 128}) decode_case(batch, true);
+      for (int batch : batches) decode_case(batch, true);
     }
 
     backend->set_cuda_graphs(true);
