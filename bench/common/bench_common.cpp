@@ -3,6 +3,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <stdexcept>
 
 #include "nibble/engine/batch.h"
 
@@ -11,6 +12,38 @@ namespace nibble::bench {
 double median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   return values[values.size() / 2];
+}
+
+double median_event_ms(cudaStream_t stream, const std::function<void()>& enqueue, int reps) {
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  enqueue();
+  cudaStreamSynchronize(stream);
+  std::vector<double> times;
+  for (int i = 0; i < reps; ++i) {
+    cudaEventRecord(start, stream);
+    enqueue();
+    cudaEventRecord(stop, stream);
+    cudaEventSynchronize(stop);
+    float ms = 0.f;
+    cudaEventElapsedTime(&ms, start, stop);
+    times.push_back(ms);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return median(times);
+}
+
+DeviceBuffers::~DeviceBuffers() {
+  for (void* p : ptrs_) cudaFree(p);
+}
+
+void* DeviceBuffers::allocate(size_t bytes) {
+  void* p = nullptr;
+  if (cudaMalloc(&p, std::max<size_t>(bytes, 1)) != cudaSuccess) throw std::runtime_error("cudaMalloc");
+  ptrs_.push_back(p);
+  return p;
 }
 
 double device_copy_bandwidth_gbs() {

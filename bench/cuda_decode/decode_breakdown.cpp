@@ -12,6 +12,7 @@
 
 #include "activation/activation.h"
 #include "attention/attention.h"
+#include "bench_common.h"
 #include "gptq_gemm/gptq_gemm.h"
 #include "kv_cache/kv_cache.h"
 #include "lm_head/lm_head.h"
@@ -21,42 +22,8 @@
 namespace nibble::bench {
 namespace {
 
-struct Alloc {
-  std::vector<void*> ptrs;
-  ~Alloc() {
-    for (void* p : ptrs) cudaFree(p);
-  }
-  template <typename T>
-  T* get(size_t n) {
-    void* p = nullptr;
-    if (cudaMalloc(&p, std::max<size_t>(n, 1) * sizeof(T)) != cudaSuccess) throw std::runtime_error("cudaMalloc");
-    ptrs.push_back(p);
-    return static_cast<T*>(p);
-  }
-};
-
 // Median milliseconds of fn (enqueued on the default stream) over reps.
-double time_ms(const std::function<void()>& fn, int reps = 10) {
-  cudaEvent_t a, b;
-  cudaEventCreate(&a);
-  cudaEventCreate(&b);
-  fn();
-  cudaDeviceSynchronize();
-  std::vector<double> t;
-  for (int i = 0; i < reps; ++i) {
-    cudaEventRecord(a);
-    fn();
-    cudaEventRecord(b);
-    cudaEventSynchronize(b);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, a, b);
-    t.push_back(ms);
-  }
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
+double time_ms(const std::function<void()>& fn, int reps = 10) { return median_event_ms(nullptr, fn, reps); }
 
 // Median milliseconds of one replay of a CUDA graph of fn(stream) over reps.
 double graph_time_ms(const std::function<void(cudaStream_t)>& fn, int reps = 20) {
@@ -69,25 +36,7 @@ double graph_time_ms(const std::function<void(cudaStream_t)>& fn, int reps = 20)
   cudaStreamEndCapture(stream, &graph);
   double ms = -1.0;
   if (graph && cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess) {
-    cudaEvent_t a, b;
-    cudaEventCreate(&a);
-    cudaEventCreate(&b);
-    cudaGraphLaunch(exec, stream);
-    cudaStreamSynchronize(stream);
-    std::vector<double> t;
-    for (int i = 0; i < reps; ++i) {
-      cudaEventRecord(a, stream);
-      cudaGraphLaunch(exec, stream);
-      cudaEventRecord(b, stream);
-      cudaEventSynchronize(b);
-      float e = 0;
-      cudaEventElapsedTime(&e, a, b);
-      t.push_back(e);
-    }
-    cudaEventDestroy(a);
-    cudaEventDestroy(b);
-    std::sort(t.begin(), t.end());
-    ms = t[t.size() / 2];
+    ms = median_event_ms(stream, [&] { cudaGraphLaunch(exec, stream); }, reps);
     cudaGraphExecDestroy(exec);
   }
   if (graph) cudaGraphDestroy(graph);
@@ -98,7 +47,7 @@ double graph_time_ms(const std::function<void(cudaStream_t)>& fn, int reps = 20)
 }  // namespace
 
 void print_step_breakdown(const ModelConfig& c, int batch, int new_tokens, int context, double copy_gbs) {
-  Alloc alloc;
+  DeviceBuffers alloc;
   const int M = batch * new_tokens;  // rows of every matrix product
   const int L = c.num_hidden_layers, H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
   const int nq = c.num_attention_heads, nkv = c.num_key_value_heads;

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_common.h"
 #include "gptq_gemm/gptq_gemm.h"
 #include "random_fill/random_fill.h"
 
@@ -19,41 +20,12 @@ namespace {
 
 constexpr int kLayers = 4;  // distinct weights cycled through, so no product starts on L2-resident weights
 
-struct Buffers {
-  std::vector<void*> ptrs;
-  ~Buffers() {
-    for (void* p : ptrs) cudaFree(p);
-  }
-  template <typename T>
-  T* get(size_t n) {
-    void* p = nullptr;
-    if (cudaMalloc(&p, std::max<size_t>(n, 1) * sizeof(T)) != cudaSuccess) throw std::runtime_error("cudaMalloc");
-    ptrs.push_back(p);
-    return static_cast<T*>(p);
-  }
-};
-
 // Median microseconds of one call of fn(layer) over rounds of kLayers calls.
 double time_us(cudaStream_t stream, const std::function<void(int)>& fn, int rounds = 8) {
-  cudaEvent_t a, b;
-  cudaEventCreate(&a);
-  cudaEventCreate(&b);
-  for (int l = 0; l < kLayers; ++l) fn(l);
-  cudaStreamSynchronize(stream);
-  std::vector<double> t;
-  for (int r = 0; r < rounds; ++r) {
-    cudaEventRecord(a, stream);
+  const auto all_layers = [&] {
     for (int l = 0; l < kLayers; ++l) fn(l);
-    cudaEventRecord(b, stream);
-    cudaEventSynchronize(b);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, a, b);
-    t.push_back(ms * 1e3 / kLayers);
-  }
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
+  };
+  return median_event_ms(stream, all_layers, rounds) * 1e3 / kLayers;
 }
 
 }  // namespace
@@ -70,7 +42,7 @@ void print_prefill_gemm_variants(const ModelConfig& c, int M) {
                                      {"o_proj", nq * D, H, true},
                                      {"gate_up_proj", H, 2 * I, false},
                                      {"down_proj", I, H, true}};
-  Buffers buf;
+  DeviceBuffers buf;
   cudaStream_t stream;
   cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
   cublasHandle_t cublas;
