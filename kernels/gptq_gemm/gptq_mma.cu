@@ -132,15 +132,7 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(8 * NT)) gptq_m
         if (p.x_vec) {
           st.x[hh][j] = __ldg(reinterpret_cast<const uint4*>(x_src[j] + 32 * hh));
         } else {
-          const __half* row = p.x + static_cast<size_t>(m0 + 8 * j + g) * p.K;
-          uint32_t packed[4];
-#pragma unroll
-          for (int e = 0; e < 8; e += 2) {
-            const unsigned short lo = __half_as_ushort(row[p.perm ? __ldg(p.perm + r + e) : r + e]);
-            const unsigned short hi = __half_as_ushort(row[p.perm ? __ldg(p.perm + r + e + 1) : r + e + 1]);
-            packed[e / 2] = static_cast<uint32_t>(lo) | static_cast<uint32_t>(hi) << 16;
-          }
-          st.x[hh][j] = make_uint4(packed[0], packed[1], packed[2], packed[3]);
+          st.x[hh][j] = mma::gather8(p.x + static_cast<size_t>(m0 + 8 * j + g) * p.K, p.perm, r);
         }
       }
     }
@@ -267,15 +259,7 @@ __global__ void gather_columns_kernel(const __half* x, const int32_t* perm, int 
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= static_cast<int64_t>(M) * chunks) return;
   const int m = static_cast<int>(i / chunks), r = static_cast<int>(i % chunks) * 8;
-  const __half* row = x + static_cast<size_t>(m) * K;
-  uint32_t packed[4];
-#pragma unroll
-  for (int e = 0; e < 8; e += 2) {
-    const unsigned short lo = __half_as_ushort(row[__ldg(perm + r + e)]);
-    const unsigned short hi = __half_as_ushort(row[__ldg(perm + r + e + 1)]);
-    packed[e / 2] = static_cast<uint32_t>(lo) | static_cast<uint32_t>(hi) << 16;
-  }
-  *reinterpret_cast<uint4*>(out + static_cast<size_t>(m) * K + r) = make_uint4(packed[0], packed[1], packed[2], packed[3]);
+  *reinterpret_cast<uint4*>(out + static_cast<size_t>(m) * K + r) = mma::gather8(x + static_cast<size_t>(m) * K, perm, r);
 }
 
 template <int NT>

@@ -39,6 +39,19 @@ __device__ __forceinline__ void dequant_word(uint32_t w, __half2 z, __half2 z64,
   p[3] = as_u32(__hfma2(as_h2(and_or<0x00F000F0u, 0x64006400u>(hi)), sixteenth, z64));
 }
 
+// x[row][perm[k .. k + 7]] (or x[row][k .. k + 7] without perm) packed as 4 half2,
+// for x that cannot be loaded 16 bytes at a time.
+__device__ __forceinline__ uint4 gather8(const __half* row, const int32_t* perm, int k) {
+  uint32_t packed[4];
+#pragma unroll
+  for (int e = 0; e < 8; e += 2) {
+    const unsigned short lo = __half_as_ushort(row[perm ? __ldg(perm + k + e) : k + e]);
+    const unsigned short hi = __half_as_ushort(row[perm ? __ldg(perm + k + e + 1) : k + e + 1]);
+    packed[e / 2] = static_cast<uint32_t>(lo) | static_cast<uint32_t>(hi) << 16;
+  }
+  return make_uint4(packed[0], packed[1], packed[2], packed[3]);
+}
+
 // -(64 + zero) from the stored -(1024 + zero): plus 960.
 __device__ __forceinline__ __half2 zero_for_odd_pairs(__half2 z) { return __hadd2(z, as_h2(0x63806380u)); }
 

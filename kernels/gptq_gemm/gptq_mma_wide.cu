@@ -173,15 +173,7 @@ __global__ void __launch_bounds__(kMmaWideThreads, kMmaWideBlocksPerSm) gptq_mma
       const int k = kb + cc * 8;
       gathered[i] = make_uint4(0, 0, 0, 0);
       if (c >= A_CHUNKS || st >= nstages || m0 + m >= p.M || k >= k_end) continue;
-      const __half* row = p.x + static_cast<size_t>(m0 + m) * p.K;
-      uint32_t packed[4];
-#pragma unroll
-      for (int e = 0; e < 8; e += 2) {
-        const unsigned short lo = __half_as_ushort(row[p.perm ? __ldg(p.perm + k + e) : k + e]);
-        const unsigned short hi = __half_as_ushort(row[p.perm ? __ldg(p.perm + k + e + 1) : k + e + 1]);
-        packed[e / 2] = static_cast<uint32_t>(lo) | static_cast<uint32_t>(hi) << 16;
-      }
-      gathered[i] = make_uint4(packed[0], packed[1], packed[2], packed[3]);
+      gathered[i] = mma::gather8(p.x + static_cast<size_t>(m0 + m) * p.K, p.perm, k);
     }
   };
   auto store_x = [&](int slot) {
