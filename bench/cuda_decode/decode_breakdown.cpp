@@ -13,6 +13,7 @@
 #include "activation/activation.h"
 #include "attention/attention.h"
 #include "bench_common.h"
+#include "dummy_gptq_layer.h"
 #include "gptq_gemm/gptq_gemm.h"
 #include "kv_cache/kv_cache.h"
 #include "lm_head/lm_head.h"
@@ -81,25 +82,9 @@ void print_step_breakdown(const ModelConfig& c, int batch, int new_tokens, int c
     std::printf("%-22s %10.3f %10.3f %10.3f\n", name.c_str(), ms, bytes / 1e9, bytes / (ms * 1e-3) / 1e9 / copy_gbs);
   };
   for (const Shape& s : shapes) {
-    std::vector<kernels::GptqDeviceWeights> layers(L);
+    std::vector<kernels::GptqDeviceWeights> layers;
     const int groups = s.K / 128;
-    for (int l = 0; l < L; ++l) {
-      auto& w = layers[l];
-      w.K = s.K;
-      w.N = s.N;
-      w.bits = 4;
-      w.group_rows = 128;
-      w.groups = groups;
-      auto* q = alloc.get<uint32_t>(static_cast<size_t>(s.K / 8) * s.N);
-      kernels::fill_random_bits(q, static_cast<size_t>(s.K / 8) * s.N, 7 + l, nullptr);
-      auto* sc = alloc.get<__half>(static_cast<size_t>(groups) * s.N);
-      kernels::fill_random_half(sc, static_cast<size_t>(groups) * s.N, 9 + l, 0.001f, 0.01f, nullptr);
-      auto* z = alloc.get<__half>(static_cast<size_t>(groups) * s.N);
-      kernels::fill_random_half(z, static_cast<size_t>(groups) * s.N, 0, 0.0f, -1032.0f, nullptr);
-      w.qweight = q;
-      w.scales = sc;
-      w.zeros = z;
-    }
+    for (int l = 0; l < L; ++l) layers.push_back(dummy_gptq_layer(alloc, s.K, s.N, l, nullptr));
     const double ms = time_ms([&] {
       for (int l = 0; l < L; ++l) kernels::gptq_gemm(layers[l], x, M, y, nullptr, ws, nullptr);
     });

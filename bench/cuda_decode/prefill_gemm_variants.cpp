@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "bench_common.h"
+#include "dummy_gptq_layer.h"
 #include "gptq_gemm/gptq_gemm.h"
 #include "random_fill/random_fill.h"
 
@@ -75,19 +76,8 @@ void print_prefill_gemm_variants(const ModelConfig& c, int M) {
               kLayers);
   std::printf("%-14s %-34s %10s %9s\n", "shape", "variant", "us", "TFLOP/s");
   for (const Shape& s : shapes) {
-    const int groups = s.K / 128;
-    std::vector<kernels::GptqDeviceWeights> layers(kLayers);
-    for (int l = 0; l < kLayers; ++l) {
-      auto& w = layers[l];
-      w.K = s.K, w.N = s.N, w.bits = 4, w.group_rows = 128, w.groups = groups;
-      auto* q = buf.get<uint32_t>(static_cast<size_t>(s.K / 8) * s.N);
-      kernels::fill_random_bits(q, static_cast<size_t>(s.K / 8) * s.N, 7 + l, stream);
-      auto* sc = buf.get<__half>(static_cast<size_t>(groups) * s.N);
-      kernels::fill_random_half(sc, static_cast<size_t>(groups) * s.N, 9 + l, 0.001f, 0.01f, stream);
-      auto* z = buf.get<__half>(static_cast<size_t>(groups) * s.N);
-      kernels::fill_random_half(z, static_cast<size_t>(groups) * s.N, 0, 0.0f, -1032.0f, stream);
-      w.qweight = q, w.scales = sc, w.zeros = z;
-    }
+    std::vector<kernels::GptqDeviceWeights> layers;
+    for (int l = 0; l < kLayers; ++l) layers.push_back(dummy_gptq_layer(buf, s.K, s.N, l, stream));
     kernels::gptq_dequantize(layers[0], 0, s.N, wfull, stream);
     const double flop = 2.0 * M * static_cast<double>(s.K) * s.N;
     auto row = [&](const std::string& variant, double us) {
