@@ -19,6 +19,7 @@ binaries=(
   "$build/tests/kernels/sampling_gpu_test"
   "$build/bench/cuda_decode/bench_cuda_decode"
   "$build/bench/gptq_gemm/bench_gptq_gemm"
+  "$build/bench/read_order/bench_read_order"
   "$build/bench/sampling/bench_sampling"
   "$build/bench/serve_bench/serve_bench"
 )

@@ -4,7 +4,8 @@
 # serving benchmark on it, and the end-to-end decode/prefill benchmark on dummy
 # Llama-3-8B and 70B shapes. Logs go to $OUT. Optional: RUN_GEMM=1 (the GPTQ
 # kernel benchmark, side by side with bench_gptq_gemm_base when the bundle has
-# one), RUN_70B=1, RUN_NO_PDL=1, RUN_SAMPLING=1, CONTEXTS="128 1024".
+# one), RUN_READ_ORDER=1 (weight bytes read in the GEMV's order vs contiguous
+# runs), RUN_70B=1, RUN_NO_PDL=1, RUN_SAMPLING=1, CONTEXTS="128 1024".
 cd "$(dirname "$0")"
 export LD_LIBRARY_PATH=$PWD/lib:${LD_LIBRARY_PATH:-}
 export NIBBLE_SOURCE_DIR=$PWD  # tests read config/*.json from here
@@ -68,6 +69,11 @@ if [ -n "${RUN_GEMM:-}" ]; then
   else
     grep -E "^device|\| (fused|mma) " "$OUT/gemm.log" | grep -E "^device| 1 \|| 8 \|" | head -60
   fi
+fi
+
+if [ -n "${RUN_READ_ORDER:-}" ]; then
+  step "weight read order (no arithmetic)"
+  ./bench_read_order 2>&1 | tee "$OUT/read_order.log"
 fi
 
 step "decode/prefill benchmark, dummy weights (batch 1 after a 128-token prompt; CONTEXTS adds others)"
