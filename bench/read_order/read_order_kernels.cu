@@ -1,18 +1,12 @@
 #include "read_order_kernels.h"
 
+#include "common/device_utils.cuh"
+
 namespace nibble::bench {
 namespace {
 
 constexpr int kThreads = 128;
 constexpr int kInFlight = 8;  // loads a thread keeps outstanding, like the GEMV's two 4-chunk buffers
-
-__device__ __forceinline__ uint4 load_streaming(const uint4* p) {
-  uint4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "l"(p));
-  return v;
-}
 
 // Keeps the loads alive: the sink is written only if the XOR of everything read
 // hits a value the fills never produce together.
@@ -31,7 +25,7 @@ __global__ void __launch_bounds__(kThreads) read_rows_kernel(const uint4* matrix
     uint4 v[kInFlight];
 #pragma unroll
     for (int i = 0; i < kInFlight; ++i)
-      v[i] = r + i < r1 ? load_streaming(matrix + (r + i) * cols + col) : make_uint4(0, 0, 0, 0);
+      v[i] = r + i < r1 ? kernels::load_streaming(matrix + (r + i) * cols + col) : make_uint4(0, 0, 0, 0);
 #pragma unroll
     for (int i = 0; i < kInFlight; ++i) folded ^= v[i].x ^ v[i].y ^ v[i].z ^ v[i].w;
   }
@@ -48,7 +42,7 @@ __global__ void __launch_bounds__(kThreads) read_runs_kernel(const uint4* matrix
     uint4 v[kInFlight];
 #pragma unroll
     for (int i = 0; i < kInFlight; ++i)
-      v[i] = c + 32 * i < end ? load_streaming(matrix + c + 32 * i) : make_uint4(0, 0, 0, 0);
+      v[i] = c + 32 * i < end ? kernels::load_streaming(matrix + c + 32 * i) : make_uint4(0, 0, 0, 0);
 #pragma unroll
     for (int i = 0; i < kInFlight; ++i) folded ^= v[i].x ^ v[i].y ^ v[i].z ^ v[i].w;
   }

@@ -1,6 +1,6 @@
 #pragma once
 // Small device helpers shared by the kernels: warp and block reductions,
-// programmatic dependent launch.
+// streaming loads, programmatic dependent launch.
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -31,6 +31,16 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
 }
 
 inline unsigned ceil_div(unsigned a, unsigned b) { return (a + b - 1) / b; }
+
+// A 16-byte load of data read once (weights streamed from DRAM): through the
+// non-coherent path, not kept in L1.
+__device__ __forceinline__ uint4 load_streaming(const void* p) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
 
 // Programmatic dependent launch (compute capability 9.0+; no-ops before it and
 // in grids launched without the attribute). A kernel launched with it may start

@@ -45,15 +45,6 @@ using mma::and_or;
 using mma::as_h2;
 using mma::as_u32;
 
-// Streamed once: skip L1.
-__device__ __forceinline__ uint4 load_weights(const uint32_t* p) {
-  uint4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "l"(p));
-  return v;
-}
-
 // One step of HPS 32-row halves in flight: the lane's weight chunks, the scales
 // and zeros of its 4 columns (loaded at group starts only), its x fragments, and
 // where the step sits in its group.
@@ -112,7 +103,7 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(8 * NT)) gptq_m
     st.ends_group = load_k + ROWS >= load_group_end || load_k + ROWS >= k_end;
 #pragma unroll
     for (int hh = 0; hh < HPS; ++hh)
-      st.w[hh] = col_ok && load_k + 32 * hh + t_rows < k_end ? load_weights(w_src + hh * w_half)
+      st.w[hh] = col_ok && load_k + 32 * hh + t_rows < k_end ? load_streaming(w_src + hh * w_half)
                                                              : make_uint4(0, 0, 0, 0);
     if (st.starts_group && col_ok && load_k < k_end) {
       st.s = __ldg(reinterpret_cast<const uint2*>(s_src));
