@@ -217,7 +217,7 @@ int main(int argc, char** argv) {
   check(cudaMemcpy(x, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice), "x");
   auto* y = static_cast<__half*>(device_alloc(static_cast<size_t>(2048) * 128256 * 2));
   auto* wfp16 = static_cast<__half*>(device_alloc(static_cast<size_t>(max_k) * max_n * 2));
-  auto* acc32 = static_cast<float*>(device_alloc(static_cast<size_t>(kGptqGemvMMax) * max_n * sizeof(float)));
+  auto* acc32 = static_cast<float*>(device_alloc(static_cast<size_t>(kMmaNarrowMMax) * max_n * sizeof(float)));
 
   if (profile_small > 0) {
     // For a profiler: the register kernel, then the streaming kernel, on 4096x14336 at M = profile_small.
@@ -301,7 +301,8 @@ int main(int argc, char** argv) {
           const double us = graph_us(stream, ncopies, [&](int i) {
             gptq_gemm_accumulate(copies.views[static_cast<size_t>(i)], x, M, acc32, nullptr, ws, stream);
           });
-          add("fused-acc", us, "fp32 atomics, no arrival counting");
+          const bool fused = M <= kGptqGemvMMax && (M == 1 || var.bits != 4);
+          add(fused ? "fused-acc" : "mma-acc", us, "fp32 atomics, no arrival counting");
         }
         if (M <= 2 && gptq_gemm_stream_usable(copies.views[0], M, ws)) {
           for (int per_sm : {0, 2}) {

@@ -172,8 +172,8 @@ void check_silu_args(const GptqDeviceWeights& w, const __half* up, int64_t ld, i
 void launch_accumulate(const GptqDeviceWeights& w, const __half* x, const __half* up, int64_t ld, int64_t M,
                        float* out, const __half* bias, const GptqWorkspace& ws, cudaStream_t stream) {
   check_args(w, x, M, reinterpret_cast<__half*>(out), bias);
-  NIBBLE_CHECK(M <= kGptqGemvMMax, "gptq_gemm_accumulate: M = " + std::to_string(M) + " above " +
-                                       std::to_string(kGptqGemvMMax) + " (see gptq_gemm_accumulates)");
+  NIBBLE_CHECK(M <= kGptqGemvMMax, "gptq_gemm_accumulate: M = " + std::to_string(M) + " is not a batch it takes" +
+                                       " (see gptq_gemm_accumulates)");
   NIBBLE_CHECK(reinterpret_cast<uintptr_t>(out) % 16 == 0, "gptq_gemm_accumulate: out must be 16-byte aligned");
   if (M == 0) return;
   detail::GemvParams p{};
@@ -183,21 +183,39 @@ void launch_accumulate(const GptqDeviceWeights& w, const __half* x, const __half
   p.accumulate = out;
   launch_fused(p, w, M, ws, stream, GemvOverride{});
 }
+
+// Batches from 2 rows go to the narrow tensor-core kernel's accumulate mode.
+bool narrow_accumulates(const GptqDeviceWeights& w, int64_t M) {
+  return w.bits == 4 && M >= 2 && M <= kMmaNarrowMMax && !mma_wide_preferred(M, w.N, w.K);
+}
 }  // namespace
 
 bool gptq_gemm_accumulates(const GptqDeviceWeights& w, int64_t M) {
-  return (w.bits == 4 || w.bits == 8) && M >= 0 && M <= kGptqGemvMMax;
+  return narrow_accumulates(w, M) || ((w.bits == 4 || w.bits == 8) && M >= 0 && M <= kGptqGemvMMax);
 }
 
 void gptq_gemm_accumulate(const GptqDeviceWeights& w, const __half* x, int64_t M, float* out, const __half* bias,
                           const GptqWorkspace& ws, cudaStream_t stream) {
+  if (narrow_accumulates(w, M)) {
+    check_args(w, x, M, reinterpret_cast<__half*>(out), bias);
+    gptq_gemm_mma_accumulate(w, x, M, out, bias, ws, stream);
+    return;
+  }
   launch_accumulate(w, x, nullptr, w.K, M, out, bias, ws, stream);
 }
 
 void gptq_gemm_silu_mul_accumulate(const GptqDeviceWeights& w, const __half* gate, const __half* up, int64_t ld,
-                                   int64_t M, float* out, const __half* bias, const GptqWorkspace& ws,
+                                   int64_t M, __half* act, float* out, const __half* bias, const GptqWorkspace& ws,
                                    cudaStream_t stream) {
   check_silu_args(w, up, ld, M);
+  if (narrow_accumulates(w, M)) {
+    check_args(w, gate, M, reinterpret_cast<__half*>(out), bias);
+    NIBBLE_CHECK(act, "gptq_gemm_silu_mul_accumulate: null act");
+    check_cuda(silu_and_mul(gate, up, static_cast<int>(ld), act, static_cast<int>(M), static_cast<int>(w.K), stream),
+               "silu_and_mul");
+    gptq_gemm_mma_accumulate(w, act, M, out, bias, ws, stream);
+    return;
+  }
   launch_accumulate(w, gate, up, ld, M, out, bias, ws, stream);
 }
 

@@ -102,16 +102,19 @@ void gptq_gemm_silu_mul(const GptqDeviceWeights& w, const __half* gate, const __
                         __half* act, __half* y, const __half* bias, const GptqWorkspace& ws, cudaStream_t stream);
 
 // out[M, N] (fp32, 16-byte aligned) += x W (+ bias), and the same with the input
-// silu(gate) * up as in gptq_gemm_silu_mul, for the batches the fused kernel takes
-// (gptq_gemm_accumulates; throws otherwise): every block adds its partial sums into
-// out with atomics, so there is no fp16 y, no split-K arrival counting and no
-// last-block pass. For a projection whose result goes straight into the fp32
-// residual stream. The order of the fp32 additions varies from run to run.
+// silu(gate) * up as in gptq_gemm_silu_mul, for the batches gptq_gemm_accumulates
+// says it takes (throws otherwise): one row (and up to kGptqGemvMMax of 8-bit
+// weights) on the fused kernel, 2-32 rows of 4-bit weights on the narrow
+// tensor-core kernel (its SiLU form writes silu(gate) * up to act, fp16 [M, K],
+// first). Every block adds its partial sums into out with atomics, so there is
+// no fp16 y, no split-K arrival counting and no last-block pass. For a projection
+// whose result goes straight into the fp32 residual stream. The order of the
+// fp32 additions varies from run to run.
 bool gptq_gemm_accumulates(const GptqDeviceWeights& w, int64_t M);
 void gptq_gemm_accumulate(const GptqDeviceWeights& w, const __half* x, int64_t M, float* out, const __half* bias,
                           const GptqWorkspace& ws, cudaStream_t stream);
 void gptq_gemm_silu_mul_accumulate(const GptqDeviceWeights& w, const __half* gate, const __half* up, int64_t ld,
-                                   int64_t M, float* out, const __half* bias, const GptqWorkspace& ws,
+                                   int64_t M, __half* act, float* out, const __half* bias, const GptqWorkspace& ws,
                                    cudaStream_t stream);
 
 // The paths on their own (gptq_gemm picks one by M and bits); the benchmark times

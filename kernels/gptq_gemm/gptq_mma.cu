@@ -217,6 +217,21 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(8 * NT)) gptq_m
   auto result = [&](int j, int e) {
     return make_float4(total[j][0][e], total[j][0][2 + e], total[j][1][e], total[j][1][2 + e]);
   };
+  if (p.accumulate) {  // every split adds its sums; the first also the bias
+    if (!col_ok) return;
+    const float4 b = split == 0 ? mma::load_bias4(p.bias, col) : make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int row = m0 + 8 * j + 2 * t + e;
+        if (row >= p.M) continue;
+        const float4 v = result(j, e);
+        mma::add_to_partial(p.accumulate + static_cast<size_t>(row) * p.N + col,
+                            make_float4(v.x + b.x, v.y + b.y, v.z + b.z, v.w + b.w));
+      }
+    return;
+  }
   if (p.splits == 1) {
     if (!col_ok) return;
     const float4 b = mma::load_bias4(p.bias, col);

@@ -1,6 +1,7 @@
 // Host side of the tensor-core GPTQ GEMM: argument checks, the launch plan
 // (M tile, split-K) and the launch.
 #include <algorithm>
+#include <cstdint>
 #include <string>
 
 #include "gptq_gemm/gptq_gemm.h"
@@ -86,18 +87,18 @@ bool gptq_mma_preferred(const GptqDeviceWeights& w, int64_t M, const GptqWorkspa
   return room && M <= kGptqMmaMMax;
 }
 
-void gptq_gemm_mma_with(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,
-                        const GptqWorkspace& ws, cudaStream_t stream, const MmaOverride& override) {
-  check_mma_args(w, x, M, y, bias, override);
-  if (M == 0) return;
-  const MmaPlan plan = plan_mma(M, w.N, w.K, device_sm_count(), ws.splitk ? ws.splitk_bytes : 0, override);
+namespace {
+
+// The operands of a tensor-core product, act-order x gathered into the dequant
+// scratch when it has room (the kernel then loads it like plain x; otherwise it
+// gathers as it goes).
+detail::MmaParams mma_params(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,
+                             const MmaPlan& plan, const GptqWorkspace& ws, cudaStream_t stream) {
   detail::MmaParams p{};
   detail::set_product_operands(p, w, x, M, y, bias);
   p.groups = static_cast<int>(w.groups);
   p.rows_per_split = plan.rows_per_split;
   p.splits = plan.splits;
-  // Act-order: gather x once into the dequant scratch when it has room (the
-  // kernel then loads it like plain x); otherwise the kernel gathers as it goes.
   const size_t gathered_bytes = static_cast<size_t>(M) * w.K * sizeof(__half);
   if (w.perm && ws.dequant && ws.dequant_bytes >= gathered_bytes && aligned(ws.dequant, 16)) {
     auto* gathered = static_cast<__half*>(ws.dequant);
@@ -106,6 +107,22 @@ void gptq_gemm_mma_with(const GptqDeviceWeights& w, const __half* x, int64_t M, 
     p.perm = nullptr;
   }
   p.x_vec = !p.perm && aligned(p.x, 16) ? 1 : 0;
+  return p;
+}
+
+void check_launch(const char* what) {
+  const cudaError_t status = cudaGetLastError();
+  if (status != cudaSuccess) throw_error(std::string(what) + ": kernel launch: " + cudaGetErrorString(status));
+}
+
+}  // namespace
+
+void gptq_gemm_mma_with(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,
+                        const GptqWorkspace& ws, cudaStream_t stream, const MmaOverride& override) {
+  check_mma_args(w, x, M, y, bias, override);
+  if (M == 0) return;
+  const MmaPlan plan = plan_mma(M, w.N, w.K, device_sm_count(), ws.splitk ? ws.splitk_bytes : 0, override);
+  detail::MmaParams p = mma_params(w, x, M, y, bias, plan, ws, stream);
   if (plan.splits > 1) {
     p.counters = static_cast<unsigned*>(ws.splitk);
     p.partial = reinterpret_cast<float*>(static_cast<char*>(ws.splitk) + detail::kCounterBytes);
@@ -115,9 +132,23 @@ void gptq_gemm_mma_with(const GptqDeviceWeights& w, const __half* x, int64_t M, 
     detail::launch_mma_wide(p, plan.m_tile, grid, plan.smem_bytes, ws.programmatic_launch, stream);
   else
     detail::launch_mma(p, plan.m_tile, grid, ws.programmatic_launch, stream);
-  const cudaError_t status = cudaGetLastError();
-  if (status != cudaSuccess)
-    throw_error(std::string("gptq_gemm_mma: kernel launch: ") + cudaGetErrorString(status));
+  check_launch("gptq_gemm_mma");
+}
+
+void gptq_gemm_mma_accumulate(const GptqDeviceWeights& w, const __half* x, int64_t M, float* out, const __half* bias,
+                              const GptqWorkspace& ws, cudaStream_t stream) {
+  const MmaOverride narrow{0, 0, 1};
+  check_mma_args(w, x, M, reinterpret_cast<__half*>(out), bias, narrow);
+  NIBBLE_CHECK(M <= kMmaNarrowMMax, "gptq_gemm_mma_accumulate: M = " + std::to_string(M) + " above " +
+                                        std::to_string(kMmaNarrowMMax));
+  NIBBLE_CHECK(aligned(out, 16), "gptq_gemm_mma_accumulate: out must be 16-byte aligned");
+  if (M == 0) return;
+  // No split-K workspace involved: every split adds into out, so K may split freely.
+  const MmaPlan plan = plan_mma(M, w.N, w.K, device_sm_count(), SIZE_MAX, narrow);
+  detail::MmaParams p = mma_params(w, x, M, nullptr, bias, plan, ws, stream);
+  p.accumulate = out;
+  detail::launch_mma(p, plan.m_tile, dim3(plan.mchunks, plan.ntiles, plan.splits), ws.programmatic_launch, stream);
+  check_launch("gptq_gemm_mma_accumulate");
 }
 
 void gptq_gemm_mma(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,

@@ -71,6 +71,12 @@ bool mma_wide_preferred(int64_t M, int64_t N, int64_t K);
 inline constexpr int64_t kMmaSmallLayerWeights = int64_t{32} << 20;
 bool gptq_mma_preferred(const GptqDeviceWeights& w, int64_t M, const GptqWorkspace& ws);
 
+// The narrow kernel adding x W (+ bias) into fp32 rows out [M, N] (16-byte
+// aligned): every split adds its sums with atomics, so it needs no split-K
+// workspace and no finishing pass. Takes 4-bit weights and 1 <= M <= kMmaNarrowMMax.
+void gptq_gemm_mma_accumulate(const GptqDeviceWeights& w, const __half* x, int64_t M, float* out, const __half* bias,
+                              const GptqWorkspace& ws, cudaStream_t stream);
+
 // gptq_gemm_mma with a chosen plan (benchmark sweeps).
 void gptq_gemm_mma_with(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,
                         const GptqWorkspace& ws, cudaStream_t stream, const MmaOverride& override);

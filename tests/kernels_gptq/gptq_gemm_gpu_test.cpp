@@ -15,6 +15,7 @@
 #include "gptq_gemm/gptq_gemm.h"
 #include "gptq_gemm/gptq_gemm_plan.h"
 #include "gptq_gemm/gptq_gemm_ref.h"
+#include "gptq_gemm/gptq_mma_plan.h"
 #include "gptq_test_data.h"
 #include "nibble/core/error.h"
 #include "nibble/core/half.h"
@@ -340,8 +341,9 @@ TEST_F(GptqGemmGpu, SiluMulDownProjectionMatchesSeparateActivation) {
 }
 
 // gptq_gemm_accumulate and its SiLU form add x W (+ bias) into fp32 rows that
-// already hold values (the residual stream), for every combination at the batch
-// sizes the fused kernel takes, on a ragged shape and a deeply split Llama-like
+// already hold values (the residual stream), for every combination at batch
+// sizes of the fused kernel (1-3 rows) and of the narrow tensor-core kernel
+// (2-32 rows of 4-bit weights), on a ragged shape and a deeply split Llama-like
 // one, without touching the split-K workspace.
 TEST_F(GptqGemmGpu, AccumulateAddsIntoFp32Rows) {
   std::mt19937 rng(4242);
@@ -352,8 +354,9 @@ TEST_F(GptqGemmGpu, AccumulateAddsIntoFp32Rows) {
       if (K > 608 && spec.group_size != 128) continue;  // the big shape: group 128 only
       const Checkpoint c = make_checkpoint(spec, rng);
       const DeviceLayer layer(c.view());
-      const int64_t M = kGptqGemvMMax;
+      const int64_t M = spec.bits == 4 ? kMmaNarrowMMax : kGptqGemvMMax;
       ASSERT_TRUE(gptq_gemm_accumulates(layer.view, M));
+      DeviceBuffer act_d(static_cast<size_t>(M * K) * 2);
       const auto x = random_halves(static_cast<size_t>(M * K), rng);
       const auto up = random_halves(static_cast<size_t>(M * K), rng, -2.f, 2.f);
       const auto bias = random_halves(static_cast<size_t>(N), rng);
@@ -367,7 +370,8 @@ TEST_F(GptqGemmGpu, AccumulateAddsIntoFp32Rows) {
       auto xd = upload(x);
       auto ud = upload(up);
       auto bd = upload(bias);
-      for (int64_t rows = 1; rows <= M; ++rows) {
+      for (int64_t rows : {1, 2, 3, 8, 17, 32}) {
+        if (rows > M) break;
         for (bool silu : {false, true}) {
           std::vector<float> ref(static_cast<size_t>(rows * N));
           gptq_gemm_ref(c.view(), (silu ? act : x).data(), rows, use_bias ? bias.data() : nullptr, ref.data());
@@ -377,8 +381,8 @@ TEST_F(GptqGemmGpu, AccumulateAddsIntoFp32Rows) {
           auto out = upload(start);
           const __half* b = use_bias ? bd->as<__half>() : nullptr;
           if (silu)
-            gptq_gemm_silu_mul_accumulate(layer.view, xd->as<__half>(), ud->as<__half>(), K, rows, out->as<float>(), b,
-                                          w.ws, nullptr);
+            gptq_gemm_silu_mul_accumulate(layer.view, xd->as<__half>(), ud->as<__half>(), K, rows, act_d.as<__half>(),
+                                          out->as<float>(), b, w.ws, nullptr);
           else
             gptq_gemm_accumulate(layer.view, xd->as<__half>(), rows, out->as<float>(), b, w.ws, nullptr);
           CUDA_OK(cudaDeviceSynchronize());
@@ -399,8 +403,8 @@ TEST_F(GptqGemmGpu, AccumulateAddsIntoFp32Rows) {
   std::printf("accumulate: worst relative error %.3g\n", worst);
   const DeviceLayer small(make_checkpoint(CheckpointSpec{64, 64}, rng).view());
   DeviceBuffer x(64 * 2 * 8), out(64 * 4 * 8);
-  EXPECT_FALSE(gptq_gemm_accumulates(small.view, kGptqGemvMMax + 1));
-  EXPECT_THROW(gptq_gemm_accumulate(small.view, x.as<__half>(), kGptqGemvMMax + 1, out.as<float>(), nullptr, w.ws,
+  EXPECT_FALSE(gptq_gemm_accumulates(small.view, kMmaNarrowMMax + 1));
+  EXPECT_THROW(gptq_gemm_accumulate(small.view, x.as<__half>(), kMmaNarrowMMax + 1, out.as<float>(), nullptr, w.ws,
                                     nullptr),
                nibble::Error);
   EXPECT_THROW(gptq_gemm_accumulate(small.view, x.as<__half>(), 1, out.as<float>() + 1, nullptr, w.ws, nullptr),

@@ -254,9 +254,9 @@ void CudaBackendImpl::qkv_products(const cuda::DeviceLayer& layer, int tokens, k
 }
 
 // A product whose result joins the residual stream (o_proj): added straight into
-// the fp32 residual when the fused GPTQ kernel takes the batch (no fp16 delta, no
-// split-K arrival counting; returns null), else written to ws_.delta for the next
-// add_rmsnorm (returned).
+// the fp32 residual when a GPTQ kernel's accumulate mode takes the batch (no fp16
+// delta, no split-K arrival counting; returns null), else written to ws_.delta
+// for the next add_rmsnorm (returned).
 const __half* CudaBackendImpl::residual_product(const DeviceLinear& l, const __half* x, int rows) {
   if (l.quantized && kernels::gptq_gemm_accumulates(l.gptq, rows)) {
     kernels::gptq_gemm_accumulate(l.gptq, x, rows, ws_.residual, l.bias, gptq_ws_, stream_);
@@ -287,8 +287,8 @@ const __half* CudaBackendImpl::mlp_products(const cuda::DeviceLayer& layer, int 
   }
   const DeviceLinear& down = layer.down_proj;
   if (down.quantized && kernels::gptq_gemm_accumulates(down.gptq, tokens)) {
-    kernels::gptq_gemm_silu_mul_accumulate(down.gptq, gate, up, ld, tokens, ws_.residual, down.bias, gptq_ws_,
-                                           stream_);
+    kernels::gptq_gemm_silu_mul_accumulate(down.gptq, gate, up, ld, tokens, ws_.act, ws_.residual, down.bias,
+                                           gptq_ws_, stream_);
     return nullptr;
   }
   if (down.quantized) {
