@@ -317,7 +317,8 @@ int main(int argc, char** argv) {
         if (var.bits == 4) {  // also below kGptqSmallMMax: where the crossover lies
           std::vector<MmaOverride> overrides = {MmaOverride{}};
           // The kernel the plan does not pick, where the two are close.
-          if (M >= 16 && M <= 128) overrides.push_back(MmaOverride{0, 0, M > kMmaNarrowMMax ? 1 : 2});
+          if (M >= 16 && M <= 256)
+            overrides.push_back(MmaOverride{0, 0, mma_wide_preferred(M, shape.N, shape.K) ? 1 : 2});
           if ((M == 16 || M == 64) && var.all_m && !quick)
             for (int per_sm : {1, 2, 3, 4, 6}) overrides.push_back(MmaOverride{0, per_sm * prop.multiProcessorCount});
           for (const MmaOverride& o : overrides) {

@@ -186,7 +186,7 @@ void launch_accumulate(const GptqDeviceWeights& w, const __half* x, const __half
 
 // Batches from 2 rows go to the narrow tensor-core kernel's accumulate mode.
 bool narrow_accumulates(const GptqDeviceWeights& w, int64_t M) {
-  return w.bits == 4 && M >= 2 && M <= kMmaNarrowMMax && !mma_wide_preferred(M, w.N, w.K);
+  return w.bits == 4 && M >= 2 && M <= kMmaNarrowMMax;
 }
 }  // namespace
 

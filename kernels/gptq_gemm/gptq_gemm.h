@@ -9,12 +9,12 @@
 //     DRAM once (16-byte coalesced loads, fp32 accumulation across rows), split
 //     over K when N alone cannot fill the GPU; split partials are added into an
 //     fp32 accumulator in the workspace and the last block of each tile writes y.
-//   4-bit weights, M from 2 (from 1 on small layers) to kGptqMmaMMax: tensor-core
-//     kernels (mma.sync m16n8k16, fp32 accumulation; gptq_mma_plan.h picks one):
-//     up to 32 tokens per block with the weights as the A operand, streamed from
-//     DRAM straight into registers; 64 tokens per block with the weights staged
-//     through a cp.async pipeline in shared memory. Both split K like the fused
-//     kernel (the workspace then needs room for M rows: gptq_splitk_workspace_bytes(M, N)).
+//   4-bit weights, M from 2 (from 1 on small layers) to 64, and to kGptqMmaMMax on
+//     large layers: the tensor-core kernel (mma.sync m16n8k16, fp32 accumulation,
+//     gptq_mma_plan.h) with the weights as the A operand, streamed from DRAM
+//     straight into registers, up to 64 tokens per block. It splits K like the
+//     fused kernel (the workspace then needs room for M rows:
+//     gptq_splitk_workspace_bytes(M, N)).
 //   larger M (prefill), and 8-bit weights above kGptqSmallMMax: the weight is
 //     dequantized to an fp16 scratch, column chunk by column chunk, and multiplied
 //     by cuBLAS (fp32 accumulation).
@@ -79,7 +79,7 @@ inline constexpr int64_t kGptqGemvMMax = 3;
 // Size the split-K workspace for min(largest batch, kGptqMmaMMax) rows: with less
 // room for a call's M, gptq_gemm keeps dequantize + cuBLAS (the kernel could not
 // split K and would be several times slower).
-inline constexpr int64_t kGptqMmaMMax = 64;
+inline constexpr int64_t kGptqMmaMMax = 128;
 
 // Split-K workspace for every call with M <= max_m and N <= max_n: 16 KB of
 // counters plus an fp32 [max_m, max_n] accumulator.

@@ -45,14 +45,19 @@ using mma::and_or;
 using mma::as_h2;
 using mma::as_u32;
 
+// Whether a block of NT token tiles takes x from shared memory (else each lane
+// loads its own B fragments into the register ring).
+constexpr bool mma_x_in_smem(int nt) { return nt >= 2; }
+
 // One step of HPS 32-row halves in flight: the lane's weight chunks, the scales
-// and zeros of its 4 columns (loaded at group starts only), its x fragments, and
-// where the step sits in its group.
+// and zeros of its 4 columns (loaded at group starts only), its x fragments (register
+// path only), and where the step sits in its group.
 template <int NT, int HPS>
 struct Step {
+  static constexpr int XH = mma_x_in_smem(NT) ? 1 : HPS, XT = mma_x_in_smem(NT) ? 1 : NT;
   uint4 w[HPS];
   uint2 s, z;
-  uint4 x[HPS][NT];
+  uint4 x[XH][XT];
   bool starts_group, ends_group;
 };
 
@@ -60,8 +65,13 @@ struct Step {
 // bookkeeping instructions per weight), 1 for 32-row groups.
 template <int NT, int HPS>
 __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(8 * NT)) gptq_mma_kernel(MmaParams p) {
-  constexpr int DEPTH = mma_depth(8 * NT) / HPS > 1 ? mma_depth(8 * NT) / HPS : 1;
+  constexpr bool XS = mma_x_in_smem(NT);
+  // One-half steps carry their own scales and zeros: two halves fewer fit without spilling.
+  constexpr int HALVES = mma_depth(8 * NT) - (XS && HPS == 1 ? 2 : 0);
+  constexpr int DEPTH = HALVES / HPS > 1 ? HALVES / HPS : 1;
   constexpr int ROWS = 32 * HPS;
+  constexpr int SPC = kMmaXChunkRows / ROWS;    // steps per staged x chunk
+  extern __shared__ __align__(16) __half xs[];  // XS: [2][8 NT][kMmaXStride]
   __shared__ bool last_block;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, t = lane & 3;
@@ -111,25 +121,47 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(8 * NT)) gptq_m
     }
     w_src += HPS * w_half;
   };
-  // x of the step: token 8j + g, rows load_k + 32 hh + 8t .. + 7 (zero past M and k_end).
+  // Register path: x of the step, token 8j + g, rows load_k + 32 hh + 8t .. + 7
+  // (zero past M and k_end).
   auto load_x_of = [&](Step<NT, HPS>& st) {
+    if constexpr (!XS) {
 #pragma unroll
-    for (int hh = 0; hh < HPS; ++hh) {
-      const int r = load_k + 32 * hh + t_rows;
+      for (int hh = 0; hh < HPS; ++hh) {
+        const int r = load_k + 32 * hh + t_rows;
 #pragma unroll
-      for (int j = 0; j < NT; ++j) {
-        st.x[hh][j] = make_uint4(0, 0, 0, 0);
-        if (!x_ok[j] || r >= k_end) continue;
-        if (p.x_vec) {
-          st.x[hh][j] = __ldg(reinterpret_cast<const uint4*>(x_src[j] + 32 * hh));
-        } else {
-          st.x[hh][j] = mma::gather8(p.x + static_cast<size_t>(m0 + 8 * j + g) * p.K, p.perm, r);
+        for (int j = 0; j < NT; ++j) {
+          st.x[hh][j] = make_uint4(0, 0, 0, 0);
+          if (!x_ok[j] || r >= k_end) continue;
+          if (p.x_vec) {
+            st.x[hh][j] = __ldg(reinterpret_cast<const uint4*>(x_src[j] + 32 * hh));
+          } else {
+            st.x[hh][j] = mma::gather8(p.x + static_cast<size_t>(m0 + 8 * j + g) * p.K, p.perm, r);
+          }
         }
       }
-    }
 #pragma unroll
-    for (int j = 0; j < NT; ++j) x_src[j] += ROWS;
+      for (int j = 0; j < NT; ++j) x_src[j] += ROWS;
+    }
     load_k += ROWS;
+  };
+  // XS: x rows [k_begin + 128 c, + 128) of the block's tokens into buffer c % 2
+  // (cp.async, zero past M and k_end; gathered through perm when x is not plain).
+  auto stage_x = [&](int c) {
+    __half* dst = xs + (c & 1) * (8 * NT * kMmaXStride);
+    const int kc = k_begin + c * kMmaXChunkRows;
+    constexpr int kPieces = kMmaXChunkRows / 8;  // 16-byte pieces per token
+#pragma unroll
+    for (int i = tid; i < 8 * NT * kPieces; i += kMmaThreads) {
+      const int tok = i / kPieces, r = kc + 8 * (i % kPieces), m = m0 + tok;
+      __half* d = dst + tok * kMmaXStride + 8 * (i % kPieces);
+      const bool ok = m < p.M && r < k_end;
+      if (p.x_vec)
+        mma::cp_async16(d, ok ? p.x + (static_cast<size_t>(m) * p.K + r) : p.x, ok);
+      else
+        *reinterpret_cast<uint4*>(d) =
+            ok ? mma::gather8(p.x + static_cast<size_t>(m) * p.K, p.perm, r) : make_uint4(0, 0, 0, 0);
+    }
+    mma::cp_async_commit();
   };
 
   Step<NT, HPS> ring[DEPTH];
@@ -141,9 +173,13 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(8 * NT)) gptq_m
     load_k += ROWS;
   }
   wait_for_previous_grid();
-  load_k = k_begin;  // load_x_of advances it again
+  if constexpr (XS) {
+    stage_x(0);
+  } else {
+    load_k = k_begin;  // load_x_of advances it again
 #pragma unroll
-  for (int d = 0; d < DEPTH; ++d) load_x_of(ring[d]);
+    for (int d = 0; d < DEPTH; ++d) load_x_of(ring[d]);
+  }
 
   float acc[NT][2][4], total[NT][2][4];
 #pragma unroll
@@ -159,8 +195,19 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(8 * NT)) gptq_m
   for (int s0 = 0; s0 < steps; s0 += DEPTH) {
 #pragma unroll
     for (int d = 0; d < DEPTH; ++d) {
-      if (s0 + d >= steps) break;
+      const int step = s0 + d;
+      if (step >= steps) break;
       Step<NT, HPS>& cur = ring[d];
+      if (XS && step % SPC == 0) {
+        // A new x chunk: wait for its copies, then (everyone past the previous
+        // chunk) request the next one into the other buffer.
+        mma::cp_async_wait<0>();
+        __syncthreads();
+        if (step + SPC < steps) stage_x(step / SPC + 1);
+      }
+      // XS: the B fragments of token g of tile j, half hh, at x_frag + 8 j kMmaXStride + 32 hh.
+      const __half* x_frag =
+          xs + ((step / SPC) & 1) * (8 * NT * kMmaXStride) + g * kMmaXStride + (step % SPC) * ROWS + t_rows;
       if (cur.starts_group) {
         const __half2 z01 = as_h2(cur.z.x), z23 = as_h2(cur.z.y);
         z[0] = __low2half2(z01);
@@ -184,18 +231,21 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(8 * NT)) gptq_m
         mma::dequant_word(cur.w[hh].w, z[3], z64[3], a[3]);
         // MMA "a" (rows 8t .. 8t + 3) of every tile, then MMA "b": no two
         // consecutive MMAs share an accumulator.
+        uint4 b[NT];
+#pragma unroll
+        for (int j = 0; j < NT; ++j)
+          b[j] = XS ? *reinterpret_cast<const uint4*>(x_frag + 8 * j * kMmaXStride + 32 * hh)
+                    : cur.x[XS ? 0 : hh][XS ? 0 : j];
 #pragma unroll
         for (int j = 0; j < NT; ++j)
 #pragma unroll
           for (int h = 0; h < 2; ++h)
-            mma::mma_16816(acc[j][h], a[2 * h][0], a[2 * h + 1][0], a[2 * h][1], a[2 * h + 1][1], cur.x[hh][j].x,
-                      cur.x[hh][j].y);
+            mma::mma_16816(acc[j][h], a[2 * h][0], a[2 * h + 1][0], a[2 * h][1], a[2 * h + 1][1], b[j].x, b[j].y);
 #pragma unroll
         for (int j = 0; j < NT; ++j)
 #pragma unroll
           for (int h = 0; h < 2; ++h)
-            mma::mma_16816(acc[j][h], a[2 * h][2], a[2 * h + 1][2], a[2 * h][3], a[2 * h + 1][3], cur.x[hh][j].z,
-                      cur.x[hh][j].w);
+            mma::mma_16816(acc[j][h], a[2 * h][2], a[2 * h + 1][2], a[2 * h][3], a[2 * h + 1][3], b[j].z, b[j].w);
       }
       if (cur.ends_group) {  // scale the group's sums
 #pragma unroll
@@ -209,7 +259,7 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(8 * NT)) gptq_m
             }
       }
       load_weights_of(cur);
-      load_x_of(cur);
+      load_x_of(cur);  // (XS: only advances load_k)
     }
   }
 
@@ -271,8 +321,8 @@ __global__ void gather_columns_kernel(const __half* x, const int32_t* perm, int 
 template <int NT>
 void launch_tile(const MmaParams& p, dim3 grid, bool programmatic, cudaStream_t stream) {
   const bool steps64 = p.group_rows % 64 == 0 || p.groups == 1;
-  launch_maybe_programmatic(steps64 ? gptq_mma_kernel<NT, 2> : gptq_mma_kernel<NT, 1>, grid, dim3(kMmaThreads), 0,
-                            stream, programmatic, p);
+  launch_maybe_programmatic(steps64 ? gptq_mma_kernel<NT, 2> : gptq_mma_kernel<NT, 1>, grid, dim3(kMmaThreads),
+                            static_cast<size_t>(mma_x_smem_bytes(8 * NT)), stream, programmatic, p);
 }
 
 }  // namespace
@@ -289,7 +339,8 @@ void launch_mma(const MmaParams& p, int m_tile, dim3 grid, bool programmatic, cu
   switch (m_tile) {
     case 8: launch_tile<1>(p, grid, programmatic, stream); break;
     case 16: launch_tile<2>(p, grid, programmatic, stream); break;
-    default: launch_tile<4>(p, grid, programmatic, stream); break;
+    case 32: launch_tile<4>(p, grid, programmatic, stream); break;
+    default: launch_tile<8>(p, grid, programmatic, stream); break;
   }
 }
 

@@ -44,11 +44,12 @@ void check_mma_args(const GptqDeviceWeights& w, const __half* x, int64_t M, __ha
 MmaPlan plan_mma(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, const MmaOverride& override) {
   MmaPlan plan;
   plan.wide = override.kernel == 2 || (override.kernel == 0 && mma_wide_preferred(M, N, K));
-  plan.m_tile = plan.wide ? (M <= 32 ? 32 : 64) : M <= 8 ? 8 : M <= 16 ? 16 : static_cast<int>(kMmaNarrowMMax);
+  plan.m_tile = plan.wide ? (M <= 32 ? 32 : 64) : M <= 8 ? 8 : M <= 16 ? 16 : M <= 32 ? 32 : 64;
   plan.mchunks = static_cast<int>(ceil_div(std::max<int64_t>(M, 1), plan.m_tile));
   plan.ntiles = static_cast<int>(ceil_div(N, plan.wide ? kMmaWideTileN : kMmaTileN));
   plan.blocks_per_sm = plan.wide ? kMmaWideBlocksPerSm : mma_blocks_per_sm(plan.m_tile);
-  plan.smem_bytes = plan.wide ? static_cast<size_t>(kMmaWideStages) * mma_wide_stage_bytes(plan.m_tile) : 0;
+  plan.smem_bytes = static_cast<size_t>(plan.wide ? kMmaWideStages * mma_wide_stage_bytes(plan.m_tile)
+                                                  : mma_x_smem_bytes(plan.m_tile));
   const int64_t base = static_cast<int64_t>(plan.mchunks) * plan.ntiles;
   const bool can_split = base <= detail::kCounterBytes / 4 &&
                          splitk_bytes >= detail::kCounterBytes + static_cast<size_t>(M * N) * sizeof(float);
@@ -70,11 +71,7 @@ MmaPlan plan_mma(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, 
   return plan;
 }
 
-bool mma_wide_preferred(int64_t M, int64_t N, int64_t K) {
-  if (M <= 16) return false;
-  if (M <= kMmaNarrowMMax) return N > 16384;
-  return N > 8192 || K > 16384;
-}
+bool mma_wide_preferred(int64_t M, int64_t /*N*/, int64_t /*K*/) { return M > 128; }
 
 bool gptq_mma_preferred(const GptqDeviceWeights& w, int64_t M, const GptqWorkspace& ws) {
   if (w.bits != 4 || M < 1) return false;
@@ -84,7 +81,7 @@ bool gptq_mma_preferred(const GptqDeviceWeights& w, int64_t M, const GptqWorkspa
   if (M == 1) return room && w.K * w.N <= kMmaSmallLayerWeights;
   if (M <= kGptqSmallMMax) return room;
   if (!ws.cublas || !ws.dequant) return true;
-  return room && M <= kGptqMmaMMax;
+  return room && (M <= kMmaNarrowMMax || (M <= kGptqMmaMMax && w.K * w.N >= kMmaLargeLayerWeights));
 }
 
 namespace {

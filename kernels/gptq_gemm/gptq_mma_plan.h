@@ -10,16 +10,23 @@ namespace nibble::kernels {
 
 // The narrow kernel (gptq_mma.cu): 4 independent warps side by side along N, 32
 // columns each; a warp walks its K range in 32-row halves, mma_depth() of them in
-// flight; 8, 16 or 32 tokens per block (1, 2 or 4 MMA token tiles).
+// flight; 8, 16, 32 or 64 tokens per block (1, 2, 4 or 8 MMA token tiles). From
+// 16 tokens x comes from shared memory, staged 128 rows at a time (two buffers),
+// so the registers go to weights in flight.
 inline constexpr int kMmaThreads = 128;
 inline constexpr int kMmaTileN = 128;     // columns per block
 inline constexpr int kMmaSplitRows = 64;  // rows per split are a multiple of this
-// Resident blocks per SM the kernel is built for (registers bound it: no shared memory).
-constexpr int mma_blocks_per_sm(int m_tile) { return m_tile <= 16 ? 4 : 3; }
+// Resident blocks per SM the kernel is built for (registers bound it).
+constexpr int mma_blocks_per_sm(int m_tile) { return m_tile <= 16 ? 4 : m_tile <= 32 ? 3 : 2; }
 // 32-row halves in flight per warp (a register ring).
-constexpr int mma_depth(int m_tile) { return m_tile == 8 ? 4 : m_tile == 16 ? 3 : 2; }
+constexpr int mma_depth(int m_tile) { return m_tile == 8 ? 4 : m_tile == 16 ? 6 : m_tile == 32 ? 6 : 4; }
+// x in shared memory (16 tokens and more): rows per staged chunk, and each token's
+// row padded by 64 bytes so a warp's 16-byte fragment loads hit distinct banks.
+inline constexpr int kMmaXChunkRows = 128;
+inline constexpr int kMmaXStride = kMmaXChunkRows + 32;  // halves
+constexpr int mma_x_smem_bytes(int m_tile) { return m_tile <= 8 ? 0 : 2 * m_tile * kMmaXStride * 2; }
 // Most tokens the narrow kernel takes per block.
-inline constexpr int64_t kMmaNarrowMMax = 32;
+inline constexpr int64_t kMmaNarrowMMax = 64;
 
 // The wide kernel (gptq_mma_wide.cu): 8 warps side by side along N, 32 columns
 // each, 32 or 64 tokens per block; the weights, their scales and zeros and the
@@ -37,13 +44,13 @@ constexpr int mma_wide_stage_bytes(int m_tile) { return kMmaWideStageQuantBytes 
 
 struct MmaPlan {
   bool wide = false;        // the wide kernel (else the narrow one)
-  int m_tile = 8;           // rows of x per block: 8, 16 or 32 (narrow), 32 or 64 (wide)
+  int m_tile = 8;           // rows of x per block: 8, 16, 32 or 64 (narrow), 32 or 64 (wide)
   int mchunks = 1;          // blocks along M
   int ntiles = 1;           // blocks along N
   int rows_per_split = 0;   // input rows per block along K (multiple of kMmaSplitRows)
   int splits = 1;           // blocks along K
   int blocks_per_sm = 1;    // resident blocks per SM the kernel is built for
-  size_t smem_bytes = 0;    // dynamic shared memory per block (wide kernel)
+  size_t smem_bytes = 0;    // dynamic shared memory per block
 };
 
 // Zero fields mean "choose".
@@ -58,17 +65,20 @@ struct MmaOverride {
 // plan runs each tile over all of K.
 MmaPlan plan_mma(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, const MmaOverride& override);
 
-// The plan's choice of kernel (H200, Llama-3-8B/70B shapes, bench/NOTES.md
-// session 5): the narrow kernel up to 16 tokens, up to 32 on layers up to N 16384,
-// and above on layers up to N 8192 x K 16384; else the wide one.
+// The plan's choice of kernel (H200, Llama-3-8B shapes, bench/NOTES.md session
+// 6): the narrow kernel up to 128 tokens (it beat the wide one at every shape and
+// every M from 16 to 128 once x came from shared memory), the wide one above.
 bool mma_wide_preferred(int64_t M, int64_t N, int64_t K);
 
 // Whether gptq_gemm sends a product to the tensor-core kernels: 4-bit weights and
-// a split-K workspace with room for M rows, for every M from 2 to kGptqMmaMMax
-// and for M = 1 on small layers (K * N <= kMmaSmallLayerWeights: there the
-// narrow kernel beats the fused one); always when the workspace has no cuBLAS
-// handle or dequant scratch. Measured crossovers: bench/NOTES.md, session 5.
+// a split-K workspace with room for M rows, for every M from 2 to kMmaNarrowMMax,
+// from there to kGptqMmaMMax on large layers (K * N >= kMmaLargeLayerWeights:
+// there it beats dequantize + cuBLAS), and for M = 1 on small layers (K * N <=
+// kMmaSmallLayerWeights: there it beats the fused kernel); always when the
+// workspace has no cuBLAS handle or dequant scratch. Measured crossovers:
+// bench/NOTES.md, sessions 5 and 6.
 inline constexpr int64_t kMmaSmallLayerWeights = int64_t{32} << 20;
+inline constexpr int64_t kMmaLargeLayerWeights = int64_t{48} << 20;
 bool gptq_mma_preferred(const GptqDeviceWeights& w, int64_t M, const GptqWorkspace& ws);
 
 // The narrow kernel adding x W (+ bias) into fp32 rows out [M, N] (16-byte

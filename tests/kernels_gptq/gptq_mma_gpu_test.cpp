@@ -124,9 +124,10 @@ TEST(GptqMmaPlan, CoversKAndFillsTheGpuInOneWave) {
               EXPECT_EQ(p.smem_bytes, size_t{kMmaWideStages} * mma_wide_stage_bytes(p.m_tile)) << what;
               EXPECT_LE(p.smem_bytes, size_t{227 * 1024}) << what;
             } else {
-              EXPECT_EQ(p.m_tile, M <= 8 ? 8 : M <= 16 ? 16 : kMmaNarrowMMax) << what;
+              EXPECT_EQ(p.m_tile, M <= 8 ? 8 : M <= 16 ? 16 : M <= 32 ? 32 : kMmaNarrowMMax) << what;
               EXPECT_GE(int64_t{p.ntiles} * kMmaTileN, N) << what;
-              EXPECT_EQ(p.smem_bytes, 0u) << what;
+              EXPECT_EQ(p.smem_bytes, static_cast<size_t>(mma_x_smem_bytes(p.m_tile))) << what;
+              EXPECT_LE(p.smem_bytes * p.blocks_per_sm, size_t{227 * 1024}) << what;
             }
             EXPECT_GE(int64_t{p.mchunks} * p.m_tile, M) << what;
             EXPECT_LT(int64_t{p.mchunks - 1} * p.m_tile, M) << what;
@@ -147,19 +148,20 @@ TEST(GptqMmaPlan, CoversKAndFillsTheGpuInOneWave) {
   EXPECT_EQ(qkv.ntiles, 32);
   EXPECT_EQ(qkv.splits, 16);
   EXPECT_EQ(qkv.rows_per_split, 256);
-  // At M = 64 the narrow kernel runs twice along M: 2 x 32 tiles, K split 6 ways
-  // (3 x 132 resident) ...
+  // At M = 64 the narrow kernel takes all tokens in one block: 32 tiles, K split
+  // 8 ways (2 x 132 resident), x staged in 2 x 64 x 160 halves ...
   const MmaPlan narrow = plan_mma(64, 4096, 4096, 132, roomy, MmaOverride{});
   EXPECT_FALSE(narrow.wide);
-  EXPECT_EQ(narrow.mchunks, 2);
-  EXPECT_EQ(narrow.splits, 6);
-  EXPECT_EQ(narrow.rows_per_split, 704);
-  // ... and the 4096x14336 layer takes the wide kernel: 56 tiles of 256, K split 4 ways.
-  const MmaPlan wide = plan_mma(64, 14336, 4096, 132, roomy, MmaOverride{});
+  EXPECT_EQ(narrow.mchunks, 1);
+  EXPECT_EQ(narrow.splits, 8);
+  EXPECT_EQ(narrow.rows_per_split, 512);
+  EXPECT_EQ(narrow.smem_bytes, 40960u);
+  // ... and at M = 256 the wide kernel: 56 tiles of 256 columns, 4 chunks of 64 tokens.
+  const MmaPlan wide = plan_mma(256, 14336, 4096, 132, roomy, MmaOverride{});
   EXPECT_TRUE(wide.wide);
   EXPECT_EQ(wide.ntiles, 56);
-  EXPECT_EQ(wide.splits, 4);
-  EXPECT_EQ(wide.rows_per_split, 1024);
+  EXPECT_EQ(wide.mchunks, 4);
+  EXPECT_EQ(wide.splits, 1);
   // Too small a workspace for M = 64: no split.
   EXPECT_EQ(plan_mma(64, 4096, 4096, 132, gptq_splitk_workspace_bytes(8, 4096), MmaOverride{}).splits, 1);
 }
@@ -186,7 +188,10 @@ TEST(GptqMmaPlan, DispatchFollowsTheMeasuredCrossover) {
   EXPECT_TRUE(gptq_mma_preferred(small, 33, ws));
   EXPECT_TRUE(gptq_mma_preferred(small, 64, ws));
   EXPECT_TRUE(gptq_mma_preferred(big, 64, ws));
-  EXPECT_FALSE(gptq_mma_preferred(big, 65, ws));
+  EXPECT_FALSE(gptq_mma_preferred(small, 65, ws));  // 65-128 rows: large layers only
+  EXPECT_TRUE(gptq_mma_preferred(big, 65, ws));
+  EXPECT_TRUE(gptq_mma_preferred(big, 128, ws));
+  EXPECT_FALSE(gptq_mma_preferred(big, 129, ws));
   EXPECT_TRUE(gptq_mma_preferred(big, 2048, GptqWorkspace{}));  // no cuBLAS path available
   GptqWorkspace small_splitk = ws;  // room for M <= 8 only: no split-K at M = 16
   small_splitk.splitk_bytes = gptq_splitk_workspace_bytes(kGptqSmallMMax, 14336);
@@ -195,15 +200,11 @@ TEST(GptqMmaPlan, DispatchFollowsTheMeasuredCrossover) {
   GptqDeviceWeights eight = big;
   eight.bits = 8;
   EXPECT_FALSE(gptq_mma_preferred(eight, 16, ws));
-  // Which tensor-core kernel: narrow up to 16 tokens, wide above on the big layers.
+  // Which tensor-core kernel: narrow up to 128 tokens, wide above.
   EXPECT_FALSE(mma_wide_preferred(16, 57344, 8192));
-  EXPECT_FALSE(mma_wide_preferred(32, 10240, 8192));
-  EXPECT_TRUE(mma_wide_preferred(32, 28672, 4096));
-  EXPECT_TRUE(mma_wide_preferred(32, 57344, 8192));
-  EXPECT_FALSE(mma_wide_preferred(64, 4096, 14336));
-  EXPECT_FALSE(mma_wide_preferred(64, 6144, 4096));
-  EXPECT_TRUE(mma_wide_preferred(64, 14336, 4096));
-  EXPECT_TRUE(mma_wide_preferred(64, 8192, 28672));
+  EXPECT_FALSE(mma_wide_preferred(64, 28672, 4096));
+  EXPECT_FALSE(mma_wide_preferred(128, 57344, 8192));
+  EXPECT_TRUE(mma_wide_preferred(129, 4096, 4096));
 }
 
 class GptqMmaGpu : public ::testing::Test {
