@@ -1,17 +1,21 @@
-// Tensor-core GPTQ GEMM for 4-bit weights and up to 32 tokens per block (the
-// wide kernel in gptq_mma_wide.cu takes 64): y[M, N] = x[M, K] W[K, N] (+ bias)
-// with mma.sync m16n8k16 (fp16 in, fp32 accumulate), sm_80 and later.
+// Tensor-core GPTQ GEMM for 4-bit weights and up to 64 tokens per block (the
+// wide kernel in gptq_mma_wide.cu serves larger batches when cuBLAS is absent):
+// y[M, N] = x[M, K] W[K, N] (+ bias) with mma.sync m16n8k16 (fp16 in, fp32
+// accumulate), sm_80 and later.
 //
 // The weights are the MMA's A operand (y^T = W^T x^T): 16 output columns by 16
-// input rows per MMA, and 8 tokens of x as its B operand, so a batch of 1-32
-// rows costs 1-4 MMAs per dequantized fragment. Block (mchunk, ntile, split)
+// input rows per MMA, and 8 tokens of x as its B operand, so a batch of 1-64
+// rows costs 1-8 MMAs per dequantized fragment. Block (mchunk, ntile, split)
 // computes tokens [m0, m0 + 8 NT) over 128 columns from input rows
-// [k_begin, k_end). Its 4 warps are independent (no shared memory, no barrier
-// before the epilogue): warp w owns 32 columns and walks its K range in steps of
-// one or two 32-row halves, keeping a few steps of weights, scales, zeros and x in
-// flight in a register ring (every weight byte comes from DRAM once per M chunk,
-// straight into the registers that dequantize it). Two halves per step halve the
-// bookkeeping per weight; 32-row groups take one.
+// [k_begin, k_end). Its 4 warps each own 32 columns and walk the K range in
+// steps of one or two 32-row halves, keeping a few steps of weights, scales and
+// zeros in flight in a register ring (every weight byte comes from DRAM once per
+// M chunk, straight into the registers that dequantize it). Two halves per step
+// halve the bookkeeping per weight; 32-row groups take one. With one token tile
+// (up to 8 tokens) each lane also keeps its x fragments in the ring and the
+// warps never meet; from two tiles x is staged in shared memory 128 rows at a
+// time (two buffers, cp.async, one barrier per chunk), which frees the registers
+// for 3-4x more weights in flight (bench/NOTES.md, session 6).
 //
 // No repacking of the weight layout (gptq_layout.h): in a half, lane (g = lane / 4,
 // t = lane % 4) loads one 16-byte chunk, word row t (rows 8t .. 8t + 7) of the 4
