@@ -4,8 +4,9 @@
 # serving benchmark on it, and the end-to-end decode/prefill benchmark on dummy
 # Llama-3-8B and 70B shapes. Logs go to $OUT. Optional: RUN_GEMM=1 (the GPTQ
 # kernel benchmark, side by side with bench_gptq_gemm_base when the bundle has
-# one), RUN_READ_ORDER=1 (weight bytes read in the GEMV's order vs contiguous
-# runs), RUN_70B=1, RUN_NO_PDL=1, RUN_SAMPLING=1, CONTEXTS="128 1024".
+# one; GEMM_FLAGS=--big adds the 70B shapes to this build's run, GEMM_PATHS and
+# GEMM_MAX_M pick the rows shown), RUN_READ_ORDER=1 (weight bytes read in the
+# GEMV's order vs contiguous runs), RUN_70B=1, RUN_NO_PDL=1, RUN_SAMPLING=1, CONTEXTS="128 1024".
 cd "$(dirname "$0")"
 export LD_LIBRARY_PATH=$PWD/lib:${LD_LIBRARY_PATH:-}
 export NIBBLE_SOURCE_DIR=$PWD  # tests read config/*.json from here
@@ -61,11 +62,11 @@ kill -TERM $pid; wait $pid; echo "serve exit code $?"
 
 if [ -n "${RUN_GEMM:-}" ]; then
   step "GPTQ kernel benchmark (--quick)"
-  ./bench_gptq_gemm --quick --json "$OUT/gemm.json" > "$OUT/gemm.log" 2>&1
+  ./bench_gptq_gemm --quick ${GEMM_FLAGS:-} --json "$OUT/gemm.json" > "$OUT/gemm.log" 2>&1
   if [ -x ./bench_gptq_gemm_base ]; then
     ./bench_gptq_gemm_base --quick --json "$OUT/gemm_base.json" > "$OUT/gemm_base.log" 2>&1
-    python3 ./compare-gemm.py "$OUT/gemm_base.json" "$OUT/gemm.json" "${GEMM_PATHS:-fused,fused-acc,mma}" 64 \
-      | grep -E "copy|shape|4bit-g128 " | head -90
+    python3 ./compare-gemm.py "$OUT/gemm_base.json" "$OUT/gemm.json" "${GEMM_PATHS:-fused,fused-acc,mma}" "${GEMM_MAX_M:-64}" \
+      | grep -E "copy|shape|4bit-g128 " | head -${GEMM_LINES:-90}
   else
     grep -E "^device|\| (fused|mma) " "$OUT/gemm.log" | grep -E "^device| 1 \|| 8 \|" | head -60
   fi
