@@ -192,6 +192,12 @@ TEST(GptqMmaPlan, DispatchFollowsTheMeasuredCrossover) {
   EXPECT_TRUE(gptq_mma_preferred(big, 65, ws));
   EXPECT_TRUE(gptq_mma_preferred(big, 128, ws));
   EXPECT_FALSE(gptq_mma_preferred(big, 129, ws));
+  EXPECT_TRUE(mma_beats_cublas_above_64(4096, 28672));   // 8B fused gate+up
+  EXPECT_TRUE(mma_beats_cublas_above_64(14336, 4096));   // 8B down
+  EXPECT_TRUE(mma_beats_cublas_above_64(28672, 8192));   // 70B down
+  EXPECT_FALSE(mma_beats_cublas_above_64(8192, 10240));  // 70B fused q/k/v
+  EXPECT_FALSE(mma_beats_cublas_above_64(8192, 8192));   // 70B o
+  EXPECT_FALSE(mma_beats_cublas_above_64(4096, 6144));   // 8B fused q/k/v
   EXPECT_TRUE(gptq_mma_preferred(big, 2048, GptqWorkspace{}));  // no cuBLAS path available
   GptqWorkspace small_splitk = ws;  // room for M <= 8 only: no split-K at M = 16
   small_splitk.splitk_bytes = gptq_splitk_workspace_bytes(kGptqSmallMMax, 14336);
