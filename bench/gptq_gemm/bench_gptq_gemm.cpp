@@ -1,8 +1,10 @@
 // Benchmark of the GPTQ matrix product on the Llama-3-8B layer shapes.
 //
-//   bench_gptq_gemm [--json FILE] [--quick] [--big] [--profile M] [--profile-small M]
+//   bench_gptq_gemm [--json FILE] [--quick] [--big] [--shape TEXT] [--ms M,M,...] [--profile M]
+//                   [--profile-small M]
 //
-// --big adds the Llama-3-70B decode shapes.
+// --big adds the Llama-3-70B decode shapes; --shape keeps the shapes whose name
+// contains TEXT (and skips the lm_head), --ms times only the listed M.
 //
 // Measures the device-to-device copy bandwidth first (bytes read + written), then
 // for each shape and M: the fused register kernel, the TMA-streaming kernel (M <= 2,
@@ -173,10 +175,22 @@ std::string mma_plan_text(int64_t M, int64_t N, int64_t K, size_t ws, const MmaO
   return text;
 }
 
+// "1,2,16" -> {1, 2, 16}.
+std::vector<int64_t> parse_ms(const std::string& list) {
+  std::vector<int64_t> out;
+  for (size_t at = 0; at < list.size();) {
+    const size_t comma = std::min(list.find(',', at), list.size());
+    out.push_back(std::atoll(list.substr(at, comma - at).c_str()));
+    at = comma + 1;
+  }
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string json_path;
+  std::string json_path, shape_filter;
+  std::vector<int64_t> ms = {1, 2, 4, 6, 8, 16, 32, 64, 128, 256, 2048};
   bool quick = false, big = false;
   int64_t profile_m = 0, profile_small = 0;
   for (int i = 1; i < argc; ++i) {
@@ -184,6 +198,8 @@ int main(int argc, char** argv) {
     if (a == "--json" && i + 1 < argc) json_path = argv[++i];
     else if (a == "--quick") quick = true;
     else if (a == "--big") big = true;
+    else if (a == "--shape" && i + 1 < argc) shape_filter = argv[++i];
+    else if (a == "--ms" && i + 1 < argc) ms = parse_ms(argv[++i]);
     else if (a == "--profile" && i + 1 < argc) profile_m = std::atoll(argv[++i]);
     else if (a == "--profile-small" && i + 1 < argc) profile_small = std::atoll(argv[++i]);
   }
@@ -254,7 +270,8 @@ int main(int argc, char** argv) {
   struct Variant { const char* name; int bits, group; bool act; bool all_m; };
   const Variant variants[] = {{"4bit-g128", 4, 128, false, true}, {"4bit-g128-act", 4, 128, true, false},
                               {"8bit-g128", 8, 128, false, false}};
-  const int64_t ms[] = {1, 2, 4, 6, 8, 16, 32, 64, 128, 256, 2048};
+  if (!shape_filter.empty())
+    std::erase_if(shapes, [&](const Shape& s) { return std::string(s.name).find(shape_filter) == std::string::npos; });
   const size_t rotate_bytes = size_t{400} << 20;  // well past the 50-60 MB L2
   std::vector<Row> rows;
 
@@ -345,7 +362,7 @@ int main(int argc, char** argv) {
   }
 
   // The fp16 lm_head through cuBLAS: memory-bound at small M.
-  {
+  if (shape_filter.empty()) {
     const int64_t K = 4096, N = 128256;
     auto* w = static_cast<__half*>(device_alloc(static_cast<size_t>(K) * N * 2));
     std::vector<uint16_t> wh(static_cast<size_t>(K) * N);
