@@ -250,7 +250,7 @@ void gptq_gemm_stream_with(const GptqDeviceWeights& w, const __half* x, int64_t 
                "gptq_gemm: the streaming kernel needs 4-bit weights, M <= 2, compute capability 9.0+, 16-byte aligned "
                "weight arrays, N a multiple of 8, a ring that fits in shared memory and a split-K workspace for M x N (K=" +
                    std::to_string(w.K) + ", N=" + std::to_string(w.N) + ", M=" + std::to_string(M) + ")");
-  detail::launch_stream_gemv(w, x, static_cast<int>(M), y, bias, ws.splitk, blocks, ws.programmatic_launch, stream);
+  detail::launch_stream_gemv(w, x, static_cast<int>(M), y, bias, ws.splitk, blocks, stream);
   check_cuda(cudaGetLastError(), "streaming kernel launch");
 }
 
@@ -304,8 +304,6 @@ void gptq_gemm(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y
                const GptqWorkspace& ws, cudaStream_t stream) {
   if (gptq_mma_preferred(w, M, ws)) {
     gptq_gemm_mma(w, x, M, y, bias, ws, stream);
-  } else if (M == 1 && w.bits == 4 && w.K * w.N >= kStreamLayerWeights && gptq_gemm_stream_usable(w, M, ws)) {
-    gptq_gemm_stream(w, x, M, y, bias, ws, stream);
   } else if (M <= kGptqSmallMMax) {
     gptq_gemm_fused(w, x, M, y, bias, ws, stream);
   } else {

@@ -3,8 +3,6 @@
 // W a 4- or 8-bit GPTQ linear in the kernel layout of gptq_layout.h (converted once
 // at load by gptq_prepare() on the host, then copied to the device as is).
 //
-//   M = 1 on the largest layers (K * N >= kStreamLayerWeights, 4-bit, compute
-//     capability 9.0+): the TMA-streaming kernel (gptq_gemv_stream.cuh).
 //   M = 1 on big layers (decode, batch 1), 8-bit weights up to kGptqSmallMMax,
 //     and 4-bit up to kGptqSmallMMax when the tensor-core kernels cannot split K:
 //     one fused dequantize-and-multiply kernel that streams every weight byte from
@@ -72,11 +70,6 @@ struct GptqWorkspace {
 // for the tensor-core kernel's split-K) the dequantize + cuBLAS path runs.
 inline constexpr int64_t kGptqSmallMMax = 8;
 
-// One row of a 4-bit layer with at least this many weights goes to the
-// TMA-streaming kernel (H200: 70B fused gate+up 75.1 us against the fused
-// kernel's 79.8; 70B down, 235 Mi weights, tied; every 8B layer slower).
-inline constexpr int64_t kStreamLayerWeights = int64_t{384} << 20;
-
 // Largest M the fused kernel's accumulate mode takes (gptq_gemm_accumulate), and
 // with it the batches the engine launches programmatically.
 inline constexpr int64_t kGptqGemvMMax = 3;
@@ -127,9 +120,8 @@ void gptq_gemm_silu_mul_accumulate(const GptqDeviceWeights& w, const __half* gat
 // The paths on their own (gptq_gemm picks one by M and bits); the benchmark times
 // them all. gptq_gemm_mma takes 4-bit weights only. gptq_gemm_stream is an
 // alternative to the fused kernel for M <= 2 on compute capability 9.0+ (weights
-// streamed by the tensor memory accelerator, gptq_gemv_stream.cuh); gptq_gemm picks
-// it for one row of layers of at least kStreamLayerWeights weights (measured faster
-// there only). It takes what gptq_gemm_stream_usable accepts (throws otherwise).
+// streamed by the tensor memory accelerator, gptq_gemv_stream.cuh); measured slower,
+// gptq_gemm never picks it. It takes what gptq_gemm_stream_usable accepts (throws otherwise).
 void gptq_gemm_fused(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,
                      const GptqWorkspace& ws, cudaStream_t stream);
 void gptq_gemm_stream(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,

@@ -130,9 +130,7 @@ __global__ void __maxnreg__(72)
   __syncthreads();
 
   if (warp == kConsumerWarps) {
-    // Producer: one lane keeps the ring full, a stage as soon as every consumer warp
-    // released it. It reads only the weights, so under programmatic dependent launch
-    // it starts while the kernel before us finishes (the consumers wait for it).
+    // Producer: one lane keeps the ring full, a stage as soon as every consumer warp released it.
     if (lane != 0) return;
     const unsigned tx = static_cast<unsigned>(kQBytes + 2 * p.scale_rows * kStreamTileCols * 2);
     int s = 0;
@@ -177,7 +175,6 @@ __global__ void __maxnreg__(72)
     }
   };
   __half x_next[kChunksPerWarp][MT];
-  wait_for_previous_grid();  // x, y and the workspace only after the kernel before us
   load_x(u_begin, x_next);
 
   const int tile_first = u_begin / p.units_per_tile, tile_last = (u_end - 1) / p.units_per_tile;
@@ -395,12 +392,12 @@ bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 
 template <int MT>
 void launch_tile(const CUtensorMap& q, const CUtensorMap& s, const CUtensorMap& z, const StreamParams& p, int grid,
-                 size_t smem, bool programmatic, cudaStream_t stream) {
+                 size_t smem, cudaStream_t stream) {
   auto kernel = gptq_gemv_stream_kernel<MT>;
   cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
   // All of the unified L1/shared memory as shared: without it two blocks' rings do not fit on an SM.
   cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared);
-  launch_maybe_programmatic(kernel, dim3(grid), dim3(kThreads), smem, stream, programmatic, q, s, z, p);
+  kernel<<<grid, kThreads, smem, stream>>>(q, s, z, p);
 }
 
 }  // namespace
@@ -421,7 +418,7 @@ bool stream_gemv_usable(const GptqDeviceWeights& w, int64_t M, size_t splitk_byt
 }
 
 void launch_stream_gemv(const GptqDeviceWeights& w, const __half* x, int M, __half* y, const __half* bias,
-                        void* splitk, int blocks, bool programmatic, cudaStream_t stream) {
+                        void* splitk, int blocks, cudaStream_t stream) {
   const DeviceInfo d = current_device();
   StreamParams p{};
   p.perm = w.perm;
@@ -446,8 +443,8 @@ void launch_stream_gemv(const GptqDeviceWeights& w, const __half* x, int M, __ha
   const CUtensorMap s = make_map(w.scales, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 2, w.groups, w.N, p.scale_rows);
   const CUtensorMap z = make_map(w.zeros, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 2, w.groups, w.N, p.scale_rows);
   switch (M) {
-    case 1: launch_tile<1>(q, s, z, p, grid, smem, programmatic, stream); break;
-    default: launch_tile<2>(q, s, z, p, grid, smem, programmatic, stream); break;
+    case 1: launch_tile<1>(q, s, z, p, grid, smem, stream); break;
+    default: launch_tile<2>(q, s, z, p, grid, smem, stream); break;
   }
 }
 

@@ -18,10 +18,11 @@
 // its (at most two) partial tiles and the block completing a tile writes y (the
 // same workspace protocol as the register kernel).
 //
-// Measured on an H200 (bench/NOTES.md, sessions 3 and 6) it is 10-20% slower than
-// the register kernel on every Llama-3-8B shape but 6% faster on the largest 70B
-// product (fused gate+up, 8192 x 57344), so gptq_gemm picks it for one row of a
-// layer of at least kStreamLayerWeights weights (gptq_gemm_plan.h).
+// Measured on an H200 (bench/NOTES.md, session 3) it is 10-20% slower than the
+// register kernel on every Llama-3-8B shape, so gptq_gemm does not pick it; it stays
+// as the benchmark's TMA baseline and the base for fusing work into its consumers.
+// (Session 6: 6% faster alone on the 70B fused gate+up, but the 70B decode step
+// did not gain when it took that product, with or without programmatic launch.)
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -42,10 +43,8 @@ inline constexpr int kStreamMaxM = 2;
 // addresses, N a multiple of 8), and a split-K workspace with room for M x N.
 bool stream_gemv_usable(const GptqDeviceWeights& w, int64_t M, size_t splitk_bytes);
 
-// Launches it (arguments already checked by gptq_gemm); blocks 0 means three per SM;
-// programmatic: with programmatic dependent launch (the producer streams weights
-// while the kernel before finishes).
+// Launches it (arguments already checked by gptq_gemm); blocks 0 means three per SM.
 void launch_stream_gemv(const GptqDeviceWeights& w, const __half* x, int M, __half* y, const __half* bias,
-                        void* splitk, int blocks, bool programmatic, cudaStream_t stream);
+                        void* splitk, int blocks, cudaStream_t stream);
 
 }  // namespace nibble::kernels::detail
