@@ -343,8 +343,9 @@ TEST_F(GptqGemmGpu, SiluMulDownProjectionMatchesSeparateActivation) {
 // gptq_gemm_accumulate and its SiLU form add x W (+ bias) into fp32 rows that
 // already hold values (the residual stream), for every combination at batch
 // sizes of the fused kernel (1-3 rows) and of the narrow tensor-core kernel
-// (2-32 rows of 4-bit weights), on a ragged shape and a deeply split Llama-like
-// one, without touching the split-K workspace.
+// (2-64 rows of 4-bit weights: x in registers up to 8, from shared memory
+// above), on a ragged shape and a deeply split Llama-like one, without touching
+// the split-K workspace.
 TEST_F(GptqGemmGpu, AccumulateAddsIntoFp32Rows) {
   std::mt19937 rng(4242);
   Workspace w(gptq_splitk_workspace_bytes(kGptqGemvMMax, 1024), 0);
@@ -370,7 +371,7 @@ TEST_F(GptqGemmGpu, AccumulateAddsIntoFp32Rows) {
       auto xd = upload(x);
       auto ud = upload(up);
       auto bd = upload(bias);
-      for (int64_t rows : {1, 2, 3, 8, 17, 32}) {
+      for (int64_t rows : {1, 2, 3, 8, 17, 32, 40, 64}) {
         if (rows > M) break;
         for (bool silu : {false, true}) {
           std::vector<float> ref(static_cast<size_t>(rows * N));
