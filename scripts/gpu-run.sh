@@ -6,7 +6,9 @@
 # kernel benchmark, side by side with bench_gptq_gemm_base when the bundle has
 # one; GEMM_FLAGS=--big adds the 70B shapes to this build's run, GEMM_PATHS and
 # GEMM_MAX_M pick the rows shown), RUN_READ_ORDER=1 (weight bytes read in the
-# GEMV's order vs contiguous runs), RUN_70B=1, RUN_NO_PDL=1, RUN_SAMPLING=1, CONTEXTS="128 1024".
+# GEMV's order vs contiguous runs), RUN_TIMELINE=1 (the kernel timeline of batch-1
+# decode steps, CUPTI; with RUN_70B=1 also the 70B's), RUN_70B=1, RUN_NO_PDL=1,
+# RUN_SAMPLING=1, CONTEXTS="128 1024".
 cd "$(dirname "$0")"
 export LD_LIBRARY_PATH=$PWD/lib:${LD_LIBRARY_PATH:-}
 export NIBBLE_SOURCE_DIR=$PWD  # tests read config/*.json from here
@@ -75,6 +77,15 @@ fi
 if [ -n "${RUN_READ_ORDER:-}" ]; then
   step "weight read order (no arithmetic)"
   ./bench_read_order 2>&1 | tee "$OUT/read_order.log"
+fi
+
+if [ -n "${RUN_TIMELINE:-}" ]; then
+  step "kernel timeline of batch-1 decode steps (device timestamps)"
+  for m in 8b ${RUN_70B:+70b}; do
+    ./bench_cuda_decode config/llama-3-$m.json --context 128 --timeline 1 > "$OUT/timeline_$m.log" 2>&1
+    echo "--- Llama-3-${m^^}"
+    sed -n '/^per step/,$p' "$OUT/timeline_$m.log"
+  done
 fi
 
 step "decode/prefill benchmark, dummy weights (batch 1 after a 128-token prompt; CONTEXTS adds others)"

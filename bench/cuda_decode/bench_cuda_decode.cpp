@@ -4,8 +4,10 @@
 // of the same run: weight bytes read per step / measured device copy bandwidth.
 //   bench_cuda_decode [config.json] [--decode-steps N] [--prefill-tokens N] [--context N]
 //                     [--no-programmatic-launch] [--pdl-max-tokens N] [--json FILE] [--prefill-only]
-//                     [--prefill-variants] [--no-breakdown] [--batches 8,32,64,128]
+//                     [--prefill-variants] [--no-breakdown] [--batches 8,32,64,128] [--timeline B]
 // --prefill-only: the prefill case (and time to first token) and its breakdown alone;
+// --timeline B: only the kernel timeline of decode steps at batch B (CUDA graphs),
+// from the device's own kernel timestamps (step_timeline.h);
 // --prefill-variants: only the prefill GPTQ product variants (prefill_gemm_variants.h);
 // --batches: the batch sizes decoded after batch 1 (at most max_num_seqs, 128).
 // Also: time to first token (a 128-token prompt to its first sampled token) and
@@ -22,9 +24,10 @@
 #include <string>
 #include <vector>
 
+#include "bench_common.h"
 #include "decode_breakdown.h"
 #include "prefill_gemm_variants.h"
-#include "bench_common.h"
+#include "step_timeline.h"
 #include "nibble/engine/cuda_backend.h"
 #include "nibble/model/config.h"
 
@@ -60,6 +63,7 @@ int main(int argc, char** argv) {
   bool programmatic = true, prefill_only = false, variants_only = false, breakdown = true;
   int pdl_max_tokens = nibble::CudaBackendOptions{}.programmatic_launch_max_tokens;
   std::vector<int> batches = {8, 32, 64, 128};
+  int timeline_batch = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--prefill-only") prefill_only = true;
@@ -72,6 +76,7 @@ int main(int argc, char** argv) {
     else if (a == "--no-programmatic-launch") programmatic = false;
     else if (a == "--pdl-max-tokens" && i + 1 < argc) pdl_max_tokens = std::atoi(argv[++i]);
     else if (a == "--batches" && i + 1 < argc) batches = parse_batches(argv[++i]);
+    else if (a == "--timeline" && i + 1 < argc) timeline_batch = parse_batches(argv[++i]).at(0);
     else config_path = a;
   }
   try {
@@ -84,6 +89,8 @@ int main(int argc, char** argv) {
       nibble::bench::print_prefill_gemm_variants(config, prefill_tokens);
       return 0;
     }
+    // Traced from before the backend exists, so its CUDA graphs are traced too.
+    if (timeline_batch > 0 && !nibble::bench::start_kernel_trace()) return 1;
     nibble::CudaBackendOptions options;
     options.max_num_batched_tokens = std::max(prefill_tokens, 64);
     options.max_num_seqs = 128;
@@ -142,6 +149,24 @@ int main(int argc, char** argv) {
       std::printf("%-34s %10.3f %12.1f %10.3f\n", name, ms, batch * 1e3 / ms, floor_ms / ms);
       results.push_back({name, ms, batch * 1e3 / ms, floor_ms / ms});
     };
+    if (timeline_batch > 0) {
+      constexpr int kWarmup = 3, kSteps = 5;
+      backend->set_cuda_graphs(true);
+      auto seqs = new_seqs(timeline_batch, context + kWarmup + kSteps + 16);
+      for (auto& s : seqs) {
+        std::vector<nibble::bench::BenchSequence> one = {s};
+        backend->forward_greedy(nibble::bench::make_bench_batch(one, context, bs, vocab));
+        s = one[0];
+      }
+      for (int i = 0; i < kWarmup; ++i) backend->forward_greedy(nibble::bench::make_bench_batch(seqs, 1, bs, vocab));
+      nibble::bench::take_kernel_trace();  // the prefill and warm-up steps
+      for (int i = 0; i < kSteps; ++i) backend->forward_greedy(nibble::bench::make_bench_batch(seqs, 1, bs, vocab));
+      const auto spans = nibble::bench::take_kernel_trace();
+      nibble::bench::stop_kernel_trace();
+      std::printf("decode batch %d, context %d, CUDA graphs: %d steps traced\n", timeline_batch, context, kSteps);
+      nibble::bench::print_kernel_timeline(spans, kSteps);
+      return 0;
+    }
     if (!prefill_only) {
       decode_case(1, true);
       decode_case(1, false);
