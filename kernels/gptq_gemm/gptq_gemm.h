@@ -104,7 +104,7 @@ void gptq_gemm_silu_mul(const GptqDeviceWeights& w, const __half* gate, const __
 // out[M, N] (fp32, 16-byte aligned) += x W (+ bias), and the same with the input
 // silu(gate) * up as in gptq_gemm_silu_mul, for the batches gptq_gemm_accumulates
 // says it takes (throws otherwise): one row (and up to kGptqGemvMMax of 8-bit
-// weights) on the fused kernel, 2-32 rows of 4-bit weights on the narrow
+// weights) on the fused kernel, 2-64 rows of 4-bit weights on the narrow
 // tensor-core kernel (its SiLU form writes silu(gate) * up to act, fp16 [M, K],
 // first). Every block adds its partial sums into out with atomics, so there is
 // no fp16 y, no split-K arrival counting and no last-block pass. For a projection

@@ -26,7 +26,7 @@ struct MmaParams {
   float* accumulate;   // narrow kernel only: add x W (+ bias) into this fp32 [M, N] instead of writing y
 };
 
-// m_tile 8, 16 or 32; grid (mchunks, ntiles, splits); programmatic: with
+// m_tile 8, 16, 32 or 64; grid (mchunks, ntiles, splits); programmatic: with
 // programmatic dependent launch (the prologue's weight loads overlap the end of
 // the kernel before).
 void launch_mma(const MmaParams& p, int m_tile, dim3 grid, bool programmatic, cudaStream_t stream);

@@ -1,6 +1,7 @@
 #pragma once
-// The launch plan of the tensor-core GPTQ GEMM (gptq_mma.cu up to 32 tokens,
-// gptq_mma_wide.cu above), host logic exposed for the tests and the benchmark.
+// The launch plan of the tensor-core GPTQ GEMM (gptq_mma.cu up to 64 tokens a
+// block, gptq_mma_wide.cu for large batches without cuBLAS), host logic exposed
+// for the tests and the benchmark.
 #include <cstddef>
 #include <cstdint>
 

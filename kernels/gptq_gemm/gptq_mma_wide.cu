@@ -1,6 +1,9 @@
-// Tensor-core GPTQ GEMM for 4-bit weights and more than 32 tokens (gptq_mma.cu
-// takes fewer): y[M, N] = x[M, K] W[K, N] (+ bias) with mma.sync m16n8k16 (fp16
-// in, fp32 accumulate), sm_80 and later, 32 or 64 tokens per block.
+// Tensor-core GPTQ GEMM for 4-bit weights, 32 or 64 tokens per block, with the
+// weights staged through shared memory: y[M, N] = x[M, K] W[K, N] (+ bias) with
+// mma.sync m16n8k16 (fp16 in, fp32 accumulate), sm_80 and later. Since the narrow
+// kernel (gptq_mma.cu) took x from shared memory it is faster up to 128 tokens
+// on every measured shape, so this one serves larger batches when there is no
+// cuBLAS (mma_wide_preferred) and the benchmark's comparisons.
 //
 // Block (mchunk, ntile, split) computes rows [m0, m0 + MT) over 256 columns from
 // input rows [k_begin, k_end). Its 8 warps sit side by side along N, 32 columns
