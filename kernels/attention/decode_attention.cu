@@ -455,20 +455,6 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedAttentionPa
   }
 }
 
-struct DeviceInfo {
-  int sms = 0;
-  int major = 0;
-};
-
-DeviceInfo current_device() {
-  DeviceInfo info;
-  int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess) return info;
-  cudaDeviceGetAttribute(&info.sms, cudaDevAttrMultiProcessorCount, device);
-  cudaDeviceGetAttribute(&info.major, cudaDevAttrComputeCapabilityMajor, device);
-  return info;
-}
-
 // Launches the cluster variant in clusters of c blocks; false when the device
 // cannot run clusters of that size (the caller then launches without).
 template <int D, int G>
@@ -506,7 +492,7 @@ bool launch_cluster(const PagedAttentionParams& p, int c, cudaStream_t stream, c
 
 template <int D, int G>
 cudaError_t launch(const PagedAttentionParams& p, cudaStream_t stream) {
-  const DeviceInfo device = current_device();
+  const DeviceShape device = current_device_shape();
   int c = 1;
   if (device.major >= 9 && !p.split_counters)
     c = p.decode_cluster > 0 ? p.decode_cluster

@@ -1,10 +1,26 @@
 #pragma once
 // Small device helpers shared by the kernels: warp and block reductions,
-// streaming loads, programmatic dependent launch.
+// streaming loads, programmatic dependent launch, the current device's shape.
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 namespace nibble::kernels {
+
+// The current device's SM count and compute capability (major), for launch
+// choices; zeros when no device answers.
+struct DeviceShape {
+  int sms = 0;
+  int major = 0;
+};
+
+inline DeviceShape current_device_shape() {
+  DeviceShape shape;
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) return shape;
+  cudaDeviceGetAttribute(&shape.sms, cudaDevAttrMultiProcessorCount, device);
+  cudaDeviceGetAttribute(&shape.major, cudaDevAttrComputeCapabilityMajor, device);
+  return shape;
+}
 
 __device__ __forceinline__ float warp_sum(float v) {
   for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);

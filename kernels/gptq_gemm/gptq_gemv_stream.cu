@@ -359,18 +359,15 @@ CUtensorMap make_map(const void* base, CUtensorMapDataType type, int elem_bytes,
   return map;
 }
 
-struct DeviceInfo {
-  int sms = 0;
-  int major = 0;
+struct DeviceInfo : DeviceShape {
   int smem_block = 0;  // shared memory one of kBlocksPerSm resident blocks may use
 };
 
 DeviceInfo current_device() {
   DeviceInfo info;
+  static_cast<DeviceShape&>(info) = current_device_shape();
   int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess) return info;
-  cudaDeviceGetAttribute(&info.sms, cudaDevAttrMultiProcessorCount, device);
-  cudaDeviceGetAttribute(&info.major, cudaDevAttrComputeCapabilityMajor, device);
+  if (info.sms == 0 || cudaGetDevice(&device) != cudaSuccess) return info;
   int optin = 0, per_sm = 0;
   cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
   cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device);
