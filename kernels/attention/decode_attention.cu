@@ -212,6 +212,10 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedAttentionPa
   uint4 kc[KPG], vc[KPG];  // this pass's keys (piece tx)
 #pragma unroll
   for (int i = 0; i < KPG; ++i) load_kv_piece(p, table, kvh, D, kb + i * GROUPS + ty, ke, tx, kc[i], vc[i]);
+  // The RoPE angle needs only the step's positions and the frequencies, not the
+  // q/k/v product: computed before the wait too.
+  float sn = 0.0f, cs = 1.0f;
+  if (fuse_rope) sincosf(static_cast<float>(p.rope.positions[q_first]) * p.rope.inv_freq[tid % HALF], &sn, &cs);
   // Cached keys are from earlier steps (the new token's comes from shared memory
   // below): they may load before the q/k/v product we read next has finished.
   wait_for_previous_grid();
@@ -226,7 +230,10 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedAttentionPa
     constexpr int ITERS = (G + 1 + ROWS_PER_ITER - 1) / ROWS_PER_ITER;  // the rows: G queries + the new key
     const int i = tid % HALF, h0 = tid / HALF;
     const int rows = group + (new_key >= 0 ? 1 : 0);
-    // Every row's pair is requested first (all in flight together), then the angle.
+    // The new value and every row's pair are requested first, all in flight together.
+    const bool loads_v = new_key >= 0 && tid < KVEC;
+    const uint4* v_src = reinterpret_cast<const uint4*>(r.v + static_cast<size_t>(q_first) * r.ldv + kvh * D);
+    const uint4 v_piece = loads_v ? v_src[tid] : make_uint4(0, 0, 0, 0);
     float a[ITERS], b[ITERS];
 #pragma unroll
     for (int it = 0; it < ITERS; ++it) {
@@ -239,8 +246,6 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedAttentionPa
         b[it] = __half2float(src[i + HALF]);
       }
     }
-    float sn, cs;
-    sincosf(static_cast<float>(r.positions[q_first]) * r.inv_freq[i], &sn, &cs);
 #pragma unroll
     for (int it = 0; it < ITERS; ++it) {
       const int h = h0 + it * ROWS_PER_ITER;
@@ -255,9 +260,7 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedAttentionPa
       }
     }
     for (int idx = group * D + tid; idx < G * D; idx += kThreads) q_s[idx / D][idx % D] = 0.0f;
-    if (new_key >= 0 && tid < KVEC)
-      reinterpret_cast<uint4*>(new_v)[tid] =
-          reinterpret_cast<const uint4*>(r.v + static_cast<size_t>(q_first) * r.ldv + kvh * D)[tid];
+    if (loads_v) reinterpret_cast<uint4*>(new_v)[tid] = v_piece;
   } else {
     for (int idx = tid; idx < G * D; idx += kThreads) {
       const int r = idx / D, d = idx % D;
