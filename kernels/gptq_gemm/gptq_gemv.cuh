@@ -132,6 +132,53 @@ __device__ __forceinline__ void decode_4bit(uint32_t w, __half2 zero_lo, __half2
   d[3] = __hfma2(*reinterpret_cast<const __half2*>(&t3), sixteenth, zero_hi);
 }
 
+// The fused kernel's lean form of a group's scales and zeros (6 registers, not
+// 12): columns in pairs (0, 1) and (2, 3) as loaded, each use picking its half.
+// zero_lo is -(1024 + zero) for rows in nibble 0 of each byte; zero_hi is
+// -(1024 + 16 zero) for rows in nibble 1, which decode as 16 (q - zero): the
+// kernel stages their x divided by 16 (exact, a power of two), so the products
+// are unchanged and the per-weight rescale of decode_4bit is gone.
+struct PackedGroupQuant {
+  __half2 scale[2], zero_lo[2], zero_hi[2];
+};
+
+__device__ __forceinline__ PackedGroupQuant unpack_group_packed(uint2 sraw, uint2 zraw) {
+  PackedGroupQuant g;
+  g.scale[0] = *reinterpret_cast<const __half2*>(&sraw.x), g.scale[1] = *reinterpret_cast<const __half2*>(&sraw.y);
+  g.zero_lo[0] = *reinterpret_cast<const __half2*>(&zraw.x), g.zero_lo[1] = *reinterpret_cast<const __half2*>(&zraw.y);
+  // 16 (-(1024 + zero)) + 15360 = -(1024 + 16 zero), exact in fp16.
+#pragma unroll
+  for (int i = 0; i < 2; ++i) g.zero_hi[i] = __hfma2(g.zero_lo[i], __float2half2_rn(16.f), __float2half2_rn(15360.f));
+  return g;
+}
+
+// Column c's value of a packed pair, in both halves.
+__device__ __forceinline__ __half2 column_of(const __half2 (&pair)[2], int c) {
+  return c & 1 ? __high2half2(pair[c >> 1]) : __low2half2(pair[c >> 1]);
+}
+
+// decode_4bit for x staged with nibble-1 rows divided by 16: rows 0,1 / 4,5 as
+// q - zero, rows 2,3 / 6,7 as 16 (q - zero), all exact: 1 shift, 4 LOP3, 4 HADD2.
+// (a & mask) | magic in one LOP3: written as C, ptxas splits it in two (both
+// constants immediates) when registers are short.
+template <uint32_t MASK>
+__device__ __forceinline__ uint32_t and_or_magic(uint32_t a, uint32_t magic) {
+  uint32_t r;
+  asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(r) : "r"(a), "n"(MASK), "r"(magic));
+  return r;
+}
+
+__device__ __forceinline__ void decode_4bit_x16(uint32_t w, uint32_t magic, __half2 zero_lo, __half2 zero_hi,
+                                                __half2 (&d)[4]) {
+  const uint32_t w8 = w >> 8;
+  const uint32_t t0 = and_or_magic<0x000F000Fu>(w, magic), t1 = and_or_magic<0x00F000F0u>(w, magic);
+  const uint32_t t2 = and_or_magic<0x000F000Fu>(w8, magic), t3 = and_or_magic<0x00F000F0u>(w8, magic);
+  d[0] = __hadd2(zero_lo, *reinterpret_cast<const __half2*>(&t0));
+  d[1] = __hadd2(zero_hi, *reinterpret_cast<const __half2*>(&t1));
+  d[2] = __hadd2(zero_lo, *reinterpret_cast<const __half2*>(&t2));
+  d[3] = __hadd2(zero_hi, *reinterpret_cast<const __half2*>(&t3));
+}
+
 // Eight staged x values (16-byte aligned) as four half2.
 __device__ __forceinline__ void load_x8(const __half* xr, __half2 (&xv)[4]) {
   const uint4 raw = *reinterpret_cast<const uint4*>(xr);
@@ -144,7 +191,7 @@ __device__ __forceinline__ void load_x8(const __half* xr, __half2 (&xv)[4]) {
 // Blocks per SM the register allocation must allow (without spilling): enough
 // warps to keep loads in flight, as measured in bench/NOTES.md.
 constexpr int gemv_min_blocks(int bits, int m_tile) {
-  return bits == 4 ? (m_tile == 1 ? 8 : m_tile <= 2 ? 6 : m_tile <= 4 ? 4 : 3) : (m_tile == 1 ? 5 : m_tile <= 4 ? 4 : 3);
+  return bits == 4 ? (m_tile == 1 ? 7 : m_tile <= 2 ? 6 : m_tile <= 4 ? 4 : 3) : (m_tile == 1 ? 5 : m_tile <= 4 ? 4 : 3);
 }
 
 template <int BITS, int MT>
@@ -171,13 +218,22 @@ __global__ void __launch_bounds__(128, gemv_min_blocks(BITS, MT)) gptq_gemv_kern
     for (int c = 0; c < 4; ++c) acc[m][c] = 0.f;
 
   const bool active = n < p.N;
-  const size_t stride = static_cast<size_t>(p.N) / 4;  // uint4 per word row
-  const uint4* wq = reinterpret_cast<const uint4*>(p.qweight) + static_cast<size_t>(k_begin / PACK) * stride + n / 4;
-  // Loads the words of the 32-row chunk at r0 (zeros past the split's end).
+  const size_t row_bytes = static_cast<size_t>(p.N) * 4;  // one word row
+  const char* wq = reinterpret_cast<const char*>(p.qweight + static_cast<size_t>(k_begin / PACK) * p.N + n);
+  // Loads the words of the 32-row chunk at r0 (zeros past the split's end). A
+  // whole chunk (all but possibly a split's last) takes plain loads: the bounds
+  // tests and 64-bit index products of the general case cost more issue slots
+  // than the arithmetic on the words.
   auto load_chunk = [&](uint4 (&q)[WORDS], int r0) {
+    const char* at = wq + static_cast<unsigned>(r0 / PACK) * row_bytes;
+    if (active && r0 + kChunkRows <= rows) {
+#pragma unroll
+      for (int u = 0; u < WORDS; ++u) q[u] = __ldg(reinterpret_cast<const uint4*>(at + u * row_bytes));
+      return;
+    }
 #pragma unroll
     for (int u = 0; u < WORDS; ++u)
-      q[u] = active && r0 + u * PACK < rows ? __ldg(wq + static_cast<size_t>(r0 / PACK + u) * stride)
+      q[u] = active && r0 + u * PACK < rows ? __ldg(reinterpret_cast<const uint4*>(at + u * row_bytes))
                                             : make_uint4(0, 0, 0, 0);
   };
   // The first two chunks' weights are in flight while x is staged; then each
@@ -194,7 +250,7 @@ __global__ void __launch_bounds__(128, gemv_min_blocks(BITS, MT)) gptq_gemv_kern
   // multiples of 32 rows): no integer division per chunk.
   int group = k_begin / p.group_rows - 1, group_next = 0;
   int stage = 0, stage_next = 0;
-  GroupQuant gq;
+  PackedGroupQuant gq;
   auto process_chunk = [&](const uint4 (&q)[WORDS], int r0) {
     if (r0 == stage_next) {
       // x rows [stage, stage + stage_rows) of this split into shared memory, zero past the end.
@@ -218,7 +274,9 @@ __global__ void __launch_bounds__(128, gemv_min_blocks(BITS, MT)) gptq_gemv_kern
         }
         const unsigned largest = __reduce_max_sync(0xffffffffu, __float_as_uint(fabsf(v)));
         const int e = largest ? static_cast<int>((largest >> 23) & 0xff) - 127 : 0;  // floor(log2(max |x|))
-        xs[i] = __float2half_rn(v * __int_as_float((127 - e) << 23));
+        // 4-bit: rows 2, 3, 6, 7 of each 8 also divided by 16 (decode_4bit_x16).
+        const int shift = BITS == 4 && (r & 2) ? 4 : 0;
+        xs[i] = __float2half_rn(v * __int_as_float((127 - e - shift) << 23));
         if ((threadIdx.x & 31) == 0) xscale[i / kChunkRows] = __int_as_float((127 + e) << 23);
       }
       __syncthreads();
@@ -229,7 +287,7 @@ __global__ void __launch_bounds__(128, gemv_min_blocks(BITS, MT)) gptq_gemv_kern
       group_next = (group + 1) * p.group_rows - k_begin;
       const uint2 sraw = __ldg(reinterpret_cast<const uint2*>(p.scales + static_cast<size_t>(group) * p.N + n));
       const uint2 zraw = __ldg(reinterpret_cast<const uint2*>(p.zeros + static_cast<size_t>(group) * p.N + n));
-      gq = unpack_group(sraw, zraw);
+      gq = unpack_group_packed(sraw, zraw);
     }
     const unsigned offset = static_cast<unsigned>(r0 - stage);  // row within the x stage
 
@@ -258,12 +316,12 @@ __global__ void __launch_bounds__(128, gemv_min_blocks(BITS, MT)) gptq_gemv_kern
         const uint32_t w = word_of(q[u], c);
         __half2 d[PACK / 2];  // q - zero, exact, rows (2j, 2j + 1)
         if constexpr (BITS == 4) {
-          decode_4bit(w, gq.zero_lo[c], gq.zero_hi[c], d);
+          decode_4bit_x16(w, 0x64006400u, column_of(gq.zero_lo, c), column_of(gq.zero_hi, c), d);
         } else {
 #pragma unroll
           for (int j = 0; j < PACK / 2; ++j) {
             const uint32_t t = ((w >> (8 * j)) & 0x00FF00FFu) | 0x64006400u;
-            d[j] = __hadd2(*reinterpret_cast<const __half2*>(&t), gq.zero_lo[c]);
+            d[j] = __hadd2(column_of(gq.zero_lo, c), *reinterpret_cast<const __half2*>(&t));
           }
         }
 #pragma unroll
@@ -280,7 +338,7 @@ __global__ void __launch_bounds__(128, gemv_min_blocks(BITS, MT)) gptq_gemv_kern
 #pragma unroll
       for (int c = 0; c < 4; ++c) {
         const float2 f = __half22float2(acc2[m][c]);
-        acc[m][c] = fmaf(f.x + f.y, gq.scale[c] * chunk_scale, acc[m][c]);
+        acc[m][c] = fmaf(f.x + f.y, __low2float(column_of(gq.scale, c)) * chunk_scale, acc[m][c]);
       }
     }
   };
