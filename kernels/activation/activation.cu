@@ -8,11 +8,6 @@
 namespace nibble::kernels {
 namespace {
 
-__device__ __forceinline__ __half silu_mul_one(__half gate, __half up) {
-  const float g = __half2float(gate);
-  return __float2half(g / (1.0f + __expf(-g)) * __half2float(up));
-}
-
 // Row blockIdx.y; columns strided over blockIdx.x (no per-element division).
 __global__ void silu_and_mul_kernel(const __half* __restrict__ gate, const __half* __restrict__ up, int ld,
                                     __half* __restrict__ out, int dim) {

@@ -48,6 +48,13 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
 
 inline unsigned ceil_div(unsigned a, unsigned b) { return (a + b - 1) / b; }
 
+// silu(gate) * up rounded to fp16: the gated MLP activation, the same bits in
+// silu_and_mul and in the GPTQ kernels that fold it into their input.
+__device__ __forceinline__ __half silu_mul_one(__half gate, __half up) {
+  const float g = __half2float(gate);
+  return __float2half(g / (1.0f + __expf(-g)) * __half2float(up));
+}
+
 // A 16-byte load of data read once (weights streamed from DRAM): through the
 // non-coherent path, not kept in L1.
 __device__ __forceinline__ uint4 load_streaming(const void* p) {

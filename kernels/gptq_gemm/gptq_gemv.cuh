@@ -270,7 +270,7 @@ __global__ void __launch_bounds__(128, gemv_min_blocks(BITS, MT)) gptq_gemv_kern
           const size_t at = static_cast<size_t>(m0 + m) * p.x_ld + k;
           v = __half2float(p.x[at]);
           // The activation of a gate/up product, fused into the down product's staging.
-          if (p.up) v = __half2float(__float2half(v / (1.0f + __expf(-v)) * __half2float(p.up[at])));
+          if (p.up) v = __half2float(silu_mul_one(p.x[at], p.up[at]));
         }
         const unsigned largest = __reduce_max_sync(0xffffffffu, __float_as_uint(fabsf(v)));
         const int e = largest ? static_cast<int>((largest >> 23) & 0xff) - 127 : 0;  // floor(log2(max |x|))

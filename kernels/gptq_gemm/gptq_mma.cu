@@ -30,11 +30,15 @@
 // lane's results for one token are 4 adjacent columns (one 8-byte store).
 //
 // Dequantization: (0x6400 | q) + zeros = q - zero exactly in fp16 (odd pairs are
-// read in place as 1024 + 16 q and brought down by an exact HFMA2), so the MMA sums
-// (q - zero) x in fp32; the group's scale multiplies that sum in fp32 when the
-// group ends (one FFMA per accumulator per group instead of one HMUL2 per weight
-// pair). Split-K: fp32 float4 atomics into the workspace, the last block of a tile
-// writes y (the fp32 order varies between runs).
+// read in place as 1024 + 16 q and brought down by an exact HFMA2). Up to 16
+// tokens the MMA sums (q - zero) x in fp32 and the group's scale multiplies that
+// sum in fp32 when the group ends (one FFMA per accumulator per group instead of
+// one HMUL2 per weight pair). From 32 tokens a weight pair's HMUL2 by the scale is
+// shared by 4-8 MMAs, and one accumulator set instead of two (group sums and
+// totals) frees 32-64 registers for another block per SM: the A fragments are
+// (q - zero) scale rounded to fp16, as in most GPTQ kernels. Split-K: fp32 float4
+// atomics into the workspace, the last block of a tile writes y (the fp32 order
+// varies between runs).
 #include <cuda_fp16.h>
 
 #include "common/device_utils.cuh"
@@ -52,6 +56,9 @@ using mma::as_u32;
 // Whether a block of NT token tiles takes x from shared memory (else each lane
 // loads its own B fragments into the register ring).
 constexpr bool mma_x_in_smem(int nt) { return nt >= 2; }
+// Whether a block of NT token tiles scales the A fragments in fp16 (one
+// accumulator set) rather than the group sums in fp32.
+constexpr bool mma_scaled_a(int nt) { return nt >= 4; }
 
 // One step of HPS 32-row halves in flight: the lane's weight chunks, the scales
 // and zeros of its 4 columns (loaded at group starts only), its x fragments (register
@@ -102,7 +109,7 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(8 * NT)) gptq_m
   for (int j = 0; j < NT; ++j) {
     const int m = m0 + 8 * j + g;
     x_ok[j] = m < p.M;
-    x_src[j] = p.x + (static_cast<size_t>(x_ok[j] ? m : 0) * p.K + k_begin + 8 * t);
+    x_src[j] = p.x + (static_cast<size_t>(x_ok[j] ? m : 0) * p.x_ld + k_begin + 8 * t);
   }
   const int t_rows = 8 * t;
 
@@ -139,7 +146,7 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(8 * NT)) gptq_m
           if (p.x_vec) {
             st.x[hh][j] = __ldg(reinterpret_cast<const uint4*>(x_src[j] + 32 * hh));
           } else {
-            st.x[hh][j] = mma::gather8(p.x + static_cast<size_t>(m0 + 8 * j + g) * p.K, p.perm, r);
+            st.x[hh][j] = mma::gather8(p.x + static_cast<size_t>(m0 + 8 * j + g) * p.x_ld, p.perm, r);
           }
         }
       }
@@ -149,7 +156,8 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(8 * NT)) gptq_m
     load_k += ROWS;
   };
   // XS: x rows [k_begin + 128 c, + 128) of the block's tokens into buffer c % 2
-  // (cp.async, zero past M and k_end; gathered through perm when x is not plain).
+  // (cp.async, zero past M and k_end; gathered through perm when x is not plain;
+  // with up, silu(x) * up computed on the way: plain loads, x_vec only).
   auto stage_x = [&](int c) {
     __half* dst = xs + (c & 1) * (8 * NT * kMmaXStride);
     const int kc = k_begin + c * kMmaXChunkRows;
@@ -159,11 +167,25 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(8 * NT)) gptq_m
       const int tok = i / kPieces, r = kc + 8 * (i % kPieces), m = m0 + tok;
       __half* d = dst + tok * kMmaXStride + 8 * (i % kPieces);
       const bool ok = m < p.M && r < k_end;
-      if (p.x_vec)
-        mma::cp_async16(d, ok ? p.x + (static_cast<size_t>(m) * p.K + r) : p.x, ok);
-      else
+      const size_t at = static_cast<size_t>(ok ? m : 0) * p.x_ld + (ok ? r : 0);
+      if (p.up) {
+        uint4 v = make_uint4(0, 0, 0, 0);
+        if (ok) {
+          const uint4 gv = __ldg(reinterpret_cast<const uint4*>(p.x + at));
+          const uint4 uv = __ldg(reinterpret_cast<const uint4*>(p.up + at));
+          const __half* gh = reinterpret_cast<const __half*>(&gv);
+          const __half* uh = reinterpret_cast<const __half*>(&uv);
+          __half* vh = reinterpret_cast<__half*>(&v);
+#pragma unroll
+          for (int e = 0; e < 8; ++e) vh[e] = silu_mul_one(gh[e], uh[e]);
+        }
+        *reinterpret_cast<uint4*>(d) = v;
+      } else if (p.x_vec) {
+        mma::cp_async16(d, p.x + at, ok);
+      } else {
         *reinterpret_cast<uint4*>(d) =
-            ok ? mma::gather8(p.x + static_cast<size_t>(m) * p.K, p.perm, r) : make_uint4(0, 0, 0, 0);
+            ok ? mma::gather8(p.x + static_cast<size_t>(m) * p.x_ld, p.perm, r) : make_uint4(0, 0, 0, 0);
+      }
     }
     mma::cp_async_commit();
   };
@@ -185,6 +207,8 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(8 * NT)) gptq_m
     for (int d = 0; d < DEPTH; ++d) load_x_of(ring[d]);
   }
 
+  constexpr bool SA = mma_scaled_a(NT);
+  // SA: the MMAs accumulate into `total` itself (acc unused, optimised away).
   float acc[NT][2][4], total[NT][2][4];
 #pragma unroll
   for (int j = 0; j < NT; ++j)
@@ -192,7 +216,8 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(8 * NT)) gptq_m
     for (int h = 0; h < 2; ++h)
 #pragma unroll
       for (int c = 0; c < 4; ++c) acc[j][h][c] = total[j][h][c] = 0.f;
-  __half2 z[4], z64[4];
+  auto& sums = SA ? total : acc;
+  __half2 z[4], z64[4], scale2[4];
   float scale[4];
 
 #pragma unroll 1
@@ -225,6 +250,10 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(8 * NT)) gptq_m
         scale[1] = s01.y;
         scale[2] = s23.x;
         scale[3] = s23.y;
+        scale2[0] = __low2half2(as_h2(cur.s.x));
+        scale2[1] = __high2half2(as_h2(cur.s.x));
+        scale2[2] = __low2half2(as_h2(cur.s.y));
+        scale2[3] = __high2half2(as_h2(cur.s.y));
       }
 #pragma unroll
       for (int hh = 0; hh < HPS; ++hh) {
@@ -233,6 +262,12 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(8 * NT)) gptq_m
         mma::dequant_word(cur.w[hh].y, z[1], z64[1], a[1]);
         mma::dequant_word(cur.w[hh].z, z[2], z64[2], a[2]);
         mma::dequant_word(cur.w[hh].w, z[3], z64[3], a[3]);
+        if constexpr (SA) {
+#pragma unroll
+          for (int i = 0; i < 4; ++i)
+#pragma unroll
+            for (int j = 0; j < 4; ++j) a[i][j] = as_u32(__hmul2(as_h2(a[i][j]), scale2[i]));
+        }
         // MMA "a" (rows 8t .. 8t + 3) of every tile, then MMA "b": no two
         // consecutive MMAs share an accumulator.
         uint4 b[NT];
@@ -244,14 +279,14 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(8 * NT)) gptq_m
         for (int j = 0; j < NT; ++j)
 #pragma unroll
           for (int h = 0; h < 2; ++h)
-            mma::mma_16816(acc[j][h], a[2 * h][0], a[2 * h + 1][0], a[2 * h][1], a[2 * h + 1][1], b[j].x, b[j].y);
+            mma::mma_16816(sums[j][h], a[2 * h][0], a[2 * h + 1][0], a[2 * h][1], a[2 * h + 1][1], b[j].x, b[j].y);
 #pragma unroll
         for (int j = 0; j < NT; ++j)
 #pragma unroll
           for (int h = 0; h < 2; ++h)
-            mma::mma_16816(acc[j][h], a[2 * h][2], a[2 * h + 1][2], a[2 * h][3], a[2 * h + 1][3], b[j].z, b[j].w);
+            mma::mma_16816(sums[j][h], a[2 * h][2], a[2 * h + 1][2], a[2 * h][3], a[2 * h + 1][3], b[j].z, b[j].w);
       }
-      if (cur.ends_group) {  // scale the group's sums
+      if (!SA && cur.ends_group) {  // scale the group's sums
 #pragma unroll
         for (int j = 0; j < NT; ++j)
 #pragma unroll

@@ -17,8 +17,14 @@ namespace nibble::kernels {
 inline constexpr int kMmaThreads = 128;
 inline constexpr int kMmaTileN = 128;     // columns per block
 inline constexpr int kMmaSplitRows = 64;  // rows per split are a multiple of this
-// Resident blocks per SM the kernel is built for (registers bound it).
-constexpr int mma_blocks_per_sm(int m_tile) { return m_tile <= 16 ? 4 : m_tile <= 32 ? 3 : 2; }
+// Resident blocks per SM the kernel is built for (registers bound it; from 32
+// tokens one accumulator set, see gptq_mma.cu, leaves room for 4 and 3).
+constexpr int mma_blocks_per_sm(int m_tile) { return m_tile <= 32 ? 4 : 3; }
+// Blocks per SM a K split aims to fill: at 32 tokens one fewer than fit, since
+// the extra split's fp32 atomics cost more than the fourth block gives (H200:
+// 8B fused gate+up at 32 rows 52 us in 224 blocks, 55 us split in 448; layers
+// whose tiles alone exceed three per SM still run in one wave of four).
+constexpr int mma_target_blocks_per_sm(int m_tile) { return m_tile == 32 ? 3 : mma_blocks_per_sm(m_tile); }
 // 32-row halves in flight per warp (a register ring).
 constexpr int mma_depth(int m_tile) { return m_tile == 8 ? 4 : m_tile == 16 ? 6 : m_tile == 32 ? 6 : 4; }
 // x in shared memory (16 tokens and more): rows per staged chunk, and each token's
@@ -50,7 +56,7 @@ struct MmaPlan {
   int ntiles = 1;           // blocks along N
   int rows_per_split = 0;   // input rows per block along K (multiple of kMmaSplitRows)
   int splits = 1;           // blocks along K
-  int blocks_per_sm = 1;    // resident blocks per SM the kernel is built for
+  int blocks_per_sm = 1;    // resident blocks per SM the split count aims to fill
   size_t smem_bytes = 0;    // dynamic shared memory per block
 };
 
@@ -91,6 +97,17 @@ bool mma_beats_cublas_above_64(int64_t K, int64_t N);
 // workspace and no finishing pass. Takes 4-bit weights and 1 <= M <= kMmaNarrowMMax.
 void gptq_gemm_mma_accumulate(const GptqDeviceWeights& w, const __half* x, int64_t M, float* out, const __half* bias,
                               const GptqWorkspace& ws, cudaStream_t stream);
+
+// The same adding silu(gate) * up (rows ld apart) times W: the kernel stages the
+// activation itself (no silu_and_mul launch, no act buffer). Takes what
+// mma_silu_fusable accepts: 4-bit weights without act-order, more than
+// kMmaXInSmemFromM and at most kMmaNarrowMMax rows (x from shared memory),
+// 16-byte aligned rows.
+inline constexpr int64_t kMmaXInSmemFromM = 8;
+bool mma_silu_fusable(const GptqDeviceWeights& w, const __half* gate, const __half* up, int64_t ld, int64_t M);
+void gptq_gemm_mma_silu_accumulate(const GptqDeviceWeights& w, const __half* gate, const __half* up, int64_t ld,
+                                   int64_t M, float* out, const __half* bias, const GptqWorkspace& ws,
+                                   cudaStream_t stream);
 
 // gptq_gemm_mma with a chosen plan (benchmark sweeps).
 void gptq_gemm_mma_with(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,

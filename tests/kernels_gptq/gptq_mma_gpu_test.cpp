@@ -149,12 +149,12 @@ TEST(GptqMmaPlan, CoversKAndFillsTheGpuInOneWave) {
   EXPECT_EQ(qkv.splits, 16);
   EXPECT_EQ(qkv.rows_per_split, 256);
   // At M = 64 the narrow kernel takes all tokens in one block: 32 tiles, K split
-  // 8 ways (2 x 132 resident), x staged in 2 x 64 x 160 halves ...
+  // 11 ways of 384 rows (3 x 132 resident), x staged in 2 x 64 x 160 halves ...
   const MmaPlan narrow = plan_mma(64, 4096, 4096, 132, roomy, MmaOverride{});
   EXPECT_FALSE(narrow.wide);
   EXPECT_EQ(narrow.mchunks, 1);
-  EXPECT_EQ(narrow.splits, 8);
-  EXPECT_EQ(narrow.rows_per_split, 512);
+  EXPECT_EQ(narrow.splits, 11);
+  EXPECT_EQ(narrow.rows_per_split, 384);
   EXPECT_EQ(narrow.smem_bytes, 40960u);
   // ... and at M = 256 the wide kernel: 56 tiles of 256 columns, 4 chunks of 64 tokens.
   const MmaPlan wide = plan_mma(256, 14336, 4096, 132, roomy, MmaOverride{});
