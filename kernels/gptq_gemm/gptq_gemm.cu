@@ -208,10 +208,6 @@ void gptq_gemm_silu_mul_accumulate(const GptqDeviceWeights& w, const __half* gat
                                    int64_t M, __half* act, float* out, const __half* bias, const GptqWorkspace& ws,
                                    cudaStream_t stream) {
   check_silu_args(w, up, ld, M);
-  if (narrow_accumulates(w, M) && mma_silu_fusable(w, gate, up, ld, M)) {
-    gptq_gemm_mma_silu_accumulate(w, gate, up, ld, M, out, bias, ws, stream);
-    return;
-  }
   if (narrow_accumulates(w, M)) {
     check_args(w, gate, M, reinterpret_cast<__half*>(out), bias);
     NIBBLE_CHECK(act, "gptq_gemm_silu_mul_accumulate: null act");

@@ -105,8 +105,8 @@ void gptq_gemm_silu_mul(const GptqDeviceWeights& w, const __half* gate, const __
 // silu(gate) * up as in gptq_gemm_silu_mul, for the batches gptq_gemm_accumulates
 // says it takes (throws otherwise): one row (and up to kGptqGemvMMax of 8-bit
 // weights) on the fused kernel, 2-64 rows of 4-bit weights on the narrow
-// tensor-core kernel (its SiLU form stages silu(gate) * up itself from 9 rows,
-// see mma_silu_fusable, and otherwise writes it to act, fp16 [M, K], first). Every block adds its partial sums into out with atomics, so there is
+// tensor-core kernel (its SiLU form writes silu(gate) * up to act, fp16 [M, K],
+// first). Every block adds its partial sums into out with atomics, so there is
 // no fp16 y, no split-K arrival counting and no last-block pass. For a projection
 // whose result goes straight into the fp32 residual stream. The order of the
 // fp32 additions varies from run to run.

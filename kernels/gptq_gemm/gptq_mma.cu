@@ -109,7 +109,7 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(8 * NT)) gptq_m
   for (int j = 0; j < NT; ++j) {
     const int m = m0 + 8 * j + g;
     x_ok[j] = m < p.M;
-    x_src[j] = p.x + (static_cast<size_t>(x_ok[j] ? m : 0) * p.x_ld + k_begin + 8 * t);
+    x_src[j] = p.x + (static_cast<size_t>(x_ok[j] ? m : 0) * p.K + k_begin + 8 * t);
   }
   const int t_rows = 8 * t;
 
@@ -146,7 +146,7 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(8 * NT)) gptq_m
           if (p.x_vec) {
             st.x[hh][j] = __ldg(reinterpret_cast<const uint4*>(x_src[j] + 32 * hh));
           } else {
-            st.x[hh][j] = mma::gather8(p.x + static_cast<size_t>(m0 + 8 * j + g) * p.x_ld, p.perm, r);
+            st.x[hh][j] = mma::gather8(p.x + static_cast<size_t>(m0 + 8 * j + g) * p.K, p.perm, r);
           }
         }
       }
@@ -156,8 +156,7 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(8 * NT)) gptq_m
     load_k += ROWS;
   };
   // XS: x rows [k_begin + 128 c, + 128) of the block's tokens into buffer c % 2
-  // (cp.async, zero past M and k_end; gathered through perm when x is not plain;
-  // with up, silu(x) * up computed on the way: plain loads, x_vec only).
+  // (cp.async, zero past M and k_end; gathered through perm when x is not plain).
   auto stage_x = [&](int c) {
     __half* dst = xs + (c & 1) * (8 * NT * kMmaXStride);
     const int kc = k_begin + c * kMmaXChunkRows;
@@ -167,25 +166,11 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(8 * NT)) gptq_m
       const int tok = i / kPieces, r = kc + 8 * (i % kPieces), m = m0 + tok;
       __half* d = dst + tok * kMmaXStride + 8 * (i % kPieces);
       const bool ok = m < p.M && r < k_end;
-      const size_t at = static_cast<size_t>(ok ? m : 0) * p.x_ld + (ok ? r : 0);
-      if (p.up) {
-        uint4 v = make_uint4(0, 0, 0, 0);
-        if (ok) {
-          const uint4 gv = __ldg(reinterpret_cast<const uint4*>(p.x + at));
-          const uint4 uv = __ldg(reinterpret_cast<const uint4*>(p.up + at));
-          const __half* gh = reinterpret_cast<const __half*>(&gv);
-          const __half* uh = reinterpret_cast<const __half*>(&uv);
-          __half* vh = reinterpret_cast<__half*>(&v);
-#pragma unroll
-          for (int e = 0; e < 8; ++e) vh[e] = silu_mul_one(gh[e], uh[e]);
-        }
-        *reinterpret_cast<uint4*>(d) = v;
-      } else if (p.x_vec) {
-        mma::cp_async16(d, p.x + at, ok);
-      } else {
+      if (p.x_vec)
+        mma::cp_async16(d, ok ? p.x + (static_cast<size_t>(m) * p.K + r) : p.x, ok);
+      else
         *reinterpret_cast<uint4*>(d) =
-            ok ? mma::gather8(p.x + static_cast<size_t>(m) * p.x_ld, p.perm, r) : make_uint4(0, 0, 0, 0);
-      }
+            ok ? mma::gather8(p.x + static_cast<size_t>(m) * p.K, p.perm, r) : make_uint4(0, 0, 0, 0);
     }
     mma::cp_async_commit();
   };

@@ -13,9 +13,7 @@ struct MmaParams {
   const __half* scales;     // [groups, N]
   const __half* zeros;      // [groups, N], -(1024 + zero)
   const int32_t* perm;      // [K] or null
-  const __half* x;          // [M, K], rows x_ld apart
-  const __half* up;         // narrow kernel from 16 tokens only: non-null, the input is silu(x) * up (rows x_ld apart)
-  int x_ld;
+  const __half* x;          // [M, K]
   __half* y;                // [M, N]
   const __half* bias;       // [N] or null
   int M, K, N;

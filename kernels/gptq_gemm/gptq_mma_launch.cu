@@ -107,7 +107,6 @@ detail::MmaParams mma_params(const GptqDeviceWeights& w, const __half* x, int64_
     p.x = gathered;
     p.perm = nullptr;
   }
-  p.x_ld = p.K;
   p.x_vec = !p.perm && aligned(p.x, 16) ? 1 : 0;
   return p;
 }
@@ -137,11 +136,8 @@ void gptq_gemm_mma_with(const GptqDeviceWeights& w, const __half* x, int64_t M, 
   check_launch("gptq_gemm_mma");
 }
 
-namespace {
-// The narrow kernel's accumulate mode; with up, x is the gate and the kernel
-// stages silu(x) * up (rows ld apart) itself.
-void mma_accumulate(const GptqDeviceWeights& w, const __half* x, const __half* up, int64_t ld, int64_t M, float* out,
-                    const __half* bias, const GptqWorkspace& ws, cudaStream_t stream) {
+void gptq_gemm_mma_accumulate(const GptqDeviceWeights& w, const __half* x, int64_t M, float* out, const __half* bias,
+                              const GptqWorkspace& ws, cudaStream_t stream) {
   const MmaOverride narrow{0, 0, 1};
   check_mma_args(w, x, M, reinterpret_cast<__half*>(out), bias, narrow);
   NIBBLE_CHECK(M <= kMmaNarrowMMax, "gptq_gemm_mma_accumulate: M = " + std::to_string(M) + " above " +
@@ -151,31 +147,9 @@ void mma_accumulate(const GptqDeviceWeights& w, const __half* x, const __half* u
   // No split-K workspace involved: every split adds into out, so K may split freely.
   const MmaPlan plan = plan_mma(M, w.N, w.K, device_sm_count(), SIZE_MAX, narrow);
   detail::MmaParams p = mma_params(w, x, M, nullptr, bias, plan, ws, stream);
-  if (up) {
-    NIBBLE_CHECK(mma_silu_fusable(w, x, up, ld, M), "gptq_gemm_mma_silu_accumulate: operands it does not take");
-    p.up = up;
-    p.x_ld = static_cast<int>(ld);
-  }
   p.accumulate = out;
   detail::launch_mma(p, plan.m_tile, dim3(plan.mchunks, plan.ntiles, plan.splits), ws.programmatic_launch, stream);
   check_launch("gptq_gemm_mma_accumulate");
-}
-}  // namespace
-
-bool mma_silu_fusable(const GptqDeviceWeights& w, const __half* gate, const __half* up, int64_t ld, int64_t M) {
-  return w.bits == 4 && !w.perm && M > kMmaXInSmemFromM && M <= kMmaNarrowMMax && ld % 8 == 0 &&
-         ld < (int64_t{1} << 30) && aligned(gate, 16) && aligned(up, 16);
-}
-
-void gptq_gemm_mma_accumulate(const GptqDeviceWeights& w, const __half* x, int64_t M, float* out, const __half* bias,
-                              const GptqWorkspace& ws, cudaStream_t stream) {
-  mma_accumulate(w, x, nullptr, w.K, M, out, bias, ws, stream);
-}
-
-void gptq_gemm_mma_silu_accumulate(const GptqDeviceWeights& w, const __half* gate, const __half* up, int64_t ld,
-                                   int64_t M, float* out, const __half* bias, const GptqWorkspace& ws,
-                                   cudaStream_t stream) {
-  mma_accumulate(w, gate, up, ld, M, out, bias, ws, stream);
 }
 
 void gptq_gemm_mma(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,

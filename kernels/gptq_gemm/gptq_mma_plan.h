@@ -98,17 +98,6 @@ bool mma_beats_cublas_above_64(int64_t K, int64_t N);
 void gptq_gemm_mma_accumulate(const GptqDeviceWeights& w, const __half* x, int64_t M, float* out, const __half* bias,
                               const GptqWorkspace& ws, cudaStream_t stream);
 
-// The same adding silu(gate) * up (rows ld apart) times W: the kernel stages the
-// activation itself (no silu_and_mul launch, no act buffer). Takes what
-// mma_silu_fusable accepts: 4-bit weights without act-order, more than
-// kMmaXInSmemFromM and at most kMmaNarrowMMax rows (x from shared memory),
-// 16-byte aligned rows.
-inline constexpr int64_t kMmaXInSmemFromM = 8;
-bool mma_silu_fusable(const GptqDeviceWeights& w, const __half* gate, const __half* up, int64_t ld, int64_t M);
-void gptq_gemm_mma_silu_accumulate(const GptqDeviceWeights& w, const __half* gate, const __half* up, int64_t ld,
-                                   int64_t M, float* out, const __half* bias, const GptqWorkspace& ws,
-                                   cudaStream_t stream);
-
 // gptq_gemm_mma with a chosen plan (benchmark sweeps).
 void gptq_gemm_mma_with(const GptqDeviceWeights& w, const __half* x, int64_t M, __half* y, const __half* bias,
                         const GptqWorkspace& ws, cudaStream_t stream, const MmaOverride& override);
