@@ -19,6 +19,7 @@
 
 #include "common/device_utils.cuh"
 #include "gptq_gemm/gptq_gemm.h"
+#include "gptq_gemm/gptq_mma_device.cuh"
 
 namespace nibble::kernels::detail {
 
@@ -158,25 +159,17 @@ __device__ __forceinline__ __half2 column_of(const __half2 (&pair)[2], int c) {
 }
 
 // decode_4bit for x staged with nibble-1 rows divided by 16: rows 0,1 / 4,5 as
-// q - zero, rows 2,3 / 6,7 as 16 (q - zero), all exact: 1 shift, 4 LOP3, 4 HADD2.
-// (a & mask) | magic in one LOP3: written as C, ptxas splits it in two (both
-// constants immediates) when registers are short.
-template <uint32_t MASK>
-__device__ __forceinline__ uint32_t and_or_magic(uint32_t a, uint32_t magic) {
-  uint32_t r;
-  asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(r) : "r"(a), "n"(MASK), "r"(magic));
-  return r;
-}
-
-__device__ __forceinline__ void decode_4bit_x16(uint32_t w, uint32_t magic, __half2 zero_lo, __half2 zero_hi,
-                                                __half2 (&d)[4]) {
+// q - zero, rows 2,3 / 6,7 as 16 (q - zero), all exact: 1 shift, 4 LOP3, 4 HADD2
+// (mma::and_or: written as C, ptxas splits (w & mask) | magic into two LOP3s
+// when registers are short).
+__device__ __forceinline__ void decode_4bit_x16(uint32_t w, __half2 zero_lo, __half2 zero_hi, __half2 (&d)[4]) {
   const uint32_t w8 = w >> 8;
-  const uint32_t t0 = and_or_magic<0x000F000Fu>(w, magic), t1 = and_or_magic<0x00F000F0u>(w, magic);
-  const uint32_t t2 = and_or_magic<0x000F000Fu>(w8, magic), t3 = and_or_magic<0x00F000F0u>(w8, magic);
-  d[0] = __hadd2(zero_lo, *reinterpret_cast<const __half2*>(&t0));
-  d[1] = __hadd2(zero_hi, *reinterpret_cast<const __half2*>(&t1));
-  d[2] = __hadd2(zero_lo, *reinterpret_cast<const __half2*>(&t2));
-  d[3] = __hadd2(zero_hi, *reinterpret_cast<const __half2*>(&t3));
+  const uint32_t t0 = mma::and_or<0x000F000Fu, 0x64006400u>(w), t1 = mma::and_or<0x00F000F0u, 0x64006400u>(w);
+  const uint32_t t2 = mma::and_or<0x000F000Fu, 0x64006400u>(w8), t3 = mma::and_or<0x00F000F0u, 0x64006400u>(w8);
+  d[0] = __hadd2(zero_lo, mma::as_h2(t0));
+  d[1] = __hadd2(zero_hi, mma::as_h2(t1));
+  d[2] = __hadd2(zero_lo, mma::as_h2(t2));
+  d[3] = __hadd2(zero_hi, mma::as_h2(t3));
 }
 
 // Eight staged x values (16-byte aligned) as four half2.
@@ -316,7 +309,7 @@ __global__ void __launch_bounds__(128, gemv_min_blocks(BITS, MT)) gptq_gemv_kern
         const uint32_t w = word_of(q[u], c);
         __half2 d[PACK / 2];  // q - zero, exact, rows (2j, 2j + 1)
         if constexpr (BITS == 4) {
-          decode_4bit_x16(w, 0x64006400u, column_of(gq.zero_lo, c), column_of(gq.zero_hi, c), d);
+          decode_4bit_x16(w, column_of(gq.zero_lo, c), column_of(gq.zero_hi, c), d);
         } else {
 #pragma unroll
           for (int j = 0; j < PACK / 2; ++j) {
