@@ -124,13 +124,11 @@ __device__ __forceinline__ GroupQuant unpack_group(uint2 sraw, uint2 zraw) {
 // nibble 1 (1024 + 16 q, scaled back by the fma): 1 shift, 4 LOP3.
 __device__ __forceinline__ void decode_4bit(uint32_t w, __half2 zero_lo, __half2 zero_hi, __half2 (&d)[4]) {
   const uint32_t w8 = w >> 8;
-  const uint32_t t0 = (w & 0x000F000Fu) | 0x64006400u, t1 = (w & 0x00F000F0u) | 0x64006400u;
-  const uint32_t t2 = (w8 & 0x000F000Fu) | 0x64006400u, t3 = (w8 & 0x00F000F0u) | 0x64006400u;
   const __half2 sixteenth = __float2half2_rn(0.0625f);
-  d[0] = __hadd2(*reinterpret_cast<const __half2*>(&t0), zero_lo);
-  d[1] = __hfma2(*reinterpret_cast<const __half2*>(&t1), sixteenth, zero_hi);
-  d[2] = __hadd2(*reinterpret_cast<const __half2*>(&t2), zero_lo);
-  d[3] = __hfma2(*reinterpret_cast<const __half2*>(&t3), sixteenth, zero_hi);
+  d[0] = __hadd2(mma::as_h2(mma::and_or<0x000F000Fu, 0x64006400u>(w)), zero_lo);
+  d[1] = __hfma2(mma::as_h2(mma::and_or<0x00F000F0u, 0x64006400u>(w)), sixteenth, zero_hi);
+  d[2] = __hadd2(mma::as_h2(mma::and_or<0x000F000Fu, 0x64006400u>(w8)), zero_lo);
+  d[3] = __hfma2(mma::as_h2(mma::and_or<0x00F000F0u, 0x64006400u>(w8)), sixteenth, zero_hi);
 }
 
 // The fused kernel's lean form of a group's scales and zeros (6 registers, not
@@ -313,8 +311,7 @@ __global__ void __launch_bounds__(128, gemv_min_blocks(BITS, MT)) gptq_gemv_kern
         } else {
 #pragma unroll
           for (int j = 0; j < PACK / 2; ++j) {
-            const uint32_t t = ((w >> (8 * j)) & 0x00FF00FFu) | 0x64006400u;
-            d[j] = __hadd2(column_of(gq.zero_lo, c), *reinterpret_cast<const __half2*>(&t));
+            d[j] = __hadd2(column_of(gq.zero_lo, c), mma::as_h2(mma::and_or<0x00FF00FFu, 0x64006400u>(w >> (8 * j))));
           }
         }
 #pragma unroll
