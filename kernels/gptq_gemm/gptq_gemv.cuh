@@ -399,13 +399,17 @@ __global__ void __launch_bounds__(128, gemv_min_blocks(BITS, MT)) gptq_gemv_kern
   if (!last_block || n >= p.N) return;
   __threadfence();
   const float4 b = bias4(p.bias, n);
+  // Every row's sum is read before any store (see mma::finish_split_tile).
+  float4 sum[MT]{};
+#pragma unroll
+  for (int m = 0; m < MT; ++m)
+    if (m0 + m < p.M) sum[m] = __ldcg(reinterpret_cast<const float4*>(p.partial + static_cast<size_t>(m0 + m) * p.N + n));
 #pragma unroll
   for (int m = 0; m < MT; ++m) {
     if (m0 + m >= p.M) continue;
-    float4* total = reinterpret_cast<float4*>(p.partial + static_cast<size_t>(m0 + m) * p.N + n);
-    const float4 sum = add4(__ldcg(total), b);
-    __stcg(total, make_float4(0.f, 0.f, 0.f, 0.f));
-    *reinterpret_cast<uint2*>(p.y + static_cast<size_t>(m0 + m) * p.N + n) = pack_half4(sum.x, sum.y, sum.z, sum.w);
+    __stcg(reinterpret_cast<float4*>(p.partial + static_cast<size_t>(m0 + m) * p.N + n), make_float4(0.f, 0.f, 0.f, 0.f));
+    const float4 v = add4(sum[m], b);
+    *reinterpret_cast<uint2*>(p.y + static_cast<size_t>(m0 + m) * p.N + n) = pack_half4(v.x, v.y, v.z, v.w);
   }
 }
 

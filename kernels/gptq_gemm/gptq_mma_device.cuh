@@ -113,6 +113,14 @@ __device__ __forceinline__ void add_to_partial(float* dst, float4 v) {
 // accumulator: the last split of tile (mchunk, ntile) to arrive writes rows
 // [m0, m0 + rows) x columns [n0, n0 + cols) of y (+ bias) and re-zeroes the
 // accumulator and its counter. Called by every thread of the block.
+//
+// The sums are read kFinishBatch at a time before any is written (the bias
+// loads after the stores hit L1, and most products have none): __ldcg is a
+// volatile asm and __stcg clobbers memory, so a load-then-store loop made one
+// dependent L2 round trip per float4, 16 per thread of a 64-token tile (H200:
+// 8B gate/up at 64 rows 47.5 -> 39.0 µs, 4096x4096 22.9 -> 18.1 µs).
+inline constexpr int kFinishBatch = 8;
+
 __device__ __forceinline__ void finish_split_tile(float* partial, unsigned* counters, int splits, __half* y,
                                                   const __half* bias, int M, int N, int m0, int rows, int n0,
                                                   int cols, bool& last_block) {
@@ -128,17 +136,31 @@ __device__ __forceinline__ void finish_split_tile(float* partial, unsigned* coun
   __syncthreads();
   if (!last_block) return;
   __threadfence();
-  const int quads = cols / 4;
-  for (int c = tid; c < rows * quads; c += threads) {
-    const int row = m0 + c / quads;
-    const int n = n0 + 4 * (c % quads);
-    if (row >= M || n >= N) continue;
-    float4* sum_at = reinterpret_cast<float4*>(partial + static_cast<size_t>(row) * N + n);
-    const float4 sum = __ldcg(sum_at);
-    const float4 b = load_bias4(bias, n);
-    __stcg(sum_at, make_float4(0.f, 0.f, 0.f, 0.f));
-    *reinterpret_cast<uint2*>(y + static_cast<size_t>(row) * N + n) =
-        pack_half4(sum.x + b.x, sum.y + b.y, sum.z + b.z, sum.w + b.w);
+  const int quads = cols / 4, total = rows * quads;
+  auto offset_of = [&](int c, bool& ok) {
+    const int row = m0 + c / quads, n = n0 + 4 * (c % quads);
+    ok = c < total && row < M && n < N;
+    return ok ? static_cast<size_t>(row) * N + n : size_t{0};
+  };
+  for (int first = tid; first < total; first += kFinishBatch * threads) {
+    float4 sum[kFinishBatch];
+#pragma unroll
+    for (int i = 0; i < kFinishBatch; ++i) {
+      bool ok;
+      const size_t at = offset_of(first + i * threads, ok);
+      sum[i] = ok ? __ldcg(reinterpret_cast<const float4*>(partial + at)) : make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+#pragma unroll
+    for (int i = 0; i < kFinishBatch; ++i) {
+      bool ok;
+      const int c = first + i * threads;
+      const size_t at = offset_of(c, ok);
+      if (!ok) continue;
+      const float4 b = load_bias4(bias, n0 + 4 * (c % quads));
+      __stcg(reinterpret_cast<float4*>(partial + at), make_float4(0.f, 0.f, 0.f, 0.f));
+      *reinterpret_cast<uint2*>(y + at) =
+          pack_half4(sum[i].x + b.x, sum[i].y + b.y, sum[i].z + b.z, sum[i].w + b.w);
+    }
   }
 }
 
