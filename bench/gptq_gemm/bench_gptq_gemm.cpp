@@ -168,9 +168,9 @@ std::string plan_text(int64_t M, int64_t N, int64_t K, int bits, size_t ws, cons
 }
 
 std::string mma_plan_text(int64_t M, int64_t N, int64_t K, size_t ws, const MmaOverride& o) {
-  const MmaPlan p = plan_mma(M, N, K, device_sm_count(), ws, o);
+  const MmaPlan p = plan_mma(M, N, K, device_sm_count(), ws, o, wgmma_kernel_available());
   char text[96];
-  std::snprintf(text, sizeof text, "%s m%d/rows%d/splits%d/blocks%d", p.wide ? "wide" : "narrow", p.m_tile,
+  std::snprintf(text, sizeof text, "%s m%d/rows%d/splits%d/blocks%d", p.wide ? "wide" : p.wgmma ? "wgmma" : "narrow", p.m_tile,
                 p.rows_per_split, p.splits, p.mchunks * p.ntiles * p.splits);
   return text;
 }
@@ -336,6 +336,9 @@ int main(int argc, char** argv) {
           // The kernel the plan does not pick, where the two are close.
           if (M >= 16 && M <= 256)
             overrides.push_back(MmaOverride{0, 0, mma_wide_preferred(M, shape.N, shape.K) ? 1 : 2});
+          // The Hopper kernel against mma.sync on the same narrow tiling.
+          if (M >= 8 && M <= kWgmmaTokens && wgmma_kernel_available())
+            overrides.push_back(MmaOverride{0, 0, M > 32 ? 1 : 3});
           if ((M == 16 || M == 64) && var.all_m && !quick)
             for (int per_sm : {1, 2, 3, 4, 6}) overrides.push_back(MmaOverride{0, per_sm * prop.multiProcessorCount});
           for (const MmaOverride& o : overrides) {
@@ -343,7 +346,11 @@ int main(int argc, char** argv) {
             const double us = graph_us(stream, calls, [&](int i) {
               gptq_gemm_mma_with(copies.views[static_cast<size_t>(i)], x, M, y, nullptr, ws, stream, o);
             });
-            const char* path = o.blocks_target ? "mma-sweep" : o.kernel == 1 ? "mma-narrow" : o.kernel == 2 ? "mma-wide" : "mma";
+            const char* path = o.blocks_target ? "mma-sweep"
+                               : o.kernel == 1 ? "mma-narrow"
+                               : o.kernel == 2 ? "mma-wide"
+                               : o.kernel == 3 ? "mma-wgmma"
+                                               : "mma";
             add(path, us, mma_plan_text(M, shape.N, shape.K, splitk_bytes, o));
           }
         }

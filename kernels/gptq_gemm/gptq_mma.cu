@@ -44,6 +44,7 @@
 #include "common/device_utils.cuh"
 #include "gptq_gemm/gptq_mma.cuh"
 #include "gptq_gemm/gptq_mma_device.cuh"
+#include "gptq_gemm/gptq_mma_epilogue.cuh"
 #include "gptq_gemm/gptq_mma_plan.h"
 
 namespace nibble::kernels::detail {
@@ -287,51 +288,7 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(8 * NT)) gptq_m
     }
   }
 
-  // The lane's results for token 8j + 2t + e: columns col .. col + 3.
-  auto result = [&](int j, int e) {
-    return make_float4(total[j][0][e], total[j][0][2 + e], total[j][1][e], total[j][1][2 + e]);
-  };
-  if (p.accumulate) {  // every split adds its sums; the first also the bias
-    if (!col_ok) return;
-    const float4 b = split == 0 ? mma::load_bias4(p.bias, col) : make_float4(0.f, 0.f, 0.f, 0.f);
-#pragma unroll
-    for (int j = 0; j < NT; ++j)
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int row = m0 + 8 * j + 2 * t + e;
-        if (row >= p.M) continue;
-        const float4 v = result(j, e);
-        mma::add_to_partial(p.accumulate + static_cast<size_t>(row) * p.N + col,
-                            make_float4(v.x + b.x, v.y + b.y, v.z + b.z, v.w + b.w));
-      }
-    return;
-  }
-  if (p.splits == 1) {
-    if (!col_ok) return;
-    const float4 b = mma::load_bias4(p.bias, col);
-#pragma unroll
-    for (int j = 0; j < NT; ++j)
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int row = m0 + 8 * j + 2 * t + e;
-        if (row >= p.M) continue;
-        const float4 v = result(j, e);
-        *reinterpret_cast<uint2*>(p.y + static_cast<size_t>(row) * p.N + col) =
-            mma::pack_half4(v.x + b.x, v.y + b.y, v.z + b.z, v.w + b.w);
-      }
-    return;
-  }
-  if (col_ok) {
-#pragma unroll
-    for (int j = 0; j < NT; ++j)
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int row = m0 + 8 * j + 2 * t + e;
-        if (row < p.M) mma::add_to_partial(p.partial + static_cast<size_t>(row) * p.N + col, result(j, e));
-      }
-  }
-  mma::finish_split_tile(p.partial, p.counters, p.splits, p.y, p.bias, p.M, p.N, m0, 8 * NT, ntile * kMmaTileN,
-                         kMmaTileN, last_block);
+  store_mma_tile<NT>(p, total, m0, ntile, split, col, col_ok, t, last_block);
 }
 
 __global__ void gather_columns_kernel(const __half* x, const int32_t* perm, int M, int K, __half* out) {

@@ -26,7 +26,7 @@ void check_mma_args(const GptqDeviceWeights& w, const __half* x, int64_t M, __ha
   NIBBLE_CHECK(w.K > 0 && w.K % 8 == 0 && w.K < (int64_t{1} << 30), what + ": K must be a positive multiple of 8");
   NIBBLE_CHECK(w.N > 0 && w.N % 4 == 0 && w.N <= int64_t{65535} * kMmaTileN,
                what + ": N must be a positive multiple of 4 (at most 65535 * 128)");
-  NIBBLE_CHECK(override.kernel >= 0 && override.kernel <= 2, what + ": MmaOverride::kernel is 0, 1 or 2");
+  NIBBLE_CHECK(override.kernel >= 0 && override.kernel <= 3, what + ": MmaOverride::kernel is 0, 1, 2 or 3");
   NIBBLE_CHECK(M >= 0 && M < (int64_t{1} << 30), what + ": bad M");
   NIBBLE_CHECK(w.group_rows > 0 && (w.group_rows % 32 == 0 || w.group_rows == w.K) &&
                    w.groups == ceil_div(w.K, w.group_rows),
@@ -41,15 +41,22 @@ void check_mma_args(const GptqDeviceWeights& w, const __half* x, int64_t M, __ha
 
 }  // namespace
 
-MmaPlan plan_mma(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, const MmaOverride& override) {
+MmaPlan plan_mma(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, const MmaOverride& override,
+                 bool wgmma_available) {
   MmaPlan plan;
   plan.wide = override.kernel == 2 || (override.kernel == 0 && mma_wide_preferred(M, N, K));
   plan.m_tile = plan.wide ? (M <= 32 ? 32 : 64) : M <= 8 ? 8 : M <= 16 ? 16 : M <= 32 ? 32 : 64;
+  plan.wgmma = !plan.wide && wgmma_available &&
+               (override.kernel == 3 ? M <= kWgmmaTokens : override.kernel == 0 && plan.m_tile == kWgmmaTokens);
+  if (plan.wgmma) plan.m_tile = kWgmmaTokens;
   plan.mchunks = static_cast<int>(ceil_div(std::max<int64_t>(M, 1), plan.m_tile));
   plan.ntiles = static_cast<int>(ceil_div(N, plan.wide ? kMmaWideTileN : kMmaTileN));
-  plan.blocks_per_sm = plan.wide ? kMmaWideBlocksPerSm : mma_target_blocks_per_sm(plan.m_tile);
-  plan.smem_bytes = static_cast<size_t>(plan.wide ? kMmaWideStages * mma_wide_stage_bytes(plan.m_tile)
-                                                  : mma_x_smem_bytes(plan.m_tile));
+  plan.blocks_per_sm = plan.wide    ? kMmaWideBlocksPerSm
+                       : plan.wgmma ? kWgmmaBlocksPerSm
+                                    : mma_target_blocks_per_sm(plan.m_tile);
+  plan.smem_bytes = static_cast<size_t>(plan.wide    ? kMmaWideStages * mma_wide_stage_bytes(plan.m_tile)
+                                        : plan.wgmma ? kWgmmaSmemBytes
+                                                     : mma_x_smem_bytes(plan.m_tile));
   const int64_t base = static_cast<int64_t>(plan.mchunks) * plan.ntiles;
   const bool can_split = base <= detail::kCounterBytes / 4 &&
                          splitk_bytes >= detail::kCounterBytes + static_cast<size_t>(M * N) * sizeof(float);
@@ -63,9 +70,13 @@ MmaPlan plan_mma(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, 
     const int64_t splits = std::max<int64_t>(1, target / base);
     rows = std::max<int64_t>(128, round_up(ceil_div(K, splits), kMmaSplitRows));
   }
-  if (!can_split) rows = round_up(K, kMmaSplitRows);
-  rows = std::min(rows, round_up(K, kMmaSplitRows));
-  rows = std::max(rows, round_up(ceil_div(K, 65535), kMmaSplitRows));  // grid.z limit
+  // The Hopper kernel walks whole passes of 256 rows: splits of such multiples
+  // leave its padding (zero x) to the last split's partial end.
+  const int64_t unit = plan.wgmma ? 256 : kMmaSplitRows;
+  rows = round_up(rows, unit);
+  if (!can_split) rows = round_up(K, unit);
+  rows = std::min(rows, round_up(K, unit));
+  rows = std::max(rows, round_up(ceil_div(K, 65535), unit));  // grid.z limit
   plan.rows_per_split = static_cast<int>(rows);
   plan.splits = static_cast<int>(ceil_div(K, rows));
   return plan;
@@ -111,6 +122,18 @@ detail::MmaParams mma_params(const GptqDeviceWeights& w, const __half* x, int64_
   return p;
 }
 
+// The planned kernel; the Hopper one copies x with cp.async, so x it would have
+// to gather (act-order without a scratch, unaligned rows) goes to the narrow one.
+void launch_planned(const detail::MmaParams& p, const MmaPlan& plan, bool programmatic, cudaStream_t stream) {
+  const dim3 grid(plan.mchunks, plan.ntiles, plan.splits);
+  if (plan.wide)
+    detail::launch_mma_wide(p, plan.m_tile, grid, plan.smem_bytes, programmatic, stream);
+  else if (plan.wgmma && p.x_vec)
+    detail::launch_wgmma(p, grid, programmatic, stream);
+  else
+    detail::launch_mma(p, plan.m_tile, grid, programmatic, stream);
+}
+
 void check_launch(const char* what) {
   const cudaError_t status = cudaGetLastError();
   if (status != cudaSuccess) throw_error(std::string(what) + ": kernel launch: " + cudaGetErrorString(status));
@@ -122,33 +145,29 @@ void gptq_gemm_mma_with(const GptqDeviceWeights& w, const __half* x, int64_t M, 
                         const GptqWorkspace& ws, cudaStream_t stream, const MmaOverride& override) {
   check_mma_args(w, x, M, y, bias, override);
   if (M == 0) return;
-  const MmaPlan plan = plan_mma(M, w.N, w.K, device_sm_count(), ws.splitk ? ws.splitk_bytes : 0, override);
+  const MmaPlan plan =
+      plan_mma(M, w.N, w.K, device_sm_count(), ws.splitk ? ws.splitk_bytes : 0, override, wgmma_kernel_available());
   detail::MmaParams p = mma_params(w, x, M, y, bias, plan, ws, stream);
   if (plan.splits > 1) {
     p.counters = static_cast<unsigned*>(ws.splitk);
     p.partial = reinterpret_cast<float*>(static_cast<char*>(ws.splitk) + detail::kCounterBytes);
   }
-  const dim3 grid(plan.mchunks, plan.ntiles, plan.splits);
-  if (plan.wide)
-    detail::launch_mma_wide(p, plan.m_tile, grid, plan.smem_bytes, ws.programmatic_launch, stream);
-  else
-    detail::launch_mma(p, plan.m_tile, grid, ws.programmatic_launch, stream);
+  launch_planned(p, plan, ws.programmatic_launch, stream);
   check_launch("gptq_gemm_mma");
 }
 
 void gptq_gemm_mma_accumulate(const GptqDeviceWeights& w, const __half* x, int64_t M, float* out, const __half* bias,
                               const GptqWorkspace& ws, cudaStream_t stream) {
-  const MmaOverride narrow{0, 0, 1};
-  check_mma_args(w, x, M, reinterpret_cast<__half*>(out), bias, narrow);
+  check_mma_args(w, x, M, reinterpret_cast<__half*>(out), bias, MmaOverride{});
   NIBBLE_CHECK(M <= kMmaNarrowMMax, "gptq_gemm_mma_accumulate: M = " + std::to_string(M) + " above " +
                                         std::to_string(kMmaNarrowMMax));
   NIBBLE_CHECK(aligned(out, 16), "gptq_gemm_mma_accumulate: out must be 16-byte aligned");
   if (M == 0) return;
   // No split-K workspace involved: every split adds into out, so K may split freely.
-  const MmaPlan plan = plan_mma(M, w.N, w.K, device_sm_count(), SIZE_MAX, narrow);
+  const MmaPlan plan = plan_mma(M, w.N, w.K, device_sm_count(), SIZE_MAX, MmaOverride{}, wgmma_kernel_available());
   detail::MmaParams p = mma_params(w, x, M, nullptr, bias, plan, ws, stream);
   p.accumulate = out;
-  detail::launch_mma(p, plan.m_tile, dim3(plan.mchunks, plan.ntiles, plan.splits), ws.programmatic_launch, stream);
+  launch_planned(p, plan, ws.programmatic_launch, stream);
   check_launch("gptq_gemm_mma_accumulate");
 }
 

@@ -35,6 +35,18 @@ constexpr int mma_x_smem_bytes(int m_tile) { return m_tile <= 8 ? 0 : 2 * m_tile
 // Most tokens the narrow kernel takes per block.
 inline constexpr int64_t kMmaNarrowMMax = 64;
 
+// The Hopper kernel (gptq_wgmma.cu, sm_90a): the narrow kernel's 128-column
+// tiles with wgmma on 64 tokens. x comes through shared memory in 128-row chunks:
+// a 3-stage ring of raw cp.async copies (rows padded by 16 bytes) and two
+// wgmma operand buffers.
+inline constexpr int kWgmmaTokens = 64;
+inline constexpr int kWgmmaBlocksPerSm = 2;
+inline constexpr int kWgmmaRawStages = 3;
+inline constexpr int kWgmmaRawStride = kMmaXChunkRows + 8;  // halves
+inline constexpr int kWgmmaRawBytes = kWgmmaTokens * kWgmmaRawStride * 2;
+inline constexpr int kWgmmaOperandBytes = kWgmmaTokens * kMmaXChunkRows * 2;
+inline constexpr int kWgmmaSmemBytes = kWgmmaRawStages * kWgmmaRawBytes + 2 * kWgmmaOperandBytes;
+
 // The wide kernel (gptq_mma_wide.cu): 8 warps side by side along N, 32 columns
 // each, 32 or 64 tokens per block; the weights, their scales and zeros and the
 // matching x tile stream through a multi-stage cp.async ring of 64-row stages.
@@ -51,6 +63,7 @@ constexpr int mma_wide_stage_bytes(int m_tile) { return kMmaWideStageQuantBytes 
 
 struct MmaPlan {
   bool wide = false;        // the wide kernel (else the narrow one)
+  bool wgmma = false;       // the narrow tiling on the Hopper kernel (64-token tiles)
   int m_tile = 8;           // rows of x per block: 8, 16, 32 or 64 (narrow), 32 or 64 (wide)
   int mchunks = 1;          // blocks along M
   int ntiles = 1;           // blocks along N
@@ -64,13 +77,21 @@ struct MmaPlan {
 struct MmaOverride {
   int rows_per_split = 0;  // forced rows per split (rounded up to kMmaSplitRows)
   int blocks_target = 0;   // blocks to aim for when splitting K (default: one full wave)
-  int kernel = 0;          // 1: the narrow kernel, 2: the wide one
+  int kernel = 0;          // 1: the narrow kernel (mma.sync), 2: the wide one, 3: the Hopper one for M <= 64
 };
 
 // Splitting K needs the fp32 [M, N] accumulator and a counter per tile in the
 // split-K workspace (gptq_splitk_workspace_bytes(M, N) bytes); without room the
 // plan runs each tile over all of K.
-MmaPlan plan_mma(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, const MmaOverride& override);
+// wgmma_available: the device runs the Hopper kernel (wgmma_kernel_available());
+// then it takes every 64-token tile (33-64 tokens), or every M up to 64 when
+// forced (kernel 3).
+MmaPlan plan_mma(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, const MmaOverride& override,
+                 bool wgmma_available = false);
+
+// Whether this process's kernels include the Hopper kernel for the current
+// device (compute capability 9.0 and a build with sm_90a code).
+bool wgmma_kernel_available();
 
 // The plan's choice of kernel (H200, Llama-3-8B shapes, bench/NOTES.md session
 // 6): the narrow kernel up to 128 tokens (it beat the wide one at every shape and

@@ -162,6 +162,25 @@ TEST(GptqMmaPlan, CoversKAndFillsTheGpuInOneWave) {
   EXPECT_EQ(wide.ntiles, 56);
   EXPECT_EQ(wide.mchunks, 4);
   EXPECT_EQ(wide.splits, 1);
+  // With Hopper's kernel (where it runs): 2 blocks per SM, splits in whole
+  // 256-row passes: 32 tiles x 8 splits of 512 rows.
+  const MmaPlan hopper = plan_mma(64, 4096, 4096, 132, roomy, MmaOverride{}, true);
+  EXPECT_TRUE(hopper.wgmma);
+  EXPECT_EQ(hopper.blocks_per_sm, kWgmmaBlocksPerSm);
+  EXPECT_EQ(hopper.splits, 8);
+  EXPECT_EQ(hopper.rows_per_split, 512);
+  EXPECT_EQ(hopper.smem_bytes, static_cast<size_t>(kWgmmaSmemBytes));
+  EXPECT_EQ(plan_mma(64, 4096, 4160, 132, roomy, MmaOverride{}, true).rows_per_split % 256, 0);
+  EXPECT_TRUE(plan_mma(33, 4096, 4096, 132, roomy, MmaOverride{}, true).wgmma);
+  EXPECT_FALSE(plan_mma(32, 4096, 4096, 132, roomy, MmaOverride{}, true).wgmma);  // mma.sync up to 32
+  EXPECT_FALSE(plan_mma(64, 4096, 4096, 132, roomy, MmaOverride{0, 0, 1}, true).wgmma);
+  EXPECT_EQ(plan_mma(65, 14336, 4096, 132, roomy, MmaOverride{}, true).mchunks, 2);  // two 64-token chunks
+  EXPECT_TRUE(plan_mma(65, 14336, 4096, 132, roomy, MmaOverride{}, true).wgmma);
+  EXPECT_FALSE(plan_mma(129, 14336, 4096, 132, roomy, MmaOverride{}, true).wgmma);  // the wide kernel
+  const MmaPlan forced = plan_mma(5, 4096, 4096, 132, roomy, MmaOverride{0, 0, 3}, true);
+  EXPECT_TRUE(forced.wgmma);
+  EXPECT_EQ(forced.m_tile, kWgmmaTokens);
+  EXPECT_FALSE(plan_mma(64, 4096, 4096, 132, roomy, MmaOverride{0, 0, 3}, false).wgmma);  // not available
   // Too small a workspace for M = 64: no split.
   EXPECT_EQ(plan_mma(64, 4096, 4096, 132, gptq_splitk_workspace_bytes(8, 4096), MmaOverride{}).splits, 1);
 }
@@ -264,13 +283,13 @@ TEST_F(GptqMmaGpu, OddShapesAgainstReference) {
                                            std::pair{size_t{0}, size_t{0}}}) {
       SplitWorkspace w(ws_bytes, scratch_bytes);
       for (int64_t M : ms)
-        for (int kernel : {1, 2}) {  // every M through both kernels
+        for (int kernel : {1, 2, 3}) {  // every M through every kernel (3: Hopper's for M <= 64, where it runs)
           const MmaOverride narrow_or_wide{0, 0, kernel};
           const auto y = run_mma(layer, xd->as<__half>(), M, oc.bias ? bd->as<__half>() : nullptr, w.ws, narrow_or_wide);
           const MmaPlan plan = plan_mma(M, oc.N, oc.K, 132, ws_bytes, narrow_or_wide);
           const std::string what = spec.name() + " M=" + std::to_string(M) + (oc.bias ? " bias" : "") +
                                    " ws=" + std::to_string(ws_bytes) + (scratch_bytes ? " gather scratch" : "") +
-                                   (kernel == 2 ? " wide" : " narrow");
+                                   (kernel == 2 ? " wide" : kernel == 3 ? " wgmma" : " narrow");
           ASSERT_EQ(nonfinite(y), 0u) << what;
           const double err = relative_error(y.data(), ref_d.data(), y.size());
           EXPECT_LT(err, kTolerance) << what << " (splits on 132 SMs: " << plan.splits << ")";
@@ -309,11 +328,12 @@ TEST_F(GptqMmaGpu, ForcedSplitsAndUnalignedX) {
   for (int rows : {64, 192, 1000, 4160})
     for (const __half* xp : {static_cast<const __half*>(xd->as<__half>()), x_unaligned})
       for (int64_t m : {int64_t{5}, int64_t{20}, M}) {
-        for (int repeat = 0; repeat < 2; ++repeat) {
-          const int kernel = repeat + 1;  // the narrow kernel, then the wide one
+        for (int repeat = 0; repeat < 3; ++repeat) {
+          const int kernel = repeat + 1;  // the narrow kernel, the wide one, Hopper's
           const auto y = run_mma(layer, xp, m, nullptr, w.ws, MmaOverride{rows, 0, kernel});
           const std::string what = "rows/split " + std::to_string(rows) + " M=" + std::to_string(m) +
-                                   (xp == x_unaligned ? " unaligned x" : "") + (kernel == 2 ? " wide" : " narrow");
+                                   (xp == x_unaligned ? " unaligned x" : "") +
+                                   (kernel == 2 ? " wide" : kernel == 3 ? " wgmma" : " narrow");
           ASSERT_EQ(nonfinite(y), 0u) << what;
           const double err = relative_error(y.data(), ref_d.data(), y.size());
           EXPECT_LT(err, kTolerance) << what;

@@ -1,0 +1,314 @@
+// Tensor-core GPTQ GEMM for 64-token tiles on Hopper (sm_90a): the narrow
+// kernel's tiling (gptq_mma.cu) with the warpgroup MMA instead of mma.sync.
+//
+// Block = one warpgroup (4 warps) over 128 columns, 64 tokens, one K split. As in
+// the narrow kernel each lane streams word row t of its 4 adjacent columns per
+// 32-row half into a register ring and dequantizes it into the A fragments of
+// two 16-column tiles (h = 0, 1) and two k16 steps: warp w's fragments are rows
+// 16w .. 16w + 15 of two m64 tiles, so each half is 4 wgmma m64n64k16 with the
+// A operand in registers. They run asynchronously: while one half's MMAs run,
+// the warps dequantize the next (mma.sync at 64 tokens left the tensor cores
+// waiting on 2-3 resident warps per scheduler; bench/NOTES.md, session 7).
+//
+// The B operand (x, 64 tokens) comes from shared memory, in the canonical
+// K-major layout without swizzle: 8x8 core matrices of 128 contiguous bytes,
+// the two of a k16 step 128 bytes apart (LBO), token groups 256 bytes apart
+// (SBO), k16 steps 2 KB apart. The narrow kernel's k relabelling (row 8t + 2j +
+// b of a half is k = 16 (j / 2) + 8 (j % 2) + 2t + b) is a 4 x 4 transpose of the
+// 4-byte pairs of each token's 64-byte half: x is copied raw (cp.async, a
+// 3-stage ring of 128-row chunks) and each chunk transposed into one of two
+// operand buffers before its MMAs.
+//
+// The accumulators have the narrow kernel's layout (wgmma's m64nNk16 fp32
+// fragment is mma.sync's m16n8 one per warp and token tile), so its epilogue
+// (gptq_mma_epilogue.cuh) finishes the tile.
+#include <cuda_fp16.h>
+
+#include "common/device_utils.cuh"
+#include "gptq_gemm/gptq_mma.cuh"
+#include "gptq_gemm/gptq_mma_device.cuh"
+#include "gptq_gemm/gptq_mma_epilogue.cuh"
+#include "gptq_gemm/gptq_mma_plan.h"
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define NIBBLE_WGMMA_KERNEL 1
+#endif
+
+namespace nibble::kernels::detail {
+namespace {
+
+constexpr int kWgDepth = 8;                   // halves of weights in flight per lane
+constexpr int kWgStepBytes = kWgmmaTokens * 32;  // one k16 step of B: 64 tokens x 16 halves
+
+#if defined(NIBBLE_WGMMA_KERNEL)
+using mma::as_h2;
+using mma::as_u32;
+
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+// Generic-proxy writes to shared memory (the transposed x) before wgmma reads them.
+__device__ __forceinline__ void fence_operands_for_wgmma() {
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+// Pins a value's definition (or use) to this point of the instruction stream:
+// accumulators after a wgmma wait, A fragments and descriptors before the fence
+// that starts their MMAs (a definition between the MMAs serializes them).
+__device__ __forceinline__ void pin(float& v) { asm volatile("" : "+f"(v)::"memory"); }
+__device__ __forceinline__ void pin(uint32_t& v) { asm volatile("" : "+r"(v)::"memory"); }
+
+// B descriptor: K-major, no swizzle, LBO 128 bytes (k), SBO 256 bytes (tokens).
+__device__ __forceinline__ uint64_t b_descriptor(uint32_t smem_addr) {
+  return static_cast<uint64_t>((smem_addr & 0x3FFFF) >> 4) | (static_cast<uint64_t>(128 >> 4) << 16) |
+         (static_cast<uint64_t>(256 >> 4) << 32);
+}
+
+// acc[.][H][.] += A (this warp's 16 rows of an m64 tile, k16) x B (k16 x 64 tokens).
+template <int H>
+__device__ __forceinline__ void wgmma_m64n64k16(float (&acc)[8][2][4], uint32_t a0, uint32_t a1, uint32_t a2,
+                                                uint32_t a3, uint64_t desc) {
+  asm volatile(
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+      "{%32, %33, %34, %35}, %36, 1, 1, 1, 0;\n"
+      : "+f"(acc[0][H][0]), "+f"(acc[0][H][1]), "+f"(acc[0][H][2]), "+f"(acc[0][H][3]), "+f"(acc[1][H][0]),
+        "+f"(acc[1][H][1]), "+f"(acc[1][H][2]), "+f"(acc[1][H][3]), "+f"(acc[2][H][0]), "+f"(acc[2][H][1]),
+        "+f"(acc[2][H][2]), "+f"(acc[2][H][3]), "+f"(acc[3][H][0]), "+f"(acc[3][H][1]), "+f"(acc[3][H][2]),
+        "+f"(acc[3][H][3]), "+f"(acc[4][H][0]), "+f"(acc[4][H][1]), "+f"(acc[4][H][2]), "+f"(acc[4][H][3]),
+        "+f"(acc[5][H][0]), "+f"(acc[5][H][1]), "+f"(acc[5][H][2]), "+f"(acc[5][H][3]), "+f"(acc[6][H][0]),
+        "+f"(acc[6][H][1]), "+f"(acc[6][H][2]), "+f"(acc[6][H][3]), "+f"(acc[7][H][0]), "+f"(acc[7][H][1]),
+        "+f"(acc[7][H][2]), "+f"(acc[7][H][3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc));
+}
+
+// One 32-row half of the lane's weights in the ring, with its group's scales and
+// zeros when it starts a group.
+struct WgHalf {
+  uint4 w;
+  uint2 s, z;
+  bool starts_group;
+};
+#endif
+
+__global__ void __launch_bounds__(kMmaThreads, kWgmmaBlocksPerSm) gptq_wgmma_kernel(MmaParams p) {
+#if defined(NIBBLE_WGMMA_KERNEL)
+  extern __shared__ __align__(128) unsigned char smem[];
+  __shared__ bool last_block;
+  __half* raw = reinterpret_cast<__half*>(smem);  // [stages][64 tokens][kWgmmaRawStride]
+  unsigned char* operand = smem + kWgmmaRawStages * kWgmmaRawBytes;  // [2][8 k16 steps][kWgStepBytes]
+  const uint32_t operand_addr = static_cast<uint32_t>(__cvta_generic_to_shared(operand));
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int g = lane >> 2, t = lane & 3;
+  const int mchunk = blockIdx.x, ntile = blockIdx.y, split = blockIdx.z;
+  const int m0 = mchunk * kWgmmaTokens;
+  const int col = ntile * kMmaTileN + warp * 32 + 4 * g;  // the lane's 4 columns col .. col + 3
+  const bool col_ok = col < p.N;
+  const int k_begin = split * p.rows_per_split;
+  const int k_end = min(p.K, k_begin + p.rows_per_split);
+  // Whole passes of kWgDepth halves: a data-dependent exit inside the unrolled
+  // pass serializes every wgmma (ptxas C7513). Halves past k_end multiply zero x
+  // (the plan keeps them to a split's partial end, see plan_mma).
+  const int halves = (k_end - k_begin + 32 * kWgDepth - 1) / (32 * kWgDepth) * kWgDepth;
+  const int chunks = halves / 4;
+
+  // Weight loader: halves are requested in order, the pointers and the group
+  // advancing with each request.
+  const uint32_t* w_src = p.qweight + (static_cast<size_t>(k_begin / 8 + t) * p.N + col);
+  const size_t w_half = static_cast<size_t>(4) * p.N;
+  int load_k = k_begin;
+  const int first_group = min(k_begin / p.group_rows, p.groups - 1);
+  int load_group_end = (first_group + 1) * p.group_rows;
+  const __half* s_src = p.scales + (static_cast<size_t>(first_group) * p.N + col);
+  const __half* z_src = p.zeros + (static_cast<size_t>(first_group) * p.N + col);
+  auto load_half = [&](WgHalf& h) {
+    const bool new_group = load_k >= load_group_end;
+    if (new_group) {
+      load_group_end += p.group_rows;
+      s_src += p.N;
+      z_src += p.N;
+    }
+    const bool live = col_ok && load_k < k_end;
+    h.starts_group = load_k == k_begin || new_group;
+    h.w = live && load_k + 8 * t < k_end ? load_streaming(w_src) : make_uint4(0, 0, 0, 0);
+    if (h.starts_group) {  // zeros past k_end: finite A fragments against zero x
+      h.s = live ? __ldg(reinterpret_cast<const uint2*>(s_src)) : make_uint2(0, 0);
+      h.z = live ? __ldg(reinterpret_cast<const uint2*>(z_src)) : make_uint2(0, 0);
+    }
+    w_src += w_half;
+    load_k += 32;
+  };
+
+  // x chunk c (rows k_begin + 128 c ..) of the 64 tokens into raw stage c % 3
+  // (zero past M and k_end); one commit group per call, empty past the last
+  // chunk. Thread tid copies piece tid % 16 of tokens tid / 16 + 8 r.
+  constexpr int kPieces = kMmaXChunkRows / 8;  // 16-byte pieces per token row
+  constexpr int kTokenStep = kMmaThreads / kPieces;
+  const int copy_tok = tid / kPieces, copy_piece = tid % kPieces;
+  const __half* copy_src = p.x + (static_cast<size_t>(m0 + copy_tok) * p.K + k_begin + 8 * copy_piece);
+  auto stage_raw = [&](int c) {
+    if (c < chunks) {
+      __half* dst = raw + (c % kWgmmaRawStages) * (kWgmmaTokens * kWgmmaRawStride) + copy_tok * kWgmmaRawStride +
+                    8 * copy_piece;
+      const bool row_ok = k_begin + c * kMmaXChunkRows + 8 * copy_piece < k_end;
+#pragma unroll
+      for (int r = 0; r < kWgmmaTokens / kTokenStep; ++r) {
+        const bool ok = row_ok && m0 + copy_tok + kTokenStep * r < p.M;
+        mma::cp_async16(dst + kTokenStep * r * kWgmmaRawStride,
+                        ok ? copy_src + (static_cast<size_t>(kTokenStep * r) * p.K + c * kMmaXChunkRows) : p.x, ok);
+      }
+    }
+    mma::cp_async_commit();
+  };
+  // Raw chunk c -> operand buffer c % 2: token tok's half hh (16 words, word j of
+  // row 8t being pair j) becomes k16 step 2 hh + j / 2, core column j % 2, word t.
+  // Thread tid moves token tid % 64, halves tid / 64 and tid / 64 + 2.
+  const int move_tok = tid % kWgmmaTokens, move_half = tid / kWgmmaTokens;
+  const int move_src = move_tok * kWgmmaRawStride + 32 * move_half;                              // halves
+  const int move_dst = 2 * move_half * kWgStepBytes + (move_tok / 8) * 256 + (move_tok % 8) * 16;  // bytes
+  auto transpose_chunk = [&](int c) {
+    const __half* src_stage = raw + (c % kWgmmaRawStages) * (kWgmmaTokens * kWgmmaRawStride) + move_src;
+    unsigned char* dst_stage = operand + (c & 1) * kWgmmaOperandBytes + move_dst;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const __half* src = src_stage + 64 * r;  // half hh + 2
+      uint4 row[4];
+#pragma unroll
+      for (int w = 0; w < 4; ++w) row[w] = *reinterpret_cast<const uint4*>(src + 8 * w);
+      unsigned char* dst = dst_stage + 4 * r * kWgStepBytes;
+      *reinterpret_cast<uint4*>(dst) = make_uint4(row[0].x, row[1].x, row[2].x, row[3].x);
+      *reinterpret_cast<uint4*>(dst + 128) = make_uint4(row[0].y, row[1].y, row[2].y, row[3].y);
+      *reinterpret_cast<uint4*>(dst + kWgStepBytes) = make_uint4(row[0].z, row[1].z, row[2].z, row[3].z);
+      *reinterpret_cast<uint4*>(dst + kWgStepBytes + 128) = make_uint4(row[0].w, row[1].w, row[2].w, row[3].w);
+    }
+  };
+
+  WgHalf ring[kWgDepth];
+  // The weights do not depend on the kernel before us (programmatic launch).
+#pragma unroll
+  for (int d = 0; d < kWgDepth; ++d) load_half(ring[d]);
+  wait_for_previous_grid();
+  stage_raw(0);
+  stage_raw(1);
+
+  float total[8][2][4];
+#pragma unroll
+  for (int j = 0; j < 8; ++j)
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        total[j][h][c] = 0.f;
+        pin(total[j][h][c]);
+      }
+  __half2 z[4], z64[4], scale2[4];
+
+  const uint64_t desc_base = b_descriptor(operand_addr);
+  static_assert(kWgDepth == 8, "the descriptor offsets assume two chunks of halves per pass");
+#pragma unroll 1
+  for (int h0 = 0; h0 < halves; h0 += kWgDepth) {
+#pragma unroll
+    for (int d = 0; d < kWgDepth; ++d) {
+      const int half = h0 + d;
+      if (half % 4 == 0) {
+        // A new chunk: its raw copy has landed (the next one may be in flight);
+        // the operand buffer it goes to was last read two chunks ago.
+        const int c = half / 4;
+        mma::cp_async_wait<1>();
+        __syncthreads();
+        transpose_chunk(c);
+        stage_raw(c + 2);
+        fence_operands_for_wgmma();
+        __syncthreads();
+      }
+      WgHalf& cur = ring[d];
+      if (cur.starts_group) {
+        const __half2 z01 = as_h2(cur.z.x), z23 = as_h2(cur.z.y);
+        z[0] = __low2half2(z01);
+        z[1] = __high2half2(z01);
+        z[2] = __low2half2(z23);
+        z[3] = __high2half2(z23);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) z64[i] = mma::zero_for_odd_pairs(z[i]);
+        scale2[0] = __low2half2(as_h2(cur.s.x));
+        scale2[1] = __high2half2(as_h2(cur.s.x));
+        scale2[2] = __low2half2(as_h2(cur.s.y));
+        scale2[3] = __high2half2(as_h2(cur.s.y));
+      }
+      uint32_t a[4][4];
+      mma::dequant_word(cur.w.x, z[0], z64[0], a[0]);
+      mma::dequant_word(cur.w.y, z[1], z64[1], a[1]);
+      mma::dequant_word(cur.w.z, z[2], z64[2], a[2]);
+      mma::dequant_word(cur.w.w, z[3], z64[3], a[3]);
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) a[i][j] = as_u32(__hmul2(as_h2(a[i][j]), scale2[i]));
+      // h0 is a multiple of 8 halves (two chunks), so the operand buffer and the
+      // step inside it are compile-time offsets from the loop-invariant base.
+      const uint32_t step_offset = ((d / 4) & 1) * kWgmmaOperandBytes + (d % 4) * 2 * kWgStepBytes;
+      const uint64_t b0 = desc_base + (step_offset >> 4), b1 = desc_base + ((step_offset + kWgStepBytes) >> 4);
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) pin(a[i][j]);
+      wgmma_fence();
+      wgmma_m64n64k16<0>(total, a[0][0], a[1][0], a[0][1], a[1][1], b0);
+      wgmma_m64n64k16<1>(total, a[2][0], a[3][0], a[2][1], a[3][1], b0);
+      wgmma_m64n64k16<0>(total, a[0][2], a[1][2], a[0][3], a[1][3], b1);
+      wgmma_m64n64k16<1>(total, a[2][2], a[3][2], a[2][3], a[3][3], b1);
+      wgmma_commit();
+      // The previous half's MMAs are done: its A registers and, at a chunk's
+      // end, its operand buffer are free again.
+      wgmma_wait<1>();
+      load_half(cur);
+    }
+  }
+  wgmma_wait<0>();
+#pragma unroll
+  for (int j = 0; j < 8; ++j)
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) pin(total[j][h][c]);
+  mma::cp_async_wait_all();
+  store_mma_tile<8>(p, total, m0, ntile, split, col, col_ok, t, last_block);
+#else
+  (void)p;  // built for an architecture without wgmma: never launched (wgmma_kernel_available)
+#endif
+}
+
+}  // namespace
+
+void launch_wgmma(const MmaParams& p, dim3 grid, bool programmatic, cudaStream_t stream) {
+  static const cudaError_t configured =
+      cudaFuncSetAttribute(gptq_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kWgmmaSmemBytes);
+  (void)configured;
+  launch_maybe_programmatic(gptq_wgmma_kernel, grid, dim3(kMmaThreads), static_cast<size_t>(kWgmmaSmemBytes), stream,
+                            programmatic, p);
+}
+
+}  // namespace nibble::kernels::detail
+
+namespace nibble::kernels {
+
+bool wgmma_kernel_available() {
+  int device = 0, major = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess || major != 9)
+    return false;
+  // Every compute capability 9.0 device loads the same image: the sm_90a one when
+  // the build has it. Only the real kernel has static shared memory (the split-K
+  // flag); the stub compiled for other architectures has none.
+  static const bool compiled = [] {
+    cudaFuncAttributes attributes{};
+    return cudaFuncGetAttributes(&attributes, detail::gptq_wgmma_kernel) == cudaSuccess &&
+           attributes.sharedSizeBytes > 0;
+  }();
+  return compiled;
+}
+
+}  // namespace nibble::kernels
