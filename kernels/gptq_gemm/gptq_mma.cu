@@ -288,7 +288,7 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(8 * NT)) gptq_m
     }
   }
 
-  store_mma_tile<NT>(p, total, m0, ntile, split, col, col_ok, t, last_block);
+  store_mma_tile<NT, kMmaTileN>(p, total, m0, ntile, split, col, col_ok, t, last_block);
 }
 
 __global__ void gather_columns_kernel(const __half* x, const int32_t* perm, int M, int K, __half* out) {

@@ -1,5 +1,5 @@
 #pragma once
-// The end of a 128-column tile of the narrow tensor-core kernels (gptq_mma.cu,
+// The end of a column tile (TILE_N wide) of the narrow tensor-core kernels (gptq_mma.cu,
 // gptq_wgmma.cu): both hold their sums in the mma.sync accumulator layout, so
 // one epilogue adds them into the fp32 rows (accumulate mode), writes y, or adds
 // them into the split-K workspace and lets the tile's last split write y.
@@ -12,7 +12,7 @@ namespace nibble::kernels::detail {
 // total[j][h][c] holds (column col + 2h + c / 2, token m0 + 8j + 2t + c % 2), so a
 // lane's results for one token are 4 adjacent columns (one 8-byte store). Called
 // by every thread of the block (the split-K finish synchronises it).
-template <int NT>
+template <int NT, int TILE_N>
 __device__ __forceinline__ void store_mma_tile(const MmaParams& p, const float (&total)[NT][2][4], int m0, int ntile,
                                                int split, int col, bool col_ok, int t, bool& last_block) {
   auto result = [&](int j, int e) {
@@ -57,8 +57,8 @@ __device__ __forceinline__ void store_mma_tile(const MmaParams& p, const float (
         if (row < p.M) mma::add_to_partial(p.partial + static_cast<size_t>(row) * p.N + col, result(j, e));
       }
   }
-  mma::finish_split_tile(p.partial, p.counters, p.splits, p.y, p.bias, p.M, p.N, m0, 8 * NT, ntile * kMmaTileN,
-                         kMmaTileN, last_block);
+  mma::finish_split_tile(p.partial, p.counters, p.splits, p.y, p.bias, p.M, p.N, m0, 8 * NT, ntile * TILE_N, TILE_N,
+                         last_block);
 }
 
 }  // namespace nibble::kernels::detail

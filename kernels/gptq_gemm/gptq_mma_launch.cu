@@ -50,7 +50,7 @@ MmaPlan plan_mma(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, 
                (override.kernel == 3 ? M <= kWgmmaTokens : override.kernel == 0 && plan.m_tile == kWgmmaTokens);
   if (plan.wgmma) plan.m_tile = kWgmmaTokens;
   plan.mchunks = static_cast<int>(ceil_div(std::max<int64_t>(M, 1), plan.m_tile));
-  plan.ntiles = static_cast<int>(ceil_div(N, plan.wide ? kMmaWideTileN : kMmaTileN));
+  plan.ntiles = static_cast<int>(ceil_div(N, plan.wide ? kMmaWideTileN : plan.wgmma ? kWgmmaTileN : kMmaTileN));
   plan.blocks_per_sm = plan.wide    ? kMmaWideBlocksPerSm
                        : plan.wgmma ? kWgmmaBlocksPerSm
                                     : mma_target_blocks_per_sm(plan.m_tile);
@@ -101,6 +101,19 @@ bool mma_beats_cublas_above_64(int64_t K, int64_t N) {
 
 namespace {
 
+// Whether act-order x is gathered into the dequant scratch before the product.
+bool x_gathered_ahead(const GptqDeviceWeights& w, int64_t M, const GptqWorkspace& ws) {
+  const size_t gathered_bytes = static_cast<size_t>(M) * w.K * sizeof(__half);
+  return ws.dequant && ws.dequant_bytes >= gathered_bytes && aligned(ws.dequant, 16);
+}
+
+// Whether the product reaches the kernel as whole 16-byte rows of plain x (what
+// the Hopper kernel copies with cp.async; mma_params sets x_vec the same way).
+bool hopper_kernel_takes(const GptqDeviceWeights& w, const __half* x, int64_t M, const GptqWorkspace& ws) {
+  const bool x_plain = w.perm ? x_gathered_ahead(w, M, ws) : aligned(x, 16);
+  return x_plain && wgmma_kernel_available();
+}
+
 // The operands of a tensor-core product, act-order x gathered into the dequant
 // scratch when it has room (the kernel then loads it like plain x; otherwise it
 // gathers as it goes).
@@ -111,8 +124,7 @@ detail::MmaParams mma_params(const GptqDeviceWeights& w, const __half* x, int64_
   p.groups = static_cast<int>(w.groups);
   p.rows_per_split = plan.rows_per_split;
   p.splits = plan.splits;
-  const size_t gathered_bytes = static_cast<size_t>(M) * w.K * sizeof(__half);
-  if (w.perm && ws.dequant && ws.dequant_bytes >= gathered_bytes && aligned(ws.dequant, 16)) {
+  if (w.perm && x_gathered_ahead(w, M, ws)) {
     auto* gathered = static_cast<__half*>(ws.dequant);
     detail::launch_gather_columns(x, w.perm, p.M, p.K, gathered, stream);
     p.x = gathered;
@@ -122,13 +134,11 @@ detail::MmaParams mma_params(const GptqDeviceWeights& w, const __half* x, int64_
   return p;
 }
 
-// The planned kernel; the Hopper one copies x with cp.async, so x it would have
-// to gather (act-order without a scratch, unaligned rows) goes to the narrow one.
 void launch_planned(const detail::MmaParams& p, const MmaPlan& plan, bool programmatic, cudaStream_t stream) {
   const dim3 grid(plan.mchunks, plan.ntiles, plan.splits);
   if (plan.wide)
     detail::launch_mma_wide(p, plan.m_tile, grid, plan.smem_bytes, programmatic, stream);
-  else if (plan.wgmma && p.x_vec)
+  else if (plan.wgmma)
     detail::launch_wgmma(p, grid, programmatic, stream);
   else
     detail::launch_mma(p, plan.m_tile, grid, programmatic, stream);
@@ -146,7 +156,7 @@ void gptq_gemm_mma_with(const GptqDeviceWeights& w, const __half* x, int64_t M, 
   check_mma_args(w, x, M, y, bias, override);
   if (M == 0) return;
   const MmaPlan plan =
-      plan_mma(M, w.N, w.K, device_sm_count(), ws.splitk ? ws.splitk_bytes : 0, override, wgmma_kernel_available());
+      plan_mma(M, w.N, w.K, device_sm_count(), ws.splitk ? ws.splitk_bytes : 0, override, hopper_kernel_takes(w, x, M, ws));
   detail::MmaParams p = mma_params(w, x, M, y, bias, plan, ws, stream);
   if (plan.splits > 1) {
     p.counters = static_cast<unsigned*>(ws.splitk);
@@ -164,7 +174,8 @@ void gptq_gemm_mma_accumulate(const GptqDeviceWeights& w, const __half* x, int64
   NIBBLE_CHECK(aligned(out, 16), "gptq_gemm_mma_accumulate: out must be 16-byte aligned");
   if (M == 0) return;
   // No split-K workspace involved: every split adds into out, so K may split freely.
-  const MmaPlan plan = plan_mma(M, w.N, w.K, device_sm_count(), SIZE_MAX, MmaOverride{}, wgmma_kernel_available());
+  const MmaPlan plan =
+      plan_mma(M, w.N, w.K, device_sm_count(), SIZE_MAX, MmaOverride{}, hopper_kernel_takes(w, x, M, ws));
   detail::MmaParams p = mma_params(w, x, M, nullptr, bias, plan, ws, stream);
   p.accumulate = out;
   launch_planned(p, plan, ws.programmatic_launch, stream);

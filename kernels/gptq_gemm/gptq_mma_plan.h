@@ -35,12 +35,14 @@ constexpr int mma_x_smem_bytes(int m_tile) { return m_tile <= 8 ? 0 : 2 * m_tile
 // Most tokens the narrow kernel takes per block.
 inline constexpr int64_t kMmaNarrowMMax = 64;
 
-// The Hopper kernel (gptq_wgmma.cu, sm_90a): the narrow kernel's 128-column
-// tiles with wgmma on 64 tokens. x comes through shared memory in 128-row chunks:
-// a 3-stage ring of raw cp.async copies (rows padded by 16 bytes) and two
-// wgmma operand buffers.
+// The Hopper kernel (gptq_wgmma.cu, sm_90a): the narrow kernel's tiling with
+// wgmma on 64 tokens, two warpgroups side by side (256 columns) sharing one copy
+// of x. x comes through shared memory in 128-row chunks: a 3-stage ring of raw
+// cp.async copies (rows padded by 16 bytes) and two wgmma operand buffers.
 inline constexpr int kWgmmaTokens = 64;
-inline constexpr int kWgmmaBlocksPerSm = 2;
+inline constexpr int kWgmmaThreads = 256;
+inline constexpr int kWgmmaTileN = 256;  // columns per block
+inline constexpr int kWgmmaBlocksPerSm = 1;
 inline constexpr int kWgmmaRawStages = 3;
 inline constexpr int kWgmmaRawStride = kMmaXChunkRows + 8;  // halves
 inline constexpr int kWgmmaRawBytes = kWgmmaTokens * kWgmmaRawStride * 2;
@@ -83,9 +85,9 @@ struct MmaOverride {
 // Splitting K needs the fp32 [M, N] accumulator and a counter per tile in the
 // split-K workspace (gptq_splitk_workspace_bytes(M, N) bytes); without room the
 // plan runs each tile over all of K.
-// wgmma_available: the device runs the Hopper kernel (wgmma_kernel_available());
-// then it takes every 64-token tile (33-64 tokens), or every M up to 64 when
-// forced (kernel 3).
+// wgmma_available: the device runs the Hopper kernel (wgmma_kernel_available())
+// and the product's x reaches it as plain 16-byte rows; then it takes every
+// 64-token tile (33-128 tokens), or every M up to 64 when forced (kernel 3).
 MmaPlan plan_mma(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, const MmaOverride& override,
                  bool wgmma_available = false);
 

@@ -37,7 +37,7 @@
 namespace nibble::kernels::detail {
 namespace {
 
-constexpr int kWgDepth = 8;                   // halves of weights in flight per lane
+constexpr int kWgDepth = 4;                      // halves of weights in flight per lane
 constexpr int kWgStepBytes = kWgmmaTokens * 32;  // one k16 step of B: 64 tokens x 16 halves
 
 #if defined(NIBBLE_WGMMA_KERNEL)
@@ -94,7 +94,7 @@ struct WgHalf {
 };
 #endif
 
-__global__ void __launch_bounds__(kMmaThreads, kWgmmaBlocksPerSm) gptq_wgmma_kernel(MmaParams p) {
+__global__ void __launch_bounds__(kWgmmaThreads, kWgmmaBlocksPerSm) gptq_wgmma_kernel(MmaParams p) {
 #if defined(NIBBLE_WGMMA_KERNEL)
   extern __shared__ __align__(128) unsigned char smem[];
   __shared__ bool last_block;
@@ -105,7 +105,7 @@ __global__ void __launch_bounds__(kMmaThreads, kWgmmaBlocksPerSm) gptq_wgmma_ker
   const int g = lane >> 2, t = lane & 3;
   const int mchunk = blockIdx.x, ntile = blockIdx.y, split = blockIdx.z;
   const int m0 = mchunk * kWgmmaTokens;
-  const int col = ntile * kMmaTileN + warp * 32 + 4 * g;  // the lane's 4 columns col .. col + 3
+  const int col = ntile * kWgmmaTileN + warp * 32 + 4 * g;  // the lane's 4 columns col .. col + 3
   const bool col_ok = col < p.N;
   const int k_begin = split * p.rows_per_split;
   const int k_end = min(p.K, k_begin + p.rows_per_split);
@@ -146,7 +146,7 @@ __global__ void __launch_bounds__(kMmaThreads, kWgmmaBlocksPerSm) gptq_wgmma_ker
   // (zero past M and k_end); one commit group per call, empty past the last
   // chunk. Thread tid copies piece tid % 16 of tokens tid / 16 + 8 r.
   constexpr int kPieces = kMmaXChunkRows / 8;  // 16-byte pieces per token row
-  constexpr int kTokenStep = kMmaThreads / kPieces;
+  constexpr int kTokenStep = kWgmmaThreads / kPieces;
   const int copy_tok = tid / kPieces, copy_piece = tid % kPieces;
   const __half* copy_src = p.x + (static_cast<size_t>(m0 + copy_tok) * p.K + k_begin + 8 * copy_piece);
   auto stage_raw = [&](int c) {
@@ -165,20 +165,21 @@ __global__ void __launch_bounds__(kMmaThreads, kWgmmaBlocksPerSm) gptq_wgmma_ker
   };
   // Raw chunk c -> operand buffer c % 2: token tok's half hh (16 words, word j of
   // row 8t being pair j) becomes k16 step 2 hh + j / 2, core column j % 2, word t.
-  // Thread tid moves token tid % 64, halves tid / 64 and tid / 64 + 2.
+  // Thread tid moves token tid % 64, halves tid / 64 (+ 2 with one warpgroup).
   const int move_tok = tid % kWgmmaTokens, move_half = tid / kWgmmaTokens;
   const int move_src = move_tok * kWgmmaRawStride + 32 * move_half;                              // halves
   const int move_dst = 2 * move_half * kWgStepBytes + (move_tok / 8) * 256 + (move_tok % 8) * 16;  // bytes
   auto transpose_chunk = [&](int c) {
     const __half* src_stage = raw + (c % kWgmmaRawStages) * (kWgmmaTokens * kWgmmaRawStride) + move_src;
     unsigned char* dst_stage = operand + (c & 1) * kWgmmaOperandBytes + move_dst;
+    constexpr int kHalfStep = kWgmmaThreads / kWgmmaTokens;
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const __half* src = src_stage + 64 * r;  // half hh + 2
+    for (int r = 0; r < 4 / kHalfStep; ++r) {
+      const __half* src = src_stage + 32 * kHalfStep * r;
       uint4 row[4];
 #pragma unroll
       for (int w = 0; w < 4; ++w) row[w] = *reinterpret_cast<const uint4*>(src + 8 * w);
-      unsigned char* dst = dst_stage + 4 * r * kWgStepBytes;
+      unsigned char* dst = dst_stage + 2 * kHalfStep * r * kWgStepBytes;
       *reinterpret_cast<uint4*>(dst) = make_uint4(row[0].x, row[1].x, row[2].x, row[3].x);
       *reinterpret_cast<uint4*>(dst + 128) = make_uint4(row[0].y, row[1].y, row[2].y, row[3].y);
       *reinterpret_cast<uint4*>(dst + kWgStepBytes) = make_uint4(row[0].z, row[1].z, row[2].z, row[3].z);
@@ -191,8 +192,8 @@ __global__ void __launch_bounds__(kMmaThreads, kWgmmaBlocksPerSm) gptq_wgmma_ker
 #pragma unroll
   for (int d = 0; d < kWgDepth; ++d) load_half(ring[d]);
   wait_for_previous_grid();
-  stage_raw(0);
-  stage_raw(1);
+#pragma unroll
+  for (int c = 0; c + 1 < kWgmmaRawStages; ++c) stage_raw(c);
 
   float total[8][2][4];
 #pragma unroll
@@ -207,9 +208,12 @@ __global__ void __launch_bounds__(kMmaThreads, kWgmmaBlocksPerSm) gptq_wgmma_ker
   __half2 z[4], z64[4], scale2[4];
 
   const uint64_t desc_base = b_descriptor(operand_addr);
-  static_assert(kWgDepth == 8, "the descriptor offsets assume two chunks of halves per pass");
+  static_assert(kWgDepth % 4 == 0, "a pass of halves is whole chunks");
 #pragma unroll 1
   for (int h0 = 0; h0 < halves; h0 += kWgDepth) {
+    // The operand buffer of the pass's first chunk (passes of two chunks always
+    // start on buffer 0).
+    const uint64_t desc_pass = kWgDepth % 8 != 0 && ((h0 / 4) & 1) ? desc_base + (kWgmmaOperandBytes >> 4) : desc_base;
 #pragma unroll
     for (int d = 0; d < kWgDepth; ++d) {
       const int half = h0 + d;
@@ -217,10 +221,10 @@ __global__ void __launch_bounds__(kMmaThreads, kWgmmaBlocksPerSm) gptq_wgmma_ker
         // A new chunk: its raw copy has landed (the next one may be in flight);
         // the operand buffer it goes to was last read two chunks ago.
         const int c = half / 4;
-        mma::cp_async_wait<1>();
+        mma::cp_async_wait<kWgmmaRawStages - 2>();
         __syncthreads();
         transpose_chunk(c);
-        stage_raw(c + 2);
+        stage_raw(c + kWgmmaRawStages - 1);
         fence_operands_for_wgmma();
         __syncthreads();
       }
@@ -247,10 +251,10 @@ __global__ void __launch_bounds__(kMmaThreads, kWgmmaBlocksPerSm) gptq_wgmma_ker
       for (int i = 0; i < 4; ++i)
 #pragma unroll
         for (int j = 0; j < 4; ++j) a[i][j] = as_u32(__hmul2(as_h2(a[i][j]), scale2[i]));
-      // h0 is a multiple of 8 halves (two chunks), so the operand buffer and the
-      // step inside it are compile-time offsets from the loop-invariant base.
+      // The step's operand buffer and offset inside it are compile-time offsets
+      // from the pass's descriptor.
       const uint32_t step_offset = ((d / 4) & 1) * kWgmmaOperandBytes + (d % 4) * 2 * kWgStepBytes;
-      const uint64_t b0 = desc_base + (step_offset >> 4), b1 = desc_base + ((step_offset + kWgStepBytes) >> 4);
+      const uint64_t b0 = desc_pass + (step_offset >> 4), b1 = desc_pass + ((step_offset + kWgStepBytes) >> 4);
 #pragma unroll
       for (int i = 0; i < 4; ++i)
 #pragma unroll
@@ -275,7 +279,7 @@ __global__ void __launch_bounds__(kMmaThreads, kWgmmaBlocksPerSm) gptq_wgmma_ker
 #pragma unroll
       for (int c = 0; c < 4; ++c) pin(total[j][h][c]);
   mma::cp_async_wait_all();
-  store_mma_tile<8>(p, total, m0, ntile, split, col, col_ok, t, last_block);
+  store_mma_tile<8, kWgmmaTileN>(p, total, m0, ntile, split, col, col_ok, t, last_block);
 #else
   (void)p;  // built for an architecture without wgmma: never launched (wgmma_kernel_available)
 #endif
@@ -287,7 +291,7 @@ void launch_wgmma(const MmaParams& p, dim3 grid, bool programmatic, cudaStream_t
   static const cudaError_t configured =
       cudaFuncSetAttribute(gptq_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kWgmmaSmemBytes);
   (void)configured;
-  launch_maybe_programmatic(gptq_wgmma_kernel, grid, dim3(kMmaThreads), static_cast<size_t>(kWgmmaSmemBytes), stream,
+  launch_maybe_programmatic(gptq_wgmma_kernel, grid, dim3(kWgmmaThreads), static_cast<size_t>(kWgmmaSmemBytes), stream,
                             programmatic, p);
 }
 
