@@ -92,11 +92,12 @@ bool gptq_mma_preferred(const GptqDeviceWeights& w, int64_t M, const GptqWorkspa
   if (M == 1) return room && w.K * w.N <= kMmaSmallLayerWeights;
   if (M <= kGptqSmallMMax) return room;
   if (!ws.cublas || !ws.dequant) return true;
-  return room && (M <= kMmaNarrowMMax || (M <= kGptqMmaMMax && mma_beats_cublas_above_64(w.K, w.N)));
+  return room && (M <= kMmaNarrowMMax ||
+                  (M <= kGptqMmaMMax && mma_beats_cublas_above_64(w.K, w.N, wgmma_kernel_available())));
 }
 
-bool mma_beats_cublas_above_64(int64_t K, int64_t N) {
-  return K * N >= (int64_t{48} << 20) && std::max(K, N) >= 3 * std::min(K, N);
+bool mma_beats_cublas_above_64(int64_t K, int64_t N, bool hopper_kernel) {
+  return hopper_kernel || (K * N >= (int64_t{48} << 20) && std::max(K, N) >= 3 * std::min(K, N));
 }
 
 namespace {

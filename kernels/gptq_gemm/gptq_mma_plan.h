@@ -102,7 +102,8 @@ bool mma_wide_preferred(int64_t M, int64_t N, int64_t K);
 
 // Whether gptq_gemm sends a product to the tensor-core kernels: 4-bit weights and
 // a split-K workspace with room for M rows, for every M from 2 to kMmaNarrowMMax,
-// from there to kGptqMmaMMax on the MLP-shaped layers (mma_beats_cublas_above_64),
+// from there to kGptqMmaMMax on the MLP-shaped layers, or on every layer where
+// the Hopper kernel runs (mma_beats_cublas_above_64),
 // and for M = 1 on small layers (K * N <= kMmaSmallLayerWeights: there it beats
 // the fused kernel); always when the workspace has no cuBLAS handle or dequant
 // scratch. Measured crossovers: bench/NOTES.md, sessions 5 and 6.
@@ -112,8 +113,10 @@ bool gptq_mma_preferred(const GptqDeviceWeights& w, int64_t M, const GptqWorkspa
 // At 65-128 rows the narrow kernel beat dequantize + cuBLAS on the long, thin
 // layers of at least 48 Mi weights (the MLP products of Llama-3-8B and 70B:
 // 0.71-0.90 of the cuBLAS time) and lost on the squarer attention products
-// (8B q/k/v and o, 70B q/k/v: 1.17-1.27); the 70B o product tied (H200).
-bool mma_beats_cublas_above_64(int64_t K, int64_t N);
+// (8B q/k/v and o, 70B q/k/v: 1.17-1.27); the 70B o product tied (H200). The
+// Hopper kernel beats it on every Llama-3 product at 128 rows (0.52-0.88 of the
+// cuBLAS time: bench/NOTES.md, session 8).
+bool mma_beats_cublas_above_64(int64_t K, int64_t N, bool hopper_kernel = false);
 
 // The narrow kernel adding x W (+ bias) into fp32 rows out [M, N] (16-byte
 // aligned): every split adds its sums with atomics, so it needs no split-K

@@ -207,7 +207,9 @@ TEST(GptqMmaPlan, DispatchFollowsTheMeasuredCrossover) {
   EXPECT_TRUE(gptq_mma_preferred(small, 33, ws));
   EXPECT_TRUE(gptq_mma_preferred(small, 64, ws));
   EXPECT_TRUE(gptq_mma_preferred(big, 64, ws));
-  EXPECT_FALSE(gptq_mma_preferred(small, 65, ws));  // 65-128 rows: large layers only
+  // 65-128 rows: large layers only, or every layer on the Hopper kernel.
+  EXPECT_EQ(gptq_mma_preferred(small, 65, ws), wgmma_kernel_available());
+  EXPECT_TRUE(mma_beats_cublas_above_64(8192, 10240, true));
   EXPECT_TRUE(gptq_mma_preferred(big, 65, ws));
   EXPECT_TRUE(gptq_mma_preferred(big, 128, ws));
   EXPECT_FALSE(gptq_mma_preferred(big, 129, ws));
