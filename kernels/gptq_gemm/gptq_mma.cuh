@@ -30,9 +30,10 @@ struct MmaParams {
 // programmatic dependent launch (the prologue's weight loads overlap the end of
 // the kernel before).
 void launch_mma(const MmaParams& p, int m_tile, dim3 grid, bool programmatic, cudaStream_t stream);
-// The Hopper kernel (gptq_wgmma.cu): 64 tokens per block, kWgmmaSmemBytes of
-// shared memory; x rows 16-byte aligned and not permuted (p.x_vec).
-void launch_wgmma(const MmaParams& p, dim3 grid, bool programmatic, cudaStream_t stream);
+// The Hopper kernel (gptq_wgmma.cu): m_tile 32 or 64 tokens per block,
+// wgmma_smem_bytes(m_tile) of shared memory; x rows 16-byte aligned and not
+// permuted (p.x_vec).
+void launch_wgmma(const MmaParams& p, int m_tile, dim3 grid, bool programmatic, cudaStream_t stream);
 // The wide kernel: m_tile 32 or 64 tokens per block, smem from the plan.
 void launch_mma_wide(const MmaParams& p, int m_tile, dim3 grid, size_t smem, bool programmatic, cudaStream_t stream);
 

@@ -47,15 +47,15 @@ MmaPlan plan_mma(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, 
   plan.wide = override.kernel == 2 || (override.kernel == 0 && mma_wide_preferred(M, N, K));
   plan.m_tile = plan.wide ? (M <= 32 ? 32 : 64) : M <= 8 ? 8 : M <= 16 ? 16 : M <= 32 ? 32 : 64;
   plan.wgmma = !plan.wide && wgmma_available &&
-               (override.kernel == 3 ? M <= kWgmmaTokens : override.kernel == 0 && plan.m_tile == kWgmmaTokens);
-  if (plan.wgmma) plan.m_tile = kWgmmaTokens;
+               (override.kernel == 3 ? M <= kWgmmaTokens : override.kernel == 0 && plan.m_tile >= kWgmmaSmallTokens);
+  if (plan.wgmma) plan.m_tile = M <= kWgmmaSmallTokens ? kWgmmaSmallTokens : kWgmmaTokens;
   plan.mchunks = static_cast<int>(ceil_div(std::max<int64_t>(M, 1), plan.m_tile));
   plan.ntiles = static_cast<int>(ceil_div(N, plan.wide ? kMmaWideTileN : plan.wgmma ? kWgmmaTileN : kMmaTileN));
   plan.blocks_per_sm = plan.wide    ? kMmaWideBlocksPerSm
                        : plan.wgmma ? kWgmmaBlocksPerSm
                                     : mma_target_blocks_per_sm(plan.m_tile);
   plan.smem_bytes = static_cast<size_t>(plan.wide    ? kMmaWideStages * mma_wide_stage_bytes(plan.m_tile)
-                                        : plan.wgmma ? kWgmmaSmemBytes
+                                        : plan.wgmma ? wgmma_smem_bytes(plan.m_tile)
                                                      : mma_x_smem_bytes(plan.m_tile));
   const int64_t base = static_cast<int64_t>(plan.mchunks) * plan.ntiles;
   const bool can_split = base <= detail::kCounterBytes / 4 &&
@@ -140,7 +140,7 @@ void launch_planned(const detail::MmaParams& p, const MmaPlan& plan, bool progra
   if (plan.wide)
     detail::launch_mma_wide(p, plan.m_tile, grid, plan.smem_bytes, programmatic, stream);
   else if (plan.wgmma)
-    detail::launch_wgmma(p, grid, programmatic, stream);
+    detail::launch_wgmma(p, plan.m_tile, grid, programmatic, stream);
   else
     detail::launch_mma(p, plan.m_tile, grid, programmatic, stream);
 }

@@ -36,18 +36,21 @@ constexpr int mma_x_smem_bytes(int m_tile) { return m_tile <= 8 ? 0 : 2 * m_tile
 inline constexpr int64_t kMmaNarrowMMax = 64;
 
 // The Hopper kernel (gptq_wgmma.cu, sm_90a): the narrow kernel's tiling with
-// wgmma on 64 tokens, two warpgroups side by side (256 columns) sharing one copy
-// of x. x comes through shared memory in 128-row chunks: a 3-stage ring of raw
-// cp.async copies (rows padded by 16 bytes) and two wgmma operand buffers.
-inline constexpr int kWgmmaTokens = 64;
+// wgmma on 32 or 64 tokens, two warpgroups side by side (256 columns) sharing one
+// copy of x. x comes through shared memory in 128-row chunks: a 3-stage ring of
+// raw cp.async copies (rows padded by 16 bytes) and two wgmma operand buffers.
+inline constexpr int kWgmmaTokens = 64;       // the large token tile (and the most)
+inline constexpr int kWgmmaSmallTokens = 32;  // the small one
 inline constexpr int kWgmmaThreads = 256;
 inline constexpr int kWgmmaTileN = 256;  // columns per block
 inline constexpr int kWgmmaBlocksPerSm = 1;
 inline constexpr int kWgmmaRawStages = 3;
 inline constexpr int kWgmmaRawStride = kMmaXChunkRows + 8;  // halves
-inline constexpr int kWgmmaRawBytes = kWgmmaTokens * kWgmmaRawStride * 2;
-inline constexpr int kWgmmaOperandBytes = kWgmmaTokens * kMmaXChunkRows * 2;
-inline constexpr int kWgmmaSmemBytes = kWgmmaRawStages * kWgmmaRawBytes + 2 * kWgmmaOperandBytes;
+constexpr int wgmma_raw_bytes(int tokens) { return tokens * kWgmmaRawStride * 2; }
+constexpr int wgmma_operand_bytes(int tokens) { return tokens * kMmaXChunkRows * 2; }
+constexpr int wgmma_smem_bytes(int tokens) {
+  return kWgmmaRawStages * wgmma_raw_bytes(tokens) + 2 * wgmma_operand_bytes(tokens);
+}
 
 // The wide kernel (gptq_mma_wide.cu): 8 warps side by side along N, 32 columns
 // each, 32 or 64 tokens per block; the weights, their scales and zeros and the
@@ -65,7 +68,7 @@ constexpr int mma_wide_stage_bytes(int m_tile) { return kMmaWideStageQuantBytes 
 
 struct MmaPlan {
   bool wide = false;        // the wide kernel (else the narrow one)
-  bool wgmma = false;       // the narrow tiling on the Hopper kernel (64-token tiles)
+  bool wgmma = false;       // the narrow tiling on the Hopper kernel (32- or 64-token tiles)
   int m_tile = 8;           // rows of x per block: 8, 16, 32 or 64 (narrow), 32 or 64 (wide)
   int mchunks = 1;          // blocks along M
   int ntiles = 1;           // blocks along N
@@ -86,8 +89,9 @@ struct MmaOverride {
 // split-K workspace (gptq_splitk_workspace_bytes(M, N) bytes); without room the
 // plan runs each tile over all of K.
 // wgmma_available: the device runs the Hopper kernel (wgmma_kernel_available())
-// and the product's x reaches it as plain 16-byte rows; then it takes every
-// 64-token tile (33-128 tokens), or every M up to 64 when forced (kernel 3).
+// and the product's x reaches it as plain 16-byte rows; then it takes the 32-
+// and 64-token tiles (17-128 tokens; up to 16 mma.sync is faster), or every M
+// up to 64 when forced (kernel 3).
 MmaPlan plan_mma(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, const MmaOverride& override,
                  bool wgmma_available = false);
 

@@ -1,20 +1,24 @@
-// Tensor-core GPTQ GEMM for 64-token tiles on Hopper (sm_90a): the narrow
-// kernel's tiling (gptq_mma.cu) with the warpgroup MMA instead of mma.sync.
+// Tensor-core GPTQ GEMM for 32- and 64-token tiles on Hopper (sm_90a): the
+// narrow kernel's tiling (gptq_mma.cu) with the warpgroup MMA instead of
+// mma.sync.
 //
-// Block = one warpgroup (4 warps) over 128 columns, 64 tokens, one K split. As in
-// the narrow kernel each lane streams word row t of its 4 adjacent columns per
-// 32-row half into a register ring and dequantizes it into the A fragments of
-// two 16-column tiles (h = 0, 1) and two k16 steps: warp w's fragments are rows
-// 16w .. 16w + 15 of two m64 tiles, so each half is 4 wgmma m64n64k16 with the
-// A operand in registers. They run asynchronously: while one half's MMAs run,
-// the warps dequantize the next (mma.sync at 64 tokens left the tensor cores
-// waiting on 2-3 resident warps per scheduler; bench/NOTES.md, session 7).
+// Block = two warpgroups side by side (256 columns), T = 32 or 64 tokens, one K
+// split. As in the narrow kernel each lane streams word row t of its 4 adjacent
+// columns per 32-row half into a register ring and dequantizes it into the A
+// fragments of two 16-column tiles (h = 0, 1) and two k16 steps: warp w of a
+// warpgroup holds rows 16w .. 16w + 15 of two m64 tiles, so each half is 4
+// wgmma m64nTk16 with the A operand in registers. They run asynchronously:
+// while one half's MMAs run, the warps dequantize the next (mma.sync at 64
+// tokens left the tensor cores waiting on 2-3 resident warps per scheduler).
+// The two warpgroups share one copy of x: at 64 tokens the x each block reads
+// from L2 was the limit (one warpgroup per block: 8B fused gate+up 63 us, two:
+// 50 us; bench/NOTES.md, session 8).
 //
-// The B operand (x, 64 tokens) comes from shared memory, in the canonical
-// K-major layout without swizzle: 8x8 core matrices of 128 contiguous bytes,
-// the two of a k16 step 128 bytes apart (LBO), token groups 256 bytes apart
-// (SBO), k16 steps 2 KB apart. The narrow kernel's k relabelling (row 8t + 2j +
-// b of a half is k = 16 (j / 2) + 8 (j % 2) + 2t + b) is a 4 x 4 transpose of the
+// The B operand (x) comes from shared memory, in the canonical K-major layout
+// without swizzle: 8x8 core matrices of 128 contiguous bytes, the two of a k16
+// step 128 bytes apart (LBO), token groups 256 bytes apart (SBO), k16 steps
+// T x 32 bytes apart. The narrow kernel's k relabelling (row 8t + 2j + b of a
+// half is k = 16 (j / 2) + 8 (j % 2) + 2t + b) is a 4 x 4 transpose of the
 // 4-byte pairs of each token's 64-byte half: x is copied raw (cp.async, a
 // 3-stage ring of 128-row chunks) and each chunk transposed into one of two
 // operand buffers before its MMAs.
@@ -37,8 +41,7 @@
 namespace nibble::kernels::detail {
 namespace {
 
-constexpr int kWgDepth = 4;                      // halves of weights in flight per lane
-constexpr int kWgStepBytes = kWgmmaTokens * 32;  // one k16 step of B: 64 tokens x 16 halves
+constexpr int kWgDepth = 4;  // halves of weights in flight per lane
 
 #if defined(NIBBLE_WGMMA_KERNEL)
 using mma::as_h2;
@@ -66,10 +69,11 @@ __device__ __forceinline__ uint64_t b_descriptor(uint32_t smem_addr) {
          (static_cast<uint64_t>(256 >> 4) << 32);
 }
 
-// acc[.][H][.] += A (this warp's 16 rows of an m64 tile, k16) x B (k16 x 64 tokens).
+// acc[.][H][.] += A (this warp's 16 rows of an m64 tile, k16) x B (k16 x 64 or
+// 32 tokens).
 template <int H>
-__device__ __forceinline__ void wgmma_m64n64k16(float (&acc)[8][2][4], uint32_t a0, uint32_t a1, uint32_t a2,
-                                                uint32_t a3, uint64_t desc) {
+__device__ __forceinline__ void wgmma_tile(float (&acc)[8][2][4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                           uint64_t desc) {
   asm volatile(
       "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
       "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
@@ -84,6 +88,19 @@ __device__ __forceinline__ void wgmma_m64n64k16(float (&acc)[8][2][4], uint32_t 
         "+f"(acc[7][H][2]), "+f"(acc[7][H][3])
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc));
 }
+template <int H>
+__device__ __forceinline__ void wgmma_tile(float (&acc)[4][2][4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                           uint64_t desc) {
+  asm volatile(
+      "wgmma.mma_async.sync.aligned.m64n32k16.f32.f16.f16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, "
+      "{%16, %17, %18, %19}, %20, 1, 1, 1, 0;\n"
+      : "+f"(acc[0][H][0]), "+f"(acc[0][H][1]), "+f"(acc[0][H][2]), "+f"(acc[0][H][3]), "+f"(acc[1][H][0]),
+        "+f"(acc[1][H][1]), "+f"(acc[1][H][2]), "+f"(acc[1][H][3]), "+f"(acc[2][H][0]), "+f"(acc[2][H][1]),
+        "+f"(acc[2][H][2]), "+f"(acc[2][H][3]), "+f"(acc[3][H][0]), "+f"(acc[3][H][1]), "+f"(acc[3][H][2]),
+        "+f"(acc[3][H][3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc));
+}
 
 // One 32-row half of the lane's weights in the ring, with its group's scales and
 // zeros when it starts a group.
@@ -94,17 +111,23 @@ struct WgHalf {
 };
 #endif
 
+// T tokens per block (32 or 64).
+template <int T>
 __global__ void __launch_bounds__(kWgmmaThreads, kWgmmaBlocksPerSm) gptq_wgmma_kernel(MmaParams p) {
 #if defined(NIBBLE_WGMMA_KERNEL)
+  constexpr int NT = T / 8;                       // token tiles of the accumulator layout
+  constexpr int kStepBytes = T * 32;              // one k16 step of B: T tokens x 16 halves
+  constexpr int kRawBytes = wgmma_raw_bytes(T);
+  constexpr int kOperandBytes = wgmma_operand_bytes(T);
   extern __shared__ __align__(128) unsigned char smem[];
   __shared__ bool last_block;
-  __half* raw = reinterpret_cast<__half*>(smem);  // [stages][64 tokens][kWgmmaRawStride]
-  unsigned char* operand = smem + kWgmmaRawStages * kWgmmaRawBytes;  // [2][8 k16 steps][kWgStepBytes]
+  __half* raw = reinterpret_cast<__half*>(smem);                  // [stages][T tokens][kWgmmaRawStride]
+  unsigned char* operand = smem + kWgmmaRawStages * kRawBytes;  // [2][8 k16 steps][kStepBytes]
   const uint32_t operand_addr = static_cast<uint32_t>(__cvta_generic_to_shared(operand));
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, t = lane & 3;
   const int mchunk = blockIdx.x, ntile = blockIdx.y, split = blockIdx.z;
-  const int m0 = mchunk * kWgmmaTokens;
+  const int m0 = mchunk * T;
   const int col = ntile * kWgmmaTileN + warp * 32 + 4 * g;  // the lane's 4 columns col .. col + 3
   const bool col_ok = col < p.N;
   const int k_begin = split * p.rows_per_split;
@@ -151,11 +174,11 @@ __global__ void __launch_bounds__(kWgmmaThreads, kWgmmaBlocksPerSm) gptq_wgmma_k
   const __half* copy_src = p.x + (static_cast<size_t>(m0 + copy_tok) * p.K + k_begin + 8 * copy_piece);
   auto stage_raw = [&](int c) {
     if (c < chunks) {
-      __half* dst = raw + (c % kWgmmaRawStages) * (kWgmmaTokens * kWgmmaRawStride) + copy_tok * kWgmmaRawStride +
+      __half* dst = raw + (c % kWgmmaRawStages) * (T * kWgmmaRawStride) + copy_tok * kWgmmaRawStride +
                     8 * copy_piece;
       const bool row_ok = k_begin + c * kMmaXChunkRows + 8 * copy_piece < k_end;
 #pragma unroll
-      for (int r = 0; r < kWgmmaTokens / kTokenStep; ++r) {
+      for (int r = 0; r < T / kTokenStep; ++r) {
         const bool ok = row_ok && m0 + copy_tok + kTokenStep * r < p.M;
         mma::cp_async16(dst + kTokenStep * r * kWgmmaRawStride,
                         ok ? copy_src + (static_cast<size_t>(kTokenStep * r) * p.K + c * kMmaXChunkRows) : p.x, ok);
@@ -165,25 +188,24 @@ __global__ void __launch_bounds__(kWgmmaThreads, kWgmmaBlocksPerSm) gptq_wgmma_k
   };
   // Raw chunk c -> operand buffer c % 2: token tok's half hh (16 words, word j of
   // row 8t being pair j) becomes k16 step 2 hh + j / 2, core column j % 2, word t.
-  // Thread tid moves token tid % 64, halves tid / 64 (+ 2 with one warpgroup).
-  const int move_tok = tid % kWgmmaTokens, move_half = tid / kWgmmaTokens;
-  const int move_src = move_tok * kWgmmaRawStride + 32 * move_half;                              // halves
-  const int move_dst = 2 * move_half * kWgStepBytes + (move_tok / 8) * 256 + (move_tok % 8) * 16;  // bytes
+  // Thread tid moves token tid % T, half tid / T (threads past 4 T idle).
+  const int move_tok = tid % T, move_half = tid / T;
+  const int move_src = move_tok * kWgmmaRawStride + 32 * move_half;                            // halves
+  const int move_dst = 2 * move_half * kStepBytes + (move_tok / 8) * 256 + (move_tok % 8) * 16;  // bytes
+  static_assert(4 * T <= kWgmmaThreads, "one (token, half) item per thread");
   auto transpose_chunk = [&](int c) {
-    const __half* src_stage = raw + (c % kWgmmaRawStages) * (kWgmmaTokens * kWgmmaRawStride) + move_src;
-    unsigned char* dst_stage = operand + (c & 1) * kWgmmaOperandBytes + move_dst;
-    constexpr int kHalfStep = kWgmmaThreads / kWgmmaTokens;
-#pragma unroll
-    for (int r = 0; r < 4 / kHalfStep; ++r) {
-      const __half* src = src_stage + 32 * kHalfStep * r;
+    const __half* src_stage = raw + (c % kWgmmaRawStages) * (T * kWgmmaRawStride) + move_src;
+    unsigned char* dst_stage = operand + (c & 1) * kOperandBytes + move_dst;
+    if (move_half < 4) {
+      const __half* src = src_stage;
       uint4 row[4];
 #pragma unroll
       for (int w = 0; w < 4; ++w) row[w] = *reinterpret_cast<const uint4*>(src + 8 * w);
-      unsigned char* dst = dst_stage + 2 * kHalfStep * r * kWgStepBytes;
+      unsigned char* dst = dst_stage;
       *reinterpret_cast<uint4*>(dst) = make_uint4(row[0].x, row[1].x, row[2].x, row[3].x);
       *reinterpret_cast<uint4*>(dst + 128) = make_uint4(row[0].y, row[1].y, row[2].y, row[3].y);
-      *reinterpret_cast<uint4*>(dst + kWgStepBytes) = make_uint4(row[0].z, row[1].z, row[2].z, row[3].z);
-      *reinterpret_cast<uint4*>(dst + kWgStepBytes + 128) = make_uint4(row[0].w, row[1].w, row[2].w, row[3].w);
+      *reinterpret_cast<uint4*>(dst + kStepBytes) = make_uint4(row[0].z, row[1].z, row[2].z, row[3].z);
+      *reinterpret_cast<uint4*>(dst + kStepBytes + 128) = make_uint4(row[0].w, row[1].w, row[2].w, row[3].w);
     }
   };
 
@@ -195,9 +217,9 @@ __global__ void __launch_bounds__(kWgmmaThreads, kWgmmaBlocksPerSm) gptq_wgmma_k
 #pragma unroll
   for (int c = 0; c + 1 < kWgmmaRawStages; ++c) stage_raw(c);
 
-  float total[8][2][4];
+  float total[NT][2][4];
 #pragma unroll
-  for (int j = 0; j < 8; ++j)
+  for (int j = 0; j < NT; ++j)
 #pragma unroll
     for (int h = 0; h < 2; ++h)
 #pragma unroll
@@ -213,7 +235,7 @@ __global__ void __launch_bounds__(kWgmmaThreads, kWgmmaBlocksPerSm) gptq_wgmma_k
   for (int h0 = 0; h0 < halves; h0 += kWgDepth) {
     // The operand buffer of the pass's first chunk (passes of two chunks always
     // start on buffer 0).
-    const uint64_t desc_pass = kWgDepth % 8 != 0 && ((h0 / 4) & 1) ? desc_base + (kWgmmaOperandBytes >> 4) : desc_base;
+    const uint64_t desc_pass = kWgDepth % 8 != 0 && ((h0 / 4) & 1) ? desc_base + (kOperandBytes >> 4) : desc_base;
 #pragma unroll
     for (int d = 0; d < kWgDepth; ++d) {
       const int half = h0 + d;
@@ -253,17 +275,17 @@ __global__ void __launch_bounds__(kWgmmaThreads, kWgmmaBlocksPerSm) gptq_wgmma_k
         for (int j = 0; j < 4; ++j) a[i][j] = as_u32(__hmul2(as_h2(a[i][j]), scale2[i]));
       // The step's operand buffer and offset inside it are compile-time offsets
       // from the pass's descriptor.
-      const uint32_t step_offset = ((d / 4) & 1) * kWgmmaOperandBytes + (d % 4) * 2 * kWgStepBytes;
-      const uint64_t b0 = desc_pass + (step_offset >> 4), b1 = desc_pass + ((step_offset + kWgStepBytes) >> 4);
+      const uint32_t step_offset = ((d / 4) & 1) * kOperandBytes + (d % 4) * 2 * kStepBytes;
+      const uint64_t b0 = desc_pass + (step_offset >> 4), b1 = desc_pass + ((step_offset + kStepBytes) >> 4);
 #pragma unroll
       for (int i = 0; i < 4; ++i)
 #pragma unroll
         for (int j = 0; j < 4; ++j) pin(a[i][j]);
       wgmma_fence();
-      wgmma_m64n64k16<0>(total, a[0][0], a[1][0], a[0][1], a[1][1], b0);
-      wgmma_m64n64k16<1>(total, a[2][0], a[3][0], a[2][1], a[3][1], b0);
-      wgmma_m64n64k16<0>(total, a[0][2], a[1][2], a[0][3], a[1][3], b1);
-      wgmma_m64n64k16<1>(total, a[2][2], a[3][2], a[2][3], a[3][3], b1);
+      wgmma_tile<0>(total, a[0][0], a[1][0], a[0][1], a[1][1], b0);
+      wgmma_tile<1>(total, a[2][0], a[3][0], a[2][1], a[3][1], b0);
+      wgmma_tile<0>(total, a[0][2], a[1][2], a[0][3], a[1][3], b1);
+      wgmma_tile<1>(total, a[2][2], a[3][2], a[2][3], a[3][3], b1);
       wgmma_commit();
       // The previous half's MMAs are done: its A registers and, at a chunk's
       // end, its operand buffer are free again.
@@ -273,26 +295,34 @@ __global__ void __launch_bounds__(kWgmmaThreads, kWgmmaBlocksPerSm) gptq_wgmma_k
   }
   wgmma_wait<0>();
 #pragma unroll
-  for (int j = 0; j < 8; ++j)
+  for (int j = 0; j < NT; ++j)
 #pragma unroll
     for (int h = 0; h < 2; ++h)
 #pragma unroll
       for (int c = 0; c < 4; ++c) pin(total[j][h][c]);
   mma::cp_async_wait_all();
-  store_mma_tile<8, kWgmmaTileN>(p, total, m0, ntile, split, col, col_ok, t, last_block);
+  store_mma_tile<NT, kWgmmaTileN>(p, total, m0, ntile, split, col, col_ok, t, last_block);
 #else
   (void)p;  // built for an architecture without wgmma: never launched (wgmma_kernel_available)
 #endif
 }
 
+template <int T>
+void launch_wgmma_tile(const MmaParams& p, dim3 grid, bool programmatic, cudaStream_t stream) {
+  static const cudaError_t configured =
+      cudaFuncSetAttribute(gptq_wgmma_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, wgmma_smem_bytes(T));
+  (void)configured;
+  launch_maybe_programmatic(gptq_wgmma_kernel<T>, grid, dim3(kWgmmaThreads), static_cast<size_t>(wgmma_smem_bytes(T)),
+                            stream, programmatic, p);
+}
+
 }  // namespace
 
-void launch_wgmma(const MmaParams& p, dim3 grid, bool programmatic, cudaStream_t stream) {
-  static const cudaError_t configured =
-      cudaFuncSetAttribute(gptq_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kWgmmaSmemBytes);
-  (void)configured;
-  launch_maybe_programmatic(gptq_wgmma_kernel, grid, dim3(kWgmmaThreads), static_cast<size_t>(kWgmmaSmemBytes), stream,
-                            programmatic, p);
+void launch_wgmma(const MmaParams& p, int m_tile, dim3 grid, bool programmatic, cudaStream_t stream) {
+  if (m_tile == kWgmmaSmallTokens)
+    launch_wgmma_tile<kWgmmaSmallTokens>(p, grid, programmatic, stream);
+  else
+    launch_wgmma_tile<kWgmmaTokens>(p, grid, programmatic, stream);
 }
 
 }  // namespace nibble::kernels::detail
@@ -309,7 +339,7 @@ bool wgmma_kernel_available() {
   // flag); the stub compiled for other architectures has none.
   static const bool compiled = [] {
     cudaFuncAttributes attributes{};
-    return cudaFuncGetAttributes(&attributes, detail::gptq_wgmma_kernel) == cudaSuccess &&
+    return cudaFuncGetAttributes(&attributes, detail::gptq_wgmma_kernel<kWgmmaTokens>) == cudaSuccess &&
            attributes.sharedSizeBytes > 0;
   }();
   return compiled;

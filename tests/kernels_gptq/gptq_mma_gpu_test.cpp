@@ -169,17 +169,20 @@ TEST(GptqMmaPlan, CoversKAndFillsTheGpuInOneWave) {
   EXPECT_EQ(hopper.blocks_per_sm, kWgmmaBlocksPerSm);
   EXPECT_EQ(hopper.splits, 8);
   EXPECT_EQ(hopper.rows_per_split, 512);
-  EXPECT_EQ(hopper.smem_bytes, static_cast<size_t>(kWgmmaSmemBytes));
+  EXPECT_EQ(hopper.smem_bytes, static_cast<size_t>(wgmma_smem_bytes(kWgmmaTokens)));
   EXPECT_EQ(plan_mma(64, 4096, 4160, 132, roomy, MmaOverride{}, true).rows_per_split % 256, 0);
   EXPECT_TRUE(plan_mma(33, 4096, 4096, 132, roomy, MmaOverride{}, true).wgmma);
-  EXPECT_FALSE(plan_mma(32, 4096, 4096, 132, roomy, MmaOverride{}, true).wgmma);  // mma.sync up to 32
+  EXPECT_EQ(plan_mma(17, 4096, 4096, 132, roomy, MmaOverride{}, true).m_tile, kWgmmaSmallTokens);
+  EXPECT_TRUE(plan_mma(32, 4096, 4096, 132, roomy, MmaOverride{}, true).wgmma);
+  EXPECT_FALSE(plan_mma(16, 4096, 4096, 132, roomy, MmaOverride{}, true).wgmma);  // mma.sync up to 16
   EXPECT_FALSE(plan_mma(64, 4096, 4096, 132, roomy, MmaOverride{0, 0, 1}, true).wgmma);
   EXPECT_EQ(plan_mma(65, 14336, 4096, 132, roomy, MmaOverride{}, true).mchunks, 2);  // two 64-token chunks
   EXPECT_TRUE(plan_mma(65, 14336, 4096, 132, roomy, MmaOverride{}, true).wgmma);
   EXPECT_FALSE(plan_mma(129, 14336, 4096, 132, roomy, MmaOverride{}, true).wgmma);  // the wide kernel
   const MmaPlan forced = plan_mma(5, 4096, 4096, 132, roomy, MmaOverride{0, 0, 3}, true);
   EXPECT_TRUE(forced.wgmma);
-  EXPECT_EQ(forced.m_tile, kWgmmaTokens);
+  EXPECT_EQ(forced.m_tile, kWgmmaSmallTokens);
+  EXPECT_EQ(plan_mma(40, 4096, 4096, 132, roomy, MmaOverride{0, 0, 3}, true).m_tile, kWgmmaTokens);
   EXPECT_FALSE(plan_mma(64, 4096, 4096, 132, roomy, MmaOverride{0, 0, 3}, false).wgmma);  // not available
   // Too small a workspace for M = 64: no split.
   EXPECT_EQ(plan_mma(64, 4096, 4096, 132, gptq_splitk_workspace_bytes(8, 4096), MmaOverride{}).splits, 1);
