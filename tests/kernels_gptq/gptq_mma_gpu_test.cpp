@@ -288,13 +288,13 @@ TEST_F(GptqMmaGpu, OddShapesAgainstReference) {
                                            std::pair{size_t{0}, size_t{0}}}) {
       SplitWorkspace w(ws_bytes, scratch_bytes);
       for (int64_t M : ms)
-        for (int kernel : {1, 2, 3}) {  // every M through every kernel (3: Hopper's for M <= 64, where it runs)
+        for (int kernel : {0, 1, 2, 3}) {  // the plan's choice, then every kernel (3: Hopper's up to 64 rows)
           const MmaOverride narrow_or_wide{0, 0, kernel};
           const auto y = run_mma(layer, xd->as<__half>(), M, oc.bias ? bd->as<__half>() : nullptr, w.ws, narrow_or_wide);
           const MmaPlan plan = plan_mma(M, oc.N, oc.K, 132, ws_bytes, narrow_or_wide);
           const std::string what = spec.name() + " M=" + std::to_string(M) + (oc.bias ? " bias" : "") +
                                    " ws=" + std::to_string(ws_bytes) + (scratch_bytes ? " gather scratch" : "") +
-                                   (kernel == 2 ? " wide" : kernel == 3 ? " wgmma" : " narrow");
+                                   (kernel == 0 ? " planned" : kernel == 2 ? " wide" : kernel == 3 ? " wgmma" : " narrow");
           ASSERT_EQ(nonfinite(y), 0u) << what;
           const double err = relative_error(y.data(), ref_d.data(), y.size());
           EXPECT_LT(err, kTolerance) << what << " (splits on 132 SMs: " << plan.splits << ")";
