@@ -165,9 +165,9 @@ __global__ void __launch_bounds__(kWgmmaThreads, kWgmmaBlocksPerSm) gptq_wgmma_k
     load_k += 32;
   };
 
-  // x chunk c (rows k_begin + 128 c ..) of the 64 tokens into raw stage c % 3
-  // (zero past M and k_end); one commit group per call, empty past the last
-  // chunk. Thread tid copies piece tid % 16 of tokens tid / 16 + 8 r.
+  // x chunk c (rows k_begin + 128 c ..) of the T tokens into raw stage
+  // c % kWgmmaRawStages (zero past M and k_end); one commit group per call, empty
+  // past the last chunk. Thread tid copies piece tid % 16 of tokens tid / 16 + 16 r.
   constexpr int kPieces = kMmaXChunkRows / 8;  // 16-byte pieces per token row
   constexpr int kTokenStep = kWgmmaThreads / kPieces;
   const int copy_tok = tid / kPieces, copy_piece = tid % kPieces;
@@ -197,10 +197,9 @@ __global__ void __launch_bounds__(kWgmmaThreads, kWgmmaBlocksPerSm) gptq_wgmma_k
     const __half* src_stage = raw + (c % kWgmmaRawStages) * (T * kWgmmaRawStride) + move_src;
     unsigned char* dst_stage = operand + (c & 1) * kOperandBytes + move_dst;
     if (move_half < 4) {
-      const __half* src = src_stage;
       uint4 row[4];
 #pragma unroll
-      for (int w = 0; w < 4; ++w) row[w] = *reinterpret_cast<const uint4*>(src + 8 * w);
+      for (int w = 0; w < 4; ++w) row[w] = *reinterpret_cast<const uint4*>(src_stage + 8 * w);
       unsigned char* dst = dst_stage;
       *reinterpret_cast<uint4*>(dst) = make_uint4(row[0].x, row[1].x, row[2].x, row[3].x);
       *reinterpret_cast<uint4*>(dst + 128) = make_uint4(row[0].y, row[1].y, row[2].y, row[3].y);
