@@ -203,7 +203,7 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(8 * NT)) gptq_m
 #pragma unroll
       for (int c = 0; c < 4; ++c) acc[j][h][c] = total[j][h][c] = 0.f;
   auto& sums = SA ? total : acc;
-  __half2 z[4], z64[4], scale2[4];
+  mma::ColumnQuant quant;
   float scale[4];
 
 #pragma unroll 1
@@ -224,36 +224,17 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(8 * NT)) gptq_m
       const __half* x_frag =
           xs + ((step / SPC) & 1) * (8 * NT * kMmaXStride) + g * kMmaXStride + (step % SPC) * ROWS + t_rows;
       if (cur.starts_group) {
-        const __half2 z01 = as_h2(cur.z.x), z23 = as_h2(cur.z.y);
-        z[0] = __low2half2(z01);
-        z[1] = __high2half2(z01);
-        z[2] = __low2half2(z23);
-        z[3] = __high2half2(z23);
-#pragma unroll
-        for (int i = 0; i < 4; ++i) z64[i] = mma::zero_for_odd_pairs(z[i]);
+        mma::unpack_column_quant(cur.s, cur.z, quant);
         const float2 s01 = __half22float2(as_h2(cur.s.x)), s23 = __half22float2(as_h2(cur.s.y));
         scale[0] = s01.x;
         scale[1] = s01.y;
         scale[2] = s23.x;
         scale[3] = s23.y;
-        scale2[0] = __low2half2(as_h2(cur.s.x));
-        scale2[1] = __high2half2(as_h2(cur.s.x));
-        scale2[2] = __low2half2(as_h2(cur.s.y));
-        scale2[3] = __high2half2(as_h2(cur.s.y));
       }
 #pragma unroll
       for (int hh = 0; hh < HPS; ++hh) {
         uint32_t a[4][4];
-        mma::dequant_word(cur.w[hh].x, z[0], z64[0], a[0]);
-        mma::dequant_word(cur.w[hh].y, z[1], z64[1], a[1]);
-        mma::dequant_word(cur.w[hh].z, z[2], z64[2], a[2]);
-        mma::dequant_word(cur.w[hh].w, z[3], z64[3], a[3]);
-        if constexpr (SA) {
-#pragma unroll
-          for (int i = 0; i < 4; ++i)
-#pragma unroll
-            for (int j = 0; j < 4; ++j) a[i][j] = as_u32(__hmul2(as_h2(a[i][j]), scale2[i]));
-        }
+        mma::dequant_chunk<SA>(cur.w[hh], quant, a);
         // MMA "a" (rows 8t .. 8t + 3) of every tile, then MMA "b": no two
         // consecutive MMAs share an accumulator.
         uint4 b[NT];

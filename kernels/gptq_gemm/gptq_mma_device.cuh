@@ -86,6 +86,44 @@ __device__ __forceinline__ uint4 gather8(const __half* row, const int32_t* perm,
 // -(64 + zero) from the stored -(1024 + zero): plus 960.
 __device__ __forceinline__ __half2 zero_for_odd_pairs(__half2 z) { return __hadd2(z, as_h2(0x63806380u)); }
 
+// The group constants of a lane's 4 adjacent columns, each broadcast to both
+// halves: the zero for even pairs (the stored -(1024 + zero)), for odd pairs
+// (-(64 + zero)) and the scale.
+struct ColumnQuant {
+  __half2 z[4], z64[4], scale2[4];
+};
+
+// From the columns' packed fp16 scales and zeros (one 8-byte load each).
+__device__ __forceinline__ void unpack_column_quant(uint2 s, uint2 z, ColumnQuant& q) {
+  const __half2 z01 = as_h2(z.x), z23 = as_h2(z.y);
+  q.z[0] = __low2half2(z01);
+  q.z[1] = __high2half2(z01);
+  q.z[2] = __low2half2(z23);
+  q.z[3] = __high2half2(z23);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) q.z64[i] = zero_for_odd_pairs(q.z[i]);
+  q.scale2[0] = __low2half2(as_h2(s.x));
+  q.scale2[1] = __high2half2(as_h2(s.x));
+  q.scale2[2] = __low2half2(as_h2(s.y));
+  q.scale2[3] = __high2half2(as_h2(s.y));
+}
+
+// A lane's 16-byte chunk (word row t of its 4 columns) as the A-fragment pairs
+// a[column][pair], q - zero exact, times the scale in fp16 when SCALED.
+template <bool SCALED>
+__device__ __forceinline__ void dequant_chunk(uint4 w, const ColumnQuant& q, uint32_t (&a)[4][4]) {
+  dequant_word(w.x, q.z[0], q.z64[0], a[0]);
+  dequant_word(w.y, q.z[1], q.z64[1], a[1]);
+  dequant_word(w.z, q.z[2], q.z64[2], a[2]);
+  dequant_word(w.w, q.z[3], q.z64[3], a[3]);
+  if constexpr (SCALED) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) a[i][j] = as_u32(__hmul2(as_h2(a[i][j]), q.scale2[i]));
+  }
+}
+
 __device__ __forceinline__ uint2 pack_half4(float a, float b, float c, float d) {
   return make_uint2(as_u32(__floats2half2_rn(a, b)), as_u32(__floats2half2_rn(c, d)));
 }

@@ -41,11 +41,8 @@
 namespace nibble::kernels::detail {
 namespace {
 
-constexpr int kWgDepth = 4;  // halves of weights in flight per lane
-
 #if defined(NIBBLE_WGMMA_KERNEL)
-using mma::as_h2;
-using mma::as_u32;
+constexpr int kWgDepth = 4;  // halves of weights in flight per lane
 
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
@@ -226,7 +223,7 @@ __global__ void __launch_bounds__(kWgmmaThreads, kWgmmaBlocksPerSm) gptq_wgmma_k
         total[j][h][c] = 0.f;
         pin(total[j][h][c]);
       }
-  __half2 z[4], z64[4], scale2[4];
+  mma::ColumnQuant quant;
 
   const uint64_t desc_base = b_descriptor(operand_addr);
   static_assert(kWgDepth % 4 == 0, "a pass of halves is whole chunks");
@@ -250,28 +247,9 @@ __global__ void __launch_bounds__(kWgmmaThreads, kWgmmaBlocksPerSm) gptq_wgmma_k
         __syncthreads();
       }
       WgHalf& cur = ring[d];
-      if (cur.starts_group) {
-        const __half2 z01 = as_h2(cur.z.x), z23 = as_h2(cur.z.y);
-        z[0] = __low2half2(z01);
-        z[1] = __high2half2(z01);
-        z[2] = __low2half2(z23);
-        z[3] = __high2half2(z23);
-#pragma unroll
-        for (int i = 0; i < 4; ++i) z64[i] = mma::zero_for_odd_pairs(z[i]);
-        scale2[0] = __low2half2(as_h2(cur.s.x));
-        scale2[1] = __high2half2(as_h2(cur.s.x));
-        scale2[2] = __low2half2(as_h2(cur.s.y));
-        scale2[3] = __high2half2(as_h2(cur.s.y));
-      }
+      if (cur.starts_group) mma::unpack_column_quant(cur.s, cur.z, quant);
       uint32_t a[4][4];
-      mma::dequant_word(cur.w.x, z[0], z64[0], a[0]);
-      mma::dequant_word(cur.w.y, z[1], z64[1], a[1]);
-      mma::dequant_word(cur.w.z, z[2], z64[2], a[2]);
-      mma::dequant_word(cur.w.w, z[3], z64[3], a[3]);
-#pragma unroll
-      for (int i = 0; i < 4; ++i)
-#pragma unroll
-        for (int j = 0; j < 4; ++j) a[i][j] = as_u32(__hmul2(as_h2(a[i][j]), scale2[i]));
+      mma::dequant_chunk<true>(cur.w, quant, a);
       // The step's operand buffer and offset inside it are compile-time offsets
       // from the pass's descriptor.
       const uint32_t step_offset = ((d / 4) & 1) * kOperandBytes + (d % 4) * 2 * kStepBytes;
