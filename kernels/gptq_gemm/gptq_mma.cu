@@ -97,13 +97,9 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(8 * NT)) gptq_m
 
   // Loader state: steps are requested in order; the source pointers and the
   // group advance by one step per request (a step never straddles groups).
-  const uint32_t* w_src = p.qweight + (static_cast<size_t>(k_begin / 8 + t) * p.N + col);
+  mma::LaneWeightSource<MmaParams> src(p, k_begin, t, col);
   const size_t w_half = static_cast<size_t>(4) * p.N;
   int load_k = k_begin;
-  const int first_group = min(k_begin / p.group_rows, p.groups - 1);
-  int load_group_end = (first_group + 1) * p.group_rows;
-  const __half* s_src = p.scales + (static_cast<size_t>(first_group) * p.N + col);
-  const __half* z_src = p.zeros + (static_cast<size_t>(first_group) * p.N + col);
   const __half* x_src[NT];  // row m0 + 8j + g at column k_begin + 8t
   bool x_ok[NT];
 #pragma unroll
@@ -115,23 +111,18 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(8 * NT)) gptq_m
   const int t_rows = 8 * t;
 
   auto load_weights_of = [&](Step<NT, HPS>& st) {
-    const bool new_group = load_k >= load_group_end;
-    if (new_group) {
-      load_group_end += p.group_rows;
-      s_src += p.N;
-      z_src += p.N;
-    }
+    const bool new_group = src.enter_row(p, load_k);
     st.starts_group = load_k == k_begin || new_group;
-    st.ends_group = load_k + ROWS >= load_group_end || load_k + ROWS >= k_end;
+    st.ends_group = load_k + ROWS >= src.group_end || load_k + ROWS >= k_end;
 #pragma unroll
     for (int hh = 0; hh < HPS; ++hh)
-      st.w[hh] = col_ok && load_k + 32 * hh + t_rows < k_end ? load_streaming(w_src + hh * w_half)
+      st.w[hh] = col_ok && load_k + 32 * hh + t_rows < k_end ? load_streaming(src.w + hh * w_half)
                                                              : make_uint4(0, 0, 0, 0);
     if (st.starts_group && col_ok && load_k < k_end) {
-      st.s = __ldg(reinterpret_cast<const uint2*>(s_src));
-      st.z = __ldg(reinterpret_cast<const uint2*>(z_src));
+      st.s = __ldg(reinterpret_cast<const uint2*>(src.s));
+      st.z = __ldg(reinterpret_cast<const uint2*>(src.z));
     }
-    w_src += HPS * w_half;
+    src.w += HPS * w_half;
   };
   // Register path: x of the step, token 8j + g, rows load_k + 32 hh + 8t .. + 7
   // (zero past M and k_end).

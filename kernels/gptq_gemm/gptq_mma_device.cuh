@@ -70,6 +70,37 @@ __device__ __forceinline__ void dequant_word(uint32_t w, __half2 z, __half2 z64,
   p[3] = as_u32(__hfma2(as_h2(and_or<0x00F000F0u, 0x64006400u>(hi)), sixteenth, z64));
 }
 
+// Where a lane of the narrow tensor-core kernels reads its 4 columns' weights
+// (word row t of each 32-row half), scales and zeros, from its split's first
+// row on. The kernels request rows in order; enter_row moves the scale and zero
+// pointers to the next group when the row starts one (a request never straddles
+// groups).
+template <typename Params>
+struct LaneWeightSource {
+  const uint32_t* w;
+  const __half* s;
+  const __half* z;
+  int group_end;
+
+  __device__ __forceinline__ LaneWeightSource(const Params& p, int k_begin, int t, int col)
+      : w(p.qweight + (static_cast<size_t>(k_begin / 8 + t) * p.N + col)) {
+    const int first_group = min(k_begin / p.group_rows, p.groups - 1);
+    group_end = (first_group + 1) * p.group_rows;
+    s = p.scales + (static_cast<size_t>(first_group) * p.N + col);
+    z = p.zeros + (static_cast<size_t>(first_group) * p.N + col);
+  }
+  // Whether row k starts a new group (then s and z point at it).
+  __device__ __forceinline__ bool enter_row(const Params& p, int k) {
+    const bool new_group = k >= group_end;
+    if (new_group) {
+      group_end += p.group_rows;
+      s += p.N;
+      z += p.N;
+    }
+    return new_group;
+  }
+};
+
 // x[row][perm[k .. k + 7]] (or x[row][k .. k + 7] without perm) packed as 4 half2,
 // for x that cannot be loaded 16 bytes at a time.
 __device__ __forceinline__ uint4 gather8(const __half* row, const int32_t* perm, int k) {

@@ -15,48 +15,37 @@ namespace nibble::kernels::detail {
 template <int NT, int TILE_N>
 __device__ __forceinline__ void store_mma_tile(const MmaParams& p, const float (&total)[NT][2][4], int m0, int ntile,
                                                int split, int col, bool col_ok, int t, bool& last_block) {
-  auto result = [&](int j, int e) {
-    return make_float4(total[j][0][e], total[j][0][2 + e], total[j][1][e], total[j][1][2 + e]);
-  };
-  if (p.accumulate) {  // every split adds its sums; the first also the bias
-    if (!col_ok) return;
-    const float4 b = split == 0 ? mma::load_bias4(p.bias, col) : make_float4(0.f, 0.f, 0.f, 0.f);
+  // store(row, sums) for each of the lane's tokens below M.
+  auto each_row = [&](auto&& store) {
 #pragma unroll
     for (int j = 0; j < NT; ++j)
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
         const int row = m0 + 8 * j + 2 * t + e;
         if (row >= p.M) continue;
-        const float4 v = result(j, e);
-        mma::add_to_partial(p.accumulate + static_cast<size_t>(row) * p.N + col,
-                            make_float4(v.x + b.x, v.y + b.y, v.z + b.z, v.w + b.w));
+        store(row, make_float4(total[j][0][e], total[j][0][2 + e], total[j][1][e], total[j][1][2 + e]));
       }
+  };
+  if (p.accumulate) {  // every split adds its sums; the first also the bias
+    if (!col_ok) return;
+    const float4 b = split == 0 ? mma::load_bias4(p.bias, col) : make_float4(0.f, 0.f, 0.f, 0.f);
+    each_row([&](int row, float4 v) {
+      mma::add_to_partial(p.accumulate + static_cast<size_t>(row) * p.N + col,
+                          make_float4(v.x + b.x, v.y + b.y, v.z + b.z, v.w + b.w));
+    });
     return;
   }
   if (p.splits == 1) {
     if (!col_ok) return;
     const float4 b = mma::load_bias4(p.bias, col);
-#pragma unroll
-    for (int j = 0; j < NT; ++j)
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int row = m0 + 8 * j + 2 * t + e;
-        if (row >= p.M) continue;
-        const float4 v = result(j, e);
-        *reinterpret_cast<uint2*>(p.y + static_cast<size_t>(row) * p.N + col) =
-            mma::pack_half4(v.x + b.x, v.y + b.y, v.z + b.z, v.w + b.w);
-      }
+    each_row([&](int row, float4 v) {
+      *reinterpret_cast<uint2*>(p.y + static_cast<size_t>(row) * p.N + col) =
+          mma::pack_half4(v.x + b.x, v.y + b.y, v.z + b.z, v.w + b.w);
+    });
     return;
   }
-  if (col_ok) {
-#pragma unroll
-    for (int j = 0; j < NT; ++j)
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int row = m0 + 8 * j + 2 * t + e;
-        if (row < p.M) mma::add_to_partial(p.partial + static_cast<size_t>(row) * p.N + col, result(j, e));
-      }
-  }
+  if (col_ok)
+    each_row([&](int row, float4 v) { mma::add_to_partial(p.partial + static_cast<size_t>(row) * p.N + col, v); });
   mma::finish_split_tile(p.partial, p.counters, p.splits, p.y, p.bias, p.M, p.N, m0, 8 * NT, ntile * TILE_N, TILE_N,
                          last_block);
 }

@@ -137,28 +137,19 @@ __global__ void __launch_bounds__(kWgmmaThreads, kWgmmaBlocksPerSm) gptq_wgmma_k
 
   // Weight loader: halves are requested in order, the pointers and the group
   // advancing with each request.
-  const uint32_t* w_src = p.qweight + (static_cast<size_t>(k_begin / 8 + t) * p.N + col);
+  mma::LaneWeightSource<MmaParams> src(p, k_begin, t, col);
   const size_t w_half = static_cast<size_t>(4) * p.N;
   int load_k = k_begin;
-  const int first_group = min(k_begin / p.group_rows, p.groups - 1);
-  int load_group_end = (first_group + 1) * p.group_rows;
-  const __half* s_src = p.scales + (static_cast<size_t>(first_group) * p.N + col);
-  const __half* z_src = p.zeros + (static_cast<size_t>(first_group) * p.N + col);
   auto load_half = [&](WgHalf& h) {
-    const bool new_group = load_k >= load_group_end;
-    if (new_group) {
-      load_group_end += p.group_rows;
-      s_src += p.N;
-      z_src += p.N;
-    }
+    const bool new_group = src.enter_row(p, load_k);
     const bool live = col_ok && load_k < k_end;
     h.starts_group = load_k == k_begin || new_group;
-    h.w = live && load_k + 8 * t < k_end ? load_streaming(w_src) : make_uint4(0, 0, 0, 0);
+    h.w = live && load_k + 8 * t < k_end ? load_streaming(src.w) : make_uint4(0, 0, 0, 0);
     if (h.starts_group) {  // zeros past k_end: finite A fragments against zero x
-      h.s = live ? __ldg(reinterpret_cast<const uint2*>(s_src)) : make_uint2(0, 0);
-      h.z = live ? __ldg(reinterpret_cast<const uint2*>(z_src)) : make_uint2(0, 0);
+      h.s = live ? __ldg(reinterpret_cast<const uint2*>(src.s)) : make_uint2(0, 0);
+      h.z = live ? __ldg(reinterpret_cast<const uint2*>(src.z)) : make_uint2(0, 0);
     }
-    w_src += w_half;
+    src.w += w_half;
     load_k += 32;
   };
 
