@@ -339,6 +339,8 @@ int main(int argc, char** argv) {
           // The Hopper kernel against mma.sync on the same narrow tiling.
           if (M >= 8 && M <= kWgmmaTokens && wgmma_kernel_available())
             overrides.push_back(MmaOverride{0, 0, M > 32 ? 1 : 3});
+          // Its 128-token tiles against dequantize + cuBLAS on prefill-sized M.
+          if (M >= 128 && wgmma_kernel_available()) overrides.push_back(MmaOverride{0, 0, 4});
           if ((M == 16 || M == 64) && var.all_m && !quick)
             for (int per_sm : {1, 2, 3, 4, 6}) overrides.push_back(MmaOverride{0, per_sm * prop.multiProcessorCount});
           for (const MmaOverride& o : overrides) {
@@ -350,6 +352,7 @@ int main(int argc, char** argv) {
                                : o.kernel == 1 ? "mma-narrow"
                                : o.kernel == 2 ? "mma-wide"
                                : o.kernel == 3 ? "mma-wgmma"
+                               : o.kernel == 4 ? "mma-wgmma128"
                                                : "mma";
             add(path, us, mma_plan_text(M, shape.N, shape.K, splitk_bytes, o));
           }

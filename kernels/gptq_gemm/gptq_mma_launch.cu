@@ -26,7 +26,7 @@ void check_mma_args(const GptqDeviceWeights& w, const __half* x, int64_t M, __ha
   NIBBLE_CHECK(w.K > 0 && w.K % 8 == 0 && w.K < (int64_t{1} << 30), what + ": K must be a positive multiple of 8");
   NIBBLE_CHECK(w.N > 0 && w.N % 4 == 0 && w.N <= int64_t{65535} * kMmaTileN,
                what + ": N must be a positive multiple of 4 (at most 65535 * 128)");
-  NIBBLE_CHECK(override.kernel >= 0 && override.kernel <= 3, what + ": MmaOverride::kernel is 0, 1, 2 or 3");
+  NIBBLE_CHECK(override.kernel >= 0 && override.kernel <= 4, what + ": MmaOverride::kernel is 0-4");
   NIBBLE_CHECK(M >= 0 && M < (int64_t{1} << 30), what + ": bad M");
   NIBBLE_CHECK(w.group_rows > 0 && (w.group_rows % 32 == 0 || w.group_rows == w.K) &&
                    w.groups == ceil_div(w.K, w.group_rows),
@@ -47,8 +47,10 @@ MmaPlan plan_mma(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, 
   plan.wide = override.kernel == 2 || (override.kernel == 0 && mma_wide_preferred(M, N, K));
   plan.m_tile = plan.wide ? (M <= 32 ? 32 : 64) : M <= 8 ? 8 : M <= 16 ? 16 : M <= 32 ? 32 : 64;
   plan.wgmma = !plan.wide && wgmma_available &&
-               (override.kernel == 3 ? M <= kWgmmaTokens : override.kernel == 0 && plan.m_tile >= kWgmmaSmallTokens);
-  if (plan.wgmma) plan.m_tile = M <= kWgmmaSmallTokens ? kWgmmaSmallTokens : kWgmmaTokens;
+               (override.kernel == 4 || (override.kernel == 3 ? M <= kWgmmaTokens
+                                                               : override.kernel == 0 && plan.m_tile >= kWgmmaSmallTokens));
+  if (plan.wgmma)
+    plan.m_tile = override.kernel == 4 ? kWgmmaLargeTokens : M <= kWgmmaSmallTokens ? kWgmmaSmallTokens : kWgmmaTokens;
   plan.mchunks = static_cast<int>(ceil_div(std::max<int64_t>(M, 1), plan.m_tile));
   plan.ntiles = static_cast<int>(ceil_div(N, plan.wide ? kMmaWideTileN : plan.wgmma ? kWgmmaTileN : kMmaTileN));
   plan.blocks_per_sm = plan.wide    ? kMmaWideBlocksPerSm

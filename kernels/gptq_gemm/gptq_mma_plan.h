@@ -41,6 +41,7 @@ inline constexpr int64_t kMmaNarrowMMax = 64;
 // raw cp.async copies (rows padded by 16 bytes) and two wgmma operand buffers.
 inline constexpr int kWgmmaTokens = 64;       // the large token tile (and the most)
 inline constexpr int kWgmmaSmallTokens = 32;  // the small one
+inline constexpr int kWgmmaLargeTokens = 128; // prefill tiles (forced only: MmaOverride::kernel 4)
 inline constexpr int kWgmmaThreads = 256;
 inline constexpr int kWgmmaTileN = 256;  // columns per block
 inline constexpr int kWgmmaBlocksPerSm = 1;
@@ -82,7 +83,8 @@ struct MmaPlan {
 struct MmaOverride {
   int rows_per_split = 0;  // forced rows per split (rounded up to kMmaSplitRows)
   int blocks_target = 0;   // blocks to aim for when splitting K (default: one full wave)
-  int kernel = 0;          // 1: the narrow kernel (mma.sync), 2: the wide one, 3: the Hopper one for M <= 64
+  int kernel = 0;          // 1: the narrow kernel (mma.sync), 2: the wide one, 3: the Hopper one for M <= 64,
+                           // 4: the Hopper one with 128-token tiles for any M (prefill experiment)
 };
 
 // Splitting K needs the fp32 [M, N] accumulator and a counter per tile in the

@@ -99,6 +99,17 @@ __device__ __forceinline__ void wgmma_tile(float (&acc)[4][2][4], uint32_t a0, u
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc));
 }
 
+template <int H>
+__device__ __forceinline__ void wgmma_tile(float (&acc)[16][2][4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                           uint64_t desc) {
+  asm volatile(
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+      "{%64, %65, %66, %67}, %68, 1, 1, 1, 0;\n"
+      : "+f"(acc[0][H][0]), "+f"(acc[0][H][1]), "+f"(acc[0][H][2]), "+f"(acc[0][H][3]), "+f"(acc[1][H][0]), "+f"(acc[1][H][1]), "+f"(acc[1][H][2]), "+f"(acc[1][H][3]), "+f"(acc[2][H][0]), "+f"(acc[2][H][1]), "+f"(acc[2][H][2]), "+f"(acc[2][H][3]), "+f"(acc[3][H][0]), "+f"(acc[3][H][1]), "+f"(acc[3][H][2]), "+f"(acc[3][H][3]), "+f"(acc[4][H][0]), "+f"(acc[4][H][1]), "+f"(acc[4][H][2]), "+f"(acc[4][H][3]), "+f"(acc[5][H][0]), "+f"(acc[5][H][1]), "+f"(acc[5][H][2]), "+f"(acc[5][H][3]), "+f"(acc[6][H][0]), "+f"(acc[6][H][1]), "+f"(acc[6][H][2]), "+f"(acc[6][H][3]), "+f"(acc[7][H][0]), "+f"(acc[7][H][1]), "+f"(acc[7][H][2]), "+f"(acc[7][H][3]), "+f"(acc[8][H][0]), "+f"(acc[8][H][1]), "+f"(acc[8][H][2]), "+f"(acc[8][H][3]), "+f"(acc[9][H][0]), "+f"(acc[9][H][1]), "+f"(acc[9][H][2]), "+f"(acc[9][H][3]), "+f"(acc[10][H][0]), "+f"(acc[10][H][1]), "+f"(acc[10][H][2]), "+f"(acc[10][H][3]), "+f"(acc[11][H][0]), "+f"(acc[11][H][1]), "+f"(acc[11][H][2]), "+f"(acc[11][H][3]), "+f"(acc[12][H][0]), "+f"(acc[12][H][1]), "+f"(acc[12][H][2]), "+f"(acc[12][H][3]), "+f"(acc[13][H][0]), "+f"(acc[13][H][1]), "+f"(acc[13][H][2]), "+f"(acc[13][H][3]), "+f"(acc[14][H][0]), "+f"(acc[14][H][1]), "+f"(acc[14][H][2]), "+f"(acc[14][H][3]), "+f"(acc[15][H][0]), "+f"(acc[15][H][1]), "+f"(acc[15][H][2]), "+f"(acc[15][H][3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc));
+}
+
 // One 32-row half of the lane's weights in the ring, with its group's scales and
 // zeros when it starts a group.
 struct WgHalf {
@@ -176,19 +187,24 @@ __global__ void __launch_bounds__(kWgmmaThreads, kWgmmaBlocksPerSm) gptq_wgmma_k
   };
   // Raw chunk c -> operand buffer c % 2: token tok's half hh (16 words, word j of
   // row 8t being pair j) becomes k16 step 2 hh + j / 2, core column j % 2, word t.
-  // Thread tid moves token tid % T, half tid / T (threads past 4 T idle).
+  // Thread tid moves token tid % T, halves tid / T + r kHalfStep (threads past
+  // 4 T idle when 4 T < 256).
+  constexpr int kHalfStep = kWgmmaThreads / T > 0 ? kWgmmaThreads / T : 1;
   const int move_tok = tid % T, move_half = tid / T;
   const int move_src = move_tok * kWgmmaRawStride + 32 * move_half;                            // halves
   const int move_dst = 2 * move_half * kStepBytes + (move_tok / 8) * 256 + (move_tok % 8) * 16;  // bytes
-  static_assert(4 * T <= kWgmmaThreads, "one (token, half) item per thread");
+  static_assert(kWgmmaThreads % T == 0 || T % kWgmmaThreads == 0, "tokens and threads tile the chunk");
   auto transpose_chunk = [&](int c) {
     const __half* src_stage = raw + (c % kWgmmaRawStages) * (T * kWgmmaRawStride) + move_src;
     unsigned char* dst_stage = operand + (c & 1) * kOperandBytes + move_dst;
-    if (move_half < 4) {
+#pragma unroll
+    for (int r = 0; r < (4 + kHalfStep - 1) / kHalfStep; ++r) {
+      if (move_half + r * kHalfStep >= 4) break;
+      const __half* src = src_stage + 32 * kHalfStep * r;
       uint4 row[4];
 #pragma unroll
-      for (int w = 0; w < 4; ++w) row[w] = *reinterpret_cast<const uint4*>(src_stage + 8 * w);
-      unsigned char* dst = dst_stage;
+      for (int w = 0; w < 4; ++w) row[w] = *reinterpret_cast<const uint4*>(src + 8 * w);
+      unsigned char* dst = dst_stage + 2 * kHalfStep * r * kStepBytes;
       *reinterpret_cast<uint4*>(dst) = make_uint4(row[0].x, row[1].x, row[2].x, row[3].x);
       *reinterpret_cast<uint4*>(dst + 128) = make_uint4(row[0].y, row[1].y, row[2].y, row[3].y);
       *reinterpret_cast<uint4*>(dst + kStepBytes) = make_uint4(row[0].z, row[1].z, row[2].z, row[3].z);
@@ -289,6 +305,8 @@ void launch_wgmma_tile(const MmaParams& p, dim3 grid, bool programmatic, cudaStr
 void launch_wgmma(const MmaParams& p, int m_tile, dim3 grid, bool programmatic, cudaStream_t stream) {
   if (m_tile == kWgmmaSmallTokens)
     launch_wgmma_tile<kWgmmaSmallTokens>(p, grid, programmatic, stream);
+  else if (m_tile == kWgmmaLargeTokens)
+    launch_wgmma_tile<kWgmmaLargeTokens>(p, grid, programmatic, stream);
   else
     launch_wgmma_tile<kWgmmaTokens>(p, grid, programmatic, stream);
 }

@@ -184,6 +184,13 @@ TEST(GptqMmaPlan, CoversKAndFillsTheGpuInOneWave) {
   EXPECT_EQ(forced.m_tile, kWgmmaSmallTokens);
   EXPECT_EQ(plan_mma(40, 4096, 4096, 132, roomy, MmaOverride{0, 0, 3}, true).m_tile, kWgmmaTokens);
   EXPECT_FALSE(plan_mma(64, 4096, 4096, 132, roomy, MmaOverride{0, 0, 3}, false).wgmma);  // not available
+  const MmaPlan prefill = plan_mma(2048, 28672, 4096, 132, roomy, MmaOverride{0, 0, 4}, true);
+  EXPECT_TRUE(prefill.wgmma);
+  EXPECT_EQ(prefill.m_tile, kWgmmaLargeTokens);
+  EXPECT_EQ(prefill.mchunks, 16);
+  EXPECT_EQ(prefill.ntiles, 112);
+  EXPECT_EQ(prefill.splits, 1);
+  EXPECT_LE(prefill.smem_bytes, size_t{227} << 10);
   // Too small a workspace for M = 64: no split.
   EXPECT_EQ(plan_mma(64, 4096, 4096, 132, gptq_splitk_workspace_bytes(8, 4096), MmaOverride{}).splits, 1);
 }
@@ -288,13 +295,17 @@ TEST_F(GptqMmaGpu, OddShapesAgainstReference) {
                                            std::pair{size_t{0}, size_t{0}}}) {
       SplitWorkspace w(ws_bytes, scratch_bytes);
       for (int64_t M : ms)
-        for (int kernel : {0, 1, 2, 3}) {  // the plan's choice, then every kernel (3: Hopper's up to 64 rows)
+        for (int kernel : {0, 1, 2, 3, 4}) {  // the plan's choice, then every kernel (3, 4: Hopper's)
           const MmaOverride narrow_or_wide{0, 0, kernel};
           const auto y = run_mma(layer, xd->as<__half>(), M, oc.bias ? bd->as<__half>() : nullptr, w.ws, narrow_or_wide);
           const MmaPlan plan = plan_mma(M, oc.N, oc.K, 132, ws_bytes, narrow_or_wide);
           const std::string what = spec.name() + " M=" + std::to_string(M) + (oc.bias ? " bias" : "") +
                                    " ws=" + std::to_string(ws_bytes) + (scratch_bytes ? " gather scratch" : "") +
-                                   (kernel == 0 ? " planned" : kernel == 2 ? " wide" : kernel == 3 ? " wgmma" : " narrow");
+                                   (kernel == 0   ? " planned"
+                                    : kernel == 2 ? " wide"
+                                    : kernel == 3 ? " wgmma"
+                                    : kernel == 4 ? " wgmma128"
+                                                  : " narrow");
           ASSERT_EQ(nonfinite(y), 0u) << what;
           const double err = relative_error(y.data(), ref_d.data(), y.size());
           EXPECT_LT(err, kTolerance) << what << " (splits on 132 SMs: " << plan.splits << ")";
