@@ -1,7 +1,7 @@
 // Benchmark of the GPTQ matrix product on the Llama-3-8B layer shapes.
 //
 //   bench_gptq_gemm [--json FILE] [--quick] [--big] [--shape TEXT] [--ms M,M,...] [--profile M]
-//                   [--profile-small M]
+//                   [--profile-kernel 0-4] [--profile-small M]
 //
 // --big adds the Llama-3-70B decode shapes; --shape keeps the shapes whose name
 // contains TEXT (and skips the lm_head), --ms times only the listed M.
@@ -168,10 +168,10 @@ std::string plan_text(int64_t M, int64_t N, int64_t K, int bits, size_t ws, cons
 }
 
 std::string mma_plan_text(int64_t M, int64_t N, int64_t K, size_t ws, const MmaOverride& o) {
-  const MmaPlan p = plan_mma(M, N, K, device_sm_count(), ws, o, wgmma_kernel_available());
+  const MmaPlan p = plan_mma(M, N, K, device_sm_count(), ws, o, wgmma_kernel_available(), wgmma_cluster_capacity());
   char text[96];
-  std::snprintf(text, sizeof text, "%s m%d/rows%d/splits%d/blocks%d", p.wide ? "wide" : p.wgmma ? "wgmma" : "narrow", p.m_tile,
-                p.rows_per_split, p.splits, p.mchunks * p.ntiles * p.splits);
+  std::snprintf(text, sizeof text, "%s m%d/rows%d/splits%d%s/blocks%d", p.wide ? "wide" : p.wgmma ? "wgmma" : "narrow",
+                p.m_tile, p.rows_per_split, p.splits, p.cluster ? "(cluster)" : "", p.mchunks * p.ntiles * p.splits);
   return text;
 }
 
@@ -193,6 +193,7 @@ int main(int argc, char** argv) {
   std::vector<int64_t> ms = {1, 2, 4, 6, 8, 16, 32, 64, 128, 256, 2048};
   bool quick = false, big = false;
   int64_t profile_m = 0, profile_small = 0;
+  int profile_kernel = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--json" && i + 1 < argc) json_path = argv[++i];
@@ -201,6 +202,7 @@ int main(int argc, char** argv) {
     else if (a == "--shape" && i + 1 < argc) shape_filter = argv[++i];
     else if (a == "--ms" && i + 1 < argc) ms = parse_ms(argv[++i]);
     else if (a == "--profile" && i + 1 < argc) profile_m = std::atoll(argv[++i]);
+    else if (a == "--profile-kernel" && i + 1 < argc) profile_kernel = std::atoi(argv[++i]);
     else if (a == "--profile-small" && i + 1 < argc) profile_small = std::atoll(argv[++i]);
   }
   cudaDeviceProp prop{};
@@ -214,6 +216,13 @@ int main(int argc, char** argv) {
   const double copy_gbs = copy_bandwidth_gbs(stream);
   std::printf("device: %s, %d SMs, L2 %d MB; copy bandwidth (read+write) %.0f GB/s\n", prop.name,
               prop.multiProcessorCount, prop.l2CacheSize >> 20, copy_gbs);
+
+  if (wgmma_kernel_available())
+    for (int tile : {kWgmmaSmallTokens, kWgmmaTokens, kWgmmaLargeTokens}) {
+      std::printf("Hopper kernel, %d tokens: clusters resident at once (size 2/4/8):", tile);
+      for (int size : {2, 4, 8}) std::printf(" %d", wgmma_max_active_clusters(tile, size));
+      std::printf("\n");
+    }
 
   const int64_t max_m = 256;
   const int64_t max_k = big ? 28672 : 14336, max_n = big ? 57344 : 28672;
@@ -252,10 +261,11 @@ int main(int argc, char** argv) {
       const GptqPrepared host = random_layer(K, N, 4, 128, false, rng);
       LayerCopies copies;
       upload_copies(host, 0, copies);
-      for (int r = 0; r < 2; ++r) gptq_gemm_mma(copies.views[0], x, profile_m, y, nullptr, ws, stream);
+      const MmaOverride forced{0, 0, profile_kernel};
+      for (int r = 0; r < 2; ++r) gptq_gemm_mma_with(copies.views[0], x, profile_m, y, nullptr, ws, stream, forced);
       check(cudaStreamSynchronize(stream), "profile");
       std::printf("profiled K=%lld N=%lld M=%lld: %s\n", static_cast<long long>(K), static_cast<long long>(N),
-                  static_cast<long long>(profile_m), mma_plan_text(profile_m, N, K, splitk_bytes, MmaOverride{}).c_str());
+                  static_cast<long long>(profile_m), mma_plan_text(profile_m, N, K, splitk_bytes, forced).c_str());
     }
     return 0;
   }
@@ -337,10 +347,12 @@ int main(int argc, char** argv) {
           if (M >= 16 && M <= 256)
             overrides.push_back(MmaOverride{0, 0, mma_wide_preferred(M, shape.N, shape.K) ? 1 : 2});
           // The Hopper kernel against mma.sync on the same narrow tiling.
-          if (M >= 8 && M <= kWgmmaTokens && wgmma_kernel_available())
-            overrides.push_back(MmaOverride{0, 0, M > 32 ? 1 : 3});
+          if (M >= 8 && wgmma_kernel_available())
+            overrides.push_back(MmaOverride{0, 0, M > 32 && M <= kWgmmaTokens ? 1 : 3});
           // Its 128-token tiles against dequantize + cuBLAS on prefill-sized M.
-          if (M >= 128 && wgmma_kernel_available()) overrides.push_back(MmaOverride{0, 0, 4});
+          if (M >= 96 && wgmma_kernel_available()) overrides.push_back(MmaOverride{0, 0, 4});
+          // Its splits added in the workspace rather than in a cluster.
+          if (M > 16 && M <= 256 && wgmma_kernel_available()) overrides.push_back(MmaOverride{0, 0, 3, 2});
           if ((M == 16 || M == 64) && var.all_m && !quick)
             for (int per_sm : {1, 2, 3, 4, 6}) overrides.push_back(MmaOverride{0, per_sm * prop.multiProcessorCount});
           for (const MmaOverride& o : overrides) {
@@ -351,7 +363,7 @@ int main(int argc, char** argv) {
             const char* path = o.blocks_target ? "mma-sweep"
                                : o.kernel == 1 ? "mma-narrow"
                                : o.kernel == 2 ? "mma-wide"
-                               : o.kernel == 3 ? "mma-wgmma"
+                               : o.kernel == 3 ? (o.reduce == 2 ? "mma-wgmma-ws" : "mma-wgmma")
                                : o.kernel == 4 ? "mma-wgmma128"
                                                : "mma";
             add(path, us, mma_plan_text(M, shape.N, shape.K, splitk_bytes, o));

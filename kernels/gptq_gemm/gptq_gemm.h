@@ -80,6 +80,10 @@ inline constexpr int64_t kGptqGemvMMax = 3;
 // room for a call's M, gptq_gemm keeps dequantize + cuBLAS (the kernel could not
 // split K and would be several times slower).
 inline constexpr int64_t kGptqMmaMMax = 128;
+// On Hopper (the wgmma kernel, which splits K in clusters without the
+// workspace) up to this M: at 129-256 rows it beat dequantize + cuBLAS on the
+// Llama-3 products but the 70B q/k/v one at 256 (bench/NOTES.md, session 9).
+inline constexpr int64_t kGptqHopperMMax = 256;
 
 // Split-K workspace for every call with M <= max_m and N <= max_n: 16 KB of
 // counters plus an fp32 [max_m, max_n] accumulator.

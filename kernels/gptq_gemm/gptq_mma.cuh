@@ -23,7 +23,8 @@ struct MmaParams {
   int x_vec;           // 1: x rows are 16-byte aligned and not permuted (16-byte loads; else gathered)
   float* partial;      // [M, N] fp32 accumulator when splits > 1 (zero between calls)
   unsigned* counters;  // [mchunks * ntiles] when splits > 1
-  float* accumulate;   // narrow kernel only: add x W (+ bias) into this fp32 [M, N] instead of writing y
+  float* accumulate;   // add x W (+ bias) into this fp32 [M, N] instead of writing y (not the wide kernel)
+  int cluster;         // Hopper kernel: 1 when a tile's splits are one cluster (launched as such)
 };
 
 // m_tile 8, 16, 32 or 64; grid (mchunks, ntiles, splits); programmatic: with

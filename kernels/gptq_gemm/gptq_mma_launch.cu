@@ -42,13 +42,21 @@ void check_mma_args(const GptqDeviceWeights& w, const __half* x, int64_t M, __ha
 }  // namespace
 
 MmaPlan plan_mma(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, const MmaOverride& override,
-                 bool wgmma_available) {
+                 bool wgmma_available, const WgmmaClusterCapacity& clusters) {
+  // From 65 tokens the Hopper kernel has two tiles: the one modelled faster.
+  if (override.kernel == 0 && wgmma_available && M > kWgmmaTokens) {
+    MmaOverride narrow64 = override, tall = override;
+    narrow64.kernel = 3;
+    tall.kernel = 4;
+    const MmaPlan a = plan_mma(M, N, K, sms, splitk_bytes, narrow64, true, clusters);
+    const MmaPlan b = plan_mma(M, N, K, sms, splitk_bytes, tall, true, clusters);
+    return wgmma_modelled_us(a, M, N, sms) <= wgmma_modelled_us(b, M, N, sms) ? a : b;
+  }
   MmaPlan plan;
-  plan.wide = override.kernel == 2 || (override.kernel == 0 && mma_wide_preferred(M, N, K));
+  plan.wide = override.kernel == 2 || (override.kernel == 0 && !wgmma_available && mma_wide_preferred(M, N, K));
   plan.m_tile = plan.wide ? (M <= 32 ? 32 : 64) : M <= 8 ? 8 : M <= 16 ? 16 : M <= 32 ? 32 : 64;
   plan.wgmma = !plan.wide && wgmma_available &&
-               (override.kernel == 4 || (override.kernel == 3 ? M <= kWgmmaTokens
-                                                               : override.kernel == 0 && plan.m_tile >= kWgmmaSmallTokens));
+               (override.kernel == 4 || override.kernel == 3 || (override.kernel == 0 && plan.m_tile >= kWgmmaSmallTokens));
   if (plan.wgmma)
     plan.m_tile = override.kernel == 4 ? kWgmmaLargeTokens : M <= kWgmmaSmallTokens ? kWgmmaSmallTokens : kWgmmaTokens;
   plan.mchunks = static_cast<int>(ceil_div(std::max<int64_t>(M, 1), plan.m_tile));
@@ -60,8 +68,13 @@ MmaPlan plan_mma(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, 
                                         : plan.wgmma ? wgmma_smem_bytes(plan.m_tile)
                                                      : mma_x_smem_bytes(plan.m_tile));
   const int64_t base = static_cast<int64_t>(plan.mchunks) * plan.ntiles;
-  const bool can_split = base <= detail::kCounterBytes / 4 &&
-                         splitk_bytes >= detail::kCounterBytes + static_cast<size_t>(M * N) * sizeof(float);
+  const bool workspace_room = override.reduce != 1 && base <= detail::kCounterBytes / 4 &&
+                              splitk_bytes >= detail::kCounterBytes + static_cast<size_t>(M * N) * sizeof(float);
+  // Whether the Hopper kernel's tiles can run as clusters of s splits, all at once.
+  auto clusters_fit = [&](int64_t s) {
+    return plan.wgmma && override.reduce != 2 && s <= kWgmmaMaxClusterSplits && base <= clusters.max_active[s];
+  };
+  const bool can_split = workspace_room || clusters_fit(2);
   int64_t rows = round_up(K, kMmaSplitRows);
   if (override.rows_per_split > 0) {
     rows = round_up(override.rows_per_split, kMmaSplitRows);
@@ -79,27 +92,33 @@ MmaPlan plan_mma(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, 
   if (!can_split) rows = round_up(K, unit);
   rows = std::min(rows, round_up(K, unit));
   rows = std::max(rows, round_up(ceil_div(K, 65535), unit));  // grid.z limit
+  int64_t splits = ceil_div(K, rows);
+  if (splits > 1 && !workspace_room && !clusters_fit(splits)) {  // the most splits whose clusters fit
+    int64_t s = std::min<int64_t>(splits, kWgmmaMaxClusterSplits);
+    while (s > 1 && !clusters_fit(s)) --s;
+    rows = std::max(rows, round_up(ceil_div(K, s), unit));
+    splits = ceil_div(K, rows);
+  }
+  plan.cluster = splits > 1 && clusters_fit(splits);
   plan.rows_per_split = static_cast<int>(rows);
-  plan.splits = static_cast<int>(ceil_div(K, rows));
+  plan.splits = static_cast<int>(splits);
   return plan;
 }
 
 bool mma_wide_preferred(int64_t M, int64_t /*N*/, int64_t /*K*/) { return M > 128; }
 
-bool gptq_mma_preferred(const GptqDeviceWeights& w, int64_t M, const GptqWorkspace& ws) {
-  if (w.bits != 4 || M < 1) return false;
-  // Without split-K the Llama-sized layers fill a fraction of the GPU: slower than
-  // the fused kernel (small M) or cuBLAS.
-  const bool room = ws.splitk && ws.splitk_bytes >= gptq_splitk_workspace_bytes(M, w.N);
-  if (M == 1) return room && w.K * w.N <= kMmaSmallLayerWeights;
-  if (M <= kGptqSmallMMax) return room;
-  if (!ws.cublas || !ws.dequant) return true;
-  return room && (M <= kMmaNarrowMMax ||
-                  (M <= kGptqMmaMMax && mma_beats_cublas_above_64(w.K, w.N, wgmma_kernel_available())));
-}
-
-bool mma_beats_cublas_above_64(int64_t K, int64_t N, bool hopper_kernel) {
-  return hopper_kernel || (K * N >= (int64_t{48} << 20) && std::max(K, N) >= 3 * std::min(K, N));
+double wgmma_modelled_us(const MmaPlan& plan, int64_t M, int64_t N, int sms) {
+  // H200 fit (bench/NOTES.md, session 9): per 128-column pass of rows a block
+  // spends 11.1 ns at 64 tokens and 17.4 at 128; a launch 2 us; a cluster's
+  // reduction 3.5 / 5 us; fp32 atomics into the workspace 0.85 us per MB.
+  const double per_row_us = plan.m_tile >= kWgmmaLargeTokens ? 17.4e-3 : plan.m_tile >= kWgmmaTokens ? 11.1e-3 : 8e-3;
+  const int64_t blocks = int64_t{plan.mchunks} * plan.ntiles * plan.splits;
+  const int64_t waves = plan.cluster ? 1 : ceil_div(blocks, int64_t{sms} * kWgmmaBlocksPerSm);
+  double us = static_cast<double>(waves) * plan.rows_per_split * per_row_us + 2.0;
+  if (plan.splits > 1)
+    us += plan.cluster ? (plan.m_tile >= kWgmmaLargeTokens ? 5.0 : 3.5)
+                       : 0.85e-6 * static_cast<double>(plan.splits) * static_cast<double>(M * N) * sizeof(float);
+  return us;
 }
 
 namespace {
@@ -109,6 +128,29 @@ bool x_gathered_ahead(const GptqDeviceWeights& w, int64_t M, const GptqWorkspace
   const size_t gathered_bytes = static_cast<size_t>(M) * w.K * sizeof(__half);
   return ws.dequant && ws.dequant_bytes >= gathered_bytes && aligned(ws.dequant, 16);
 }
+
+}  // namespace
+
+bool gptq_mma_preferred(const GptqDeviceWeights& w, int64_t M, const GptqWorkspace& ws) {
+  if (w.bits != 4 || M < 1) return false;
+  // Without split-K the Llama-sized layers fill a fraction of the GPU: slower than
+  // the fused kernel (small M) or cuBLAS.
+  const bool room = ws.splitk && ws.splitk_bytes >= gptq_splitk_workspace_bytes(M, w.N);
+  if (M == 1) return room && w.K * w.N <= kMmaSmallLayerWeights;
+  if (M <= kGptqSmallMMax) return room;
+  if (!ws.cublas || !ws.dequant) return true;
+  // The Hopper kernel (from 17 tokens) splits K in clusters where the workspace
+  // has no room.
+  const bool x_plain = !w.perm || x_gathered_ahead(w, M, ws);
+  if (M > kMmaSyncMMax && x_plain && wgmma_kernel_available()) return M <= kGptqHopperMMax;
+  return room && (M <= kMmaNarrowMMax || (M <= kGptqMmaMMax && mma_beats_cublas_above_64(w.K, w.N)));
+}
+
+bool mma_beats_cublas_above_64(int64_t K, int64_t N, bool hopper_kernel) {
+  return hopper_kernel || (K * N >= (int64_t{48} << 20) && std::max(K, N) >= 3 * std::min(K, N));
+}
+
+namespace {
 
 // Whether the product reaches the kernel as whole 16-byte rows of plain x (what
 // the Hopper kernel copies with cp.async; mma_params sets x_vec the same way).
@@ -127,6 +169,7 @@ detail::MmaParams mma_params(const GptqDeviceWeights& w, const __half* x, int64_
   p.groups = static_cast<int>(w.groups);
   p.rows_per_split = plan.rows_per_split;
   p.splits = plan.splits;
+  p.cluster = plan.cluster ? 1 : 0;
   if (w.perm && x_gathered_ahead(w, M, ws)) {
     auto* gathered = static_cast<__half*>(ws.dequant);
     detail::launch_gather_columns(x, w.perm, p.M, p.K, gathered, stream);
@@ -159,9 +202,10 @@ void gptq_gemm_mma_with(const GptqDeviceWeights& w, const __half* x, int64_t M, 
   check_mma_args(w, x, M, y, bias, override);
   if (M == 0) return;
   const MmaPlan plan =
-      plan_mma(M, w.N, w.K, device_sm_count(), ws.splitk ? ws.splitk_bytes : 0, override, hopper_kernel_takes(w, x, M, ws));
+      plan_mma(M, w.N, w.K, device_sm_count(), ws.splitk ? ws.splitk_bytes : 0, override, hopper_kernel_takes(w, x, M, ws),
+               wgmma_cluster_capacity());
   detail::MmaParams p = mma_params(w, x, M, y, bias, plan, ws, stream);
-  if (plan.splits > 1) {
+  if (plan.splits > 1 && !plan.cluster) {
     p.counters = static_cast<unsigned*>(ws.splitk);
     p.partial = reinterpret_cast<float*>(static_cast<char*>(ws.splitk) + detail::kCounterBytes);
   }
@@ -178,7 +222,8 @@ void gptq_gemm_mma_accumulate(const GptqDeviceWeights& w, const __half* x, int64
   if (M == 0) return;
   // No split-K workspace involved: every split adds into out, so K may split freely.
   const MmaPlan plan =
-      plan_mma(M, w.N, w.K, device_sm_count(), SIZE_MAX, MmaOverride{}, hopper_kernel_takes(w, x, M, ws));
+      plan_mma(M, w.N, w.K, device_sm_count(), SIZE_MAX, MmaOverride{}, hopper_kernel_takes(w, x, M, ws),
+               wgmma_cluster_capacity());
   detail::MmaParams p = mma_params(w, x, M, nullptr, bias, plan, ws, stream);
   p.accumulate = out;
   launch_planned(p, plan, ws.programmatic_launch, stream);

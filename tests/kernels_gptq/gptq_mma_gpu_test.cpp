@@ -171,14 +171,50 @@ TEST(GptqMmaPlan, CoversKAndFillsTheGpuInOneWave) {
   EXPECT_EQ(hopper.rows_per_split, 512);
   EXPECT_EQ(hopper.smem_bytes, static_cast<size_t>(wgmma_smem_bytes(kWgmmaTokens)));
   EXPECT_EQ(plan_mma(64, 4096, 4160, 132, roomy, MmaOverride{}, true).rows_per_split % 256, 0);
+  // Its splits add up in a cluster where all the tiles' clusters run at once
+  // (H200: 15 clusters of 8), else in the workspace; without workspace it takes
+  // the most splits whose clusters fit.
+  WgmmaClusterCapacity h200;
+  const int h200_clusters[] = {0, 0, 66, 44, 30, 24, 22, 18, 15};
+  std::copy(std::begin(h200_clusters), std::end(h200_clusters), h200.max_active);
+  const MmaPlan sixteen_tiles = plan_mma(64, 4096, 4096, 132, roomy, MmaOverride{}, true, h200);
+  EXPECT_EQ(sixteen_tiles.splits, 8);
+  EXPECT_FALSE(sixteen_tiles.cluster);  // 16 clusters of 8: two waves
+  const MmaPlan no_workspace = plan_mma(64, 4096, 4096, 132, 0, MmaOverride{}, true, h200);
+  EXPECT_TRUE(no_workspace.cluster);
+  EXPECT_EQ(no_workspace.rows_per_split, 768);  // 7 fit; 768-row splits make 6
+  EXPECT_EQ(no_workspace.splits, 6);
+  const MmaPlan qkv64 = plan_mma(64, 6144, 4096, 132, roomy, MmaOverride{}, true, h200);
+  EXPECT_TRUE(qkv64.cluster);  // 24 clusters of 4 (1024-row splits)
+  EXPECT_EQ(qkv64.splits, 4);
+  EXPECT_FALSE(plan_mma(64, 6144, 4096, 132, roomy, MmaOverride{0, 0, 0, 2}, true, h200).cluster);
+  EXPECT_EQ(plan_mma(64, 6144, 4096, 132, 0, MmaOverride{0, 0, 0, 2}, true, h200).splits, 1);
+  EXPECT_FALSE(plan_mma(64, 6144, 4096, 132, roomy, MmaOverride{}, true).cluster);  // no cluster capacity
+  const MmaPlan forced_cluster = plan_mma(64, 4096, 4160, 132, roomy, MmaOverride{256, 0, 3, 1}, true, h200);
+  EXPECT_TRUE(forced_cluster.cluster);
+  EXPECT_LE(forced_cluster.splits, kWgmmaMaxClusterSplits);
+  EXPECT_FALSE(plan_mma(64, 4096, 4096, 132, roomy, MmaOverride{}, false, h200).cluster);  // mma.sync
   EXPECT_TRUE(plan_mma(33, 4096, 4096, 132, roomy, MmaOverride{}, true).wgmma);
   EXPECT_EQ(plan_mma(17, 4096, 4096, 132, roomy, MmaOverride{}, true).m_tile, kWgmmaSmallTokens);
   EXPECT_TRUE(plan_mma(32, 4096, 4096, 132, roomy, MmaOverride{}, true).wgmma);
   EXPECT_FALSE(plan_mma(16, 4096, 4096, 132, roomy, MmaOverride{}, true).wgmma);  // mma.sync up to 16
   EXPECT_FALSE(plan_mma(64, 4096, 4096, 132, roomy, MmaOverride{0, 0, 1}, true).wgmma);
-  EXPECT_EQ(plan_mma(65, 14336, 4096, 132, roomy, MmaOverride{}, true).mchunks, 2);  // two 64-token chunks
+  EXPECT_EQ(plan_mma(65, 14336, 4096, 132, roomy, MmaOverride{0, 0, 3}, true).mchunks, 2);  // two 64-token chunks
   EXPECT_TRUE(plan_mma(65, 14336, 4096, 132, roomy, MmaOverride{}, true).wgmma);
-  EXPECT_FALSE(plan_mma(129, 14336, 4096, 132, roomy, MmaOverride{}, true).wgmma);  // the wide kernel
+  EXPECT_TRUE(plan_mma(129, 14336, 4096, 132, roomy, MmaOverride{}, false).wide);  // the wide kernel
+  // From 65 tokens the tile modelled faster (wgmma_modelled_us, H200 fit): 128
+  // tokens on the long layers, 64 on the small ones and where 128-token tiles
+  // leave half the GPU idle (70B q/k/v at 192 rows: 80 blocks against 120).
+  auto tile = [&](int64_t M, int64_t N, int64_t K) {
+    return plan_mma(M, N, K, 132, roomy, MmaOverride{}, true, h200).m_tile;
+  };
+  EXPECT_EQ(tile(128, 28672, 4096), kWgmmaLargeTokens);  // 8B fused gate+up
+  EXPECT_EQ(tile(96, 4096, 14336), kWgmmaLargeTokens);   // 8B down
+  EXPECT_EQ(tile(128, 4096, 4096), kWgmmaTokens);        // 8B o
+  EXPECT_EQ(tile(128, 1024, 4096), kWgmmaTokens);        // 8B k or v
+  EXPECT_EQ(tile(192, 10240, 8192), kWgmmaTokens);       // 70B fused q/k/v
+  EXPECT_EQ(tile(256, 10240, 8192), kWgmmaLargeTokens);
+  EXPECT_EQ(tile(256, 8192, 28672), kWgmmaLargeTokens);  // 70B down
   const MmaPlan forced = plan_mma(5, 4096, 4096, 132, roomy, MmaOverride{0, 0, 3}, true);
   EXPECT_TRUE(forced.wgmma);
   EXPECT_EQ(forced.m_tile, kWgmmaSmallTokens);
@@ -222,7 +258,10 @@ TEST(GptqMmaPlan, DispatchFollowsTheMeasuredCrossover) {
   EXPECT_TRUE(mma_beats_cublas_above_64(8192, 10240, true));
   EXPECT_TRUE(gptq_mma_preferred(big, 65, ws));
   EXPECT_TRUE(gptq_mma_preferred(big, 128, ws));
-  EXPECT_FALSE(gptq_mma_preferred(big, 129, ws));
+  // 129-256 rows on the Hopper kernel only.
+  EXPECT_EQ(gptq_mma_preferred(big, 129, ws), wgmma_kernel_available());
+  EXPECT_EQ(gptq_mma_preferred(small, kGptqHopperMMax, ws), wgmma_kernel_available());
+  EXPECT_FALSE(gptq_mma_preferred(big, kGptqHopperMMax + 1, ws));
   EXPECT_TRUE(mma_beats_cublas_above_64(4096, 28672));   // 8B fused gate+up
   EXPECT_TRUE(mma_beats_cublas_above_64(14336, 4096));   // 8B down
   EXPECT_TRUE(mma_beats_cublas_above_64(28672, 8192));   // 70B down
@@ -233,6 +272,8 @@ TEST(GptqMmaPlan, DispatchFollowsTheMeasuredCrossover) {
   GptqWorkspace small_splitk = ws;  // room for M <= 8 only: no split-K at M = 16
   small_splitk.splitk_bytes = gptq_splitk_workspace_bytes(kGptqSmallMMax, 14336);
   EXPECT_FALSE(gptq_mma_preferred(big, 16, small_splitk));
+  // The Hopper kernel splits K in clusters: no workspace room needed from 17 rows.
+  EXPECT_EQ(gptq_mma_preferred(big, 17, small_splitk), wgmma_kernel_available());
   EXPECT_TRUE(gptq_mma_preferred(big, kGptqSmallMMax, small_splitk));
   GptqDeviceWeights eight = big;
   eight.bits = 8;
@@ -268,7 +309,7 @@ TEST_F(GptqMmaGpu, OddShapesAgainstReference) {
       {4104, 296, 64, true, false, false, true},    {256, 8, -1, true, false, false, false},
       {8, 520, -1, false, false, false, true},
   };
-  const int64_t ms[] = {1, 4, 8, 9, 16, 17, 32, 33, 64, 100, 257};
+  const int64_t ms[] = {1, 4, 8, 9, 16, 17, 32, 33, 64, 100, 200, 257};
   const int64_t Mmax = 257;
   double worst = 0;
   size_t compared = 0;
@@ -295,8 +336,12 @@ TEST_F(GptqMmaGpu, OddShapesAgainstReference) {
                                            std::pair{size_t{0}, size_t{0}}}) {
       SplitWorkspace w(ws_bytes, scratch_bytes);
       for (int64_t M : ms)
-        for (int kernel : {0, 1, 2, 3, 4}) {  // the plan's choice, then every kernel (3, 4: Hopper's)
-          const MmaOverride narrow_or_wide{0, 0, kernel};
+        for (const MmaOverride narrow_or_wide : {MmaOverride{}, MmaOverride{0, 0, 1}, MmaOverride{0, 0, 2},
+                                                  MmaOverride{0, 0, 3}, MmaOverride{0, 0, 3, 1}, MmaOverride{0, 0, 3, 2},
+                                                  MmaOverride{0, 0, 4}, MmaOverride{0, 0, 4, 1}}) {
+          // The plan's choice, then every kernel (3, 4: Hopper's, its splits in a
+          // cluster or in the workspace).
+          const int kernel = narrow_or_wide.kernel;
           const auto y = run_mma(layer, xd->as<__half>(), M, oc.bias ? bd->as<__half>() : nullptr, w.ws, narrow_or_wide);
           const MmaPlan plan = plan_mma(M, oc.N, oc.K, 132, ws_bytes, narrow_or_wide);
           const std::string what = spec.name() + " M=" + std::to_string(M) + (oc.bias ? " bias" : "") +
@@ -305,7 +350,10 @@ TEST_F(GptqMmaGpu, OddShapesAgainstReference) {
                                     : kernel == 2 ? " wide"
                                     : kernel == 3 ? " wgmma"
                                     : kernel == 4 ? " wgmma128"
-                                                  : " narrow");
+                                                  : " narrow") +
+                                   (narrow_or_wide.reduce == 1   ? " cluster"
+                                    : narrow_or_wide.reduce == 2 ? " workspace"
+                                                                 : "");
           ASSERT_EQ(nonfinite(y), 0u) << what;
           const double err = relative_error(y.data(), ref_d.data(), y.size());
           EXPECT_LT(err, kTolerance) << what << " (splits on 132 SMs: " << plan.splits << ")";
@@ -344,12 +392,15 @@ TEST_F(GptqMmaGpu, ForcedSplitsAndUnalignedX) {
   for (int rows : {64, 192, 1000, 4160})
     for (const __half* xp : {static_cast<const __half*>(xd->as<__half>()), x_unaligned})
       for (int64_t m : {int64_t{5}, int64_t{20}, M}) {
-        for (int repeat = 0; repeat < 3; ++repeat) {
-          const int kernel = repeat + 1;  // the narrow kernel, the wide one, Hopper's
-          const auto y = run_mma(layer, xp, m, nullptr, w.ws, MmaOverride{rows, 0, kernel});
+        for (int repeat = 0; repeat < 4; ++repeat) {
+          // The narrow kernel, the wide one, Hopper's (splits in the workspace, then in a cluster).
+          const int kernel = std::min(repeat + 1, 3);
+          const int reduce = repeat == 2 ? 2 : repeat == 3 ? 1 : 0;
+          const auto y = run_mma(layer, xp, m, nullptr, w.ws, MmaOverride{rows, 0, kernel, reduce});
           const std::string what = "rows/split " + std::to_string(rows) + " M=" + std::to_string(m) +
                                    (xp == x_unaligned ? " unaligned x" : "") +
-                                   (kernel == 2 ? " wide" : kernel == 3 ? " wgmma" : " narrow");
+                                   (kernel == 2 ? " wide" : kernel == 3 ? " wgmma" : " narrow") +
+                                   (reduce == 1 ? " cluster" : "");
           ASSERT_EQ(nonfinite(y), 0u) << what;
           const double err = relative_error(y.data(), ref_d.data(), y.size());
           EXPECT_LT(err, kTolerance) << what;
