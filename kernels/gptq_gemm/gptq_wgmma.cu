@@ -316,6 +316,10 @@ __global__ void __launch_bounds__(kWgmmaThreads, kWgmmaBlocksPerSm) gptq_wgmma_k
       if (cur.starts_group) mma::unpack_column_quant(cur.s, cur.z, quant);
       uint32_t a[4][4];
       mma::dequant_chunk<true>(cur.w, quant, a);
+      // The slot refills at once: the proxy fence at the next chunk waits for
+      // this thread's loads in flight (ncu: its long-scoreboard stall), so the
+      // youngest is best issued before this half's MMAs rather than after.
+      load_half(cur);
       // The step's operand buffer and offset inside it are compile-time offsets
       // from the pass's descriptor.
       const uint32_t step_offset = ((d / 4) & 1) * kOperandBytes + (d % 4) * 2 * kStepBytes;
@@ -333,7 +337,6 @@ __global__ void __launch_bounds__(kWgmmaThreads, kWgmmaBlocksPerSm) gptq_wgmma_k
       // The previous half's MMAs are done: its A registers and, at a chunk's
       // end, its operand buffer are free again.
       wgmma_wait<1>();
-      load_half(cur);
     }
   }
   wgmma_wait<0>();
