@@ -168,7 +168,7 @@ std::string plan_text(int64_t M, int64_t N, int64_t K, int bits, size_t ws, cons
 }
 
 std::string mma_plan_text(int64_t M, int64_t N, int64_t K, size_t ws, const MmaOverride& o) {
-  const MmaPlan p = plan_mma(M, N, K, device_sm_count(), ws, o, wgmma_kernel_available(), wgmma_cluster_capacity());
+  const MmaPlan p = plan_mma(M, N, K, device_sm_count(), ws, o, wgmma_kernel_available(), mma_cluster_capacity());
   char text[96];
   std::snprintf(text, sizeof text, "%s m%d/rows%d/splits%d%s/blocks%d", p.wide ? "wide" : p.wgmma ? "wgmma" : "narrow",
                 p.m_tile, p.rows_per_split, p.splits, p.cluster ? "(cluster)" : "", p.mchunks * p.ntiles * p.splits);
@@ -217,12 +217,18 @@ int main(int argc, char** argv) {
   std::printf("device: %s, %d SMs, L2 %d MB; copy bandwidth (read+write) %.0f GB/s\n", prop.name,
               prop.multiProcessorCount, prop.l2CacheSize >> 20, copy_gbs);
 
-  if (wgmma_kernel_available())
+  if (wgmma_kernel_available()) {
     for (int tile : {kWgmmaSmallTokens, kWgmmaTokens, kWgmmaLargeTokens}) {
       std::printf("Hopper kernel, %d tokens: clusters resident at once (size 2/4/8):", tile);
       for (int size : {2, 4, 8}) std::printf(" %d", wgmma_max_active_clusters(tile, size));
       std::printf("\n");
     }
+    for (int tile : {8, 16}) {
+      std::printf("narrow kernel, %d tokens: clusters resident at once (size 2/4/8/12/16):", tile);
+      for (int size : {2, 4, 8, 12, 16}) std::printf(" %d", narrow_mma_max_active_clusters(tile, size));
+      std::printf("\n");
+    }
+  }
 
   const int64_t max_m = 256;
   const int64_t max_k = big ? 28672 : 14336, max_n = big ? 57344 : 28672;
@@ -351,8 +357,10 @@ int main(int argc, char** argv) {
             overrides.push_back(MmaOverride{0, 0, M > 32 && M <= kWgmmaTokens ? 1 : 3});
           // Its 128-token tiles against dequantize + cuBLAS on prefill-sized M.
           if (M >= 96 && wgmma_kernel_available()) overrides.push_back(MmaOverride{0, 0, 4});
-          // Its splits added in the workspace rather than in a cluster.
+          // Its splits added in the workspace rather than in a cluster (the
+          // narrow kernel's likewise up to 16 tokens).
           if (M > 16 && M <= 256 && wgmma_kernel_available()) overrides.push_back(MmaOverride{0, 0, 3, 2});
+          if (M <= 16 && wgmma_kernel_available()) overrides.push_back(MmaOverride{0, 0, 1, 2});
           if ((M == 16 || M == 64) && var.all_m && !quick)
             for (int per_sm : {1, 2, 3, 4, 6}) overrides.push_back(MmaOverride{0, per_sm * prop.multiProcessorCount});
           for (const MmaOverride& o : overrides) {
@@ -360,8 +368,9 @@ int main(int argc, char** argv) {
             const double us = graph_us(stream, calls, [&](int i) {
               gptq_gemm_mma_with(copies.views[static_cast<size_t>(i)], x, M, y, nullptr, ws, stream, o);
             });
-            const char* path = o.blocks_target ? "mma-sweep"
-                               : o.kernel == 1 ? "mma-narrow"
+            const char* path = o.blocks_target                 ? "mma-sweep"
+                               : o.kernel == 1 && o.reduce == 2 ? "mma-narrow-ws"
+                               : o.kernel == 1                  ? "mma-narrow"
                                : o.kernel == 2 ? "mma-wide"
                                : o.kernel == 3 ? (o.reduce == 2 ? "mma-wgmma-ws" : "mma-wgmma")
                                : o.kernel == 4 ? "mma-wgmma128"

@@ -96,4 +96,49 @@ cudaError_t launch_maybe_programmatic(void (*kernel)(Params...), dim3 grid, dim3
   return cudaLaunchKernelEx(&config, kernel, static_cast<Params>(args)...);
 }
 
+// The same with the grid's z blocks of each (x, y) launched as one thread-block
+// cluster of grid.z blocks (compute capability 9.0+) when `cluster` is set.
+template <typename... Params, typename... Args>
+cudaError_t launch_maybe_clustered(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                                   bool cluster, bool programmatic, Args... args) {
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = smem;
+  config.stream = stream;
+  cudaLaunchAttribute attributes[2]{};
+  attributes[0].id = cudaLaunchAttributeClusterDimension;
+  attributes[0].val.clusterDim.x = 1;
+  attributes[0].val.clusterDim.y = 1;
+  attributes[0].val.clusterDim.z = grid.z;
+  attributes[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attributes[1].val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = cluster ? attributes : attributes + 1;
+  config.numAttrs = (cluster ? 1 : 0) + (programmatic ? 1 : 0);
+  return cudaLaunchKernelEx(&config, kernel, static_cast<Params>(args)...);
+}
+
+// How many clusters of cluster_size blocks (grid z) of kernel the device runs at
+// once with `smem` bytes of dynamic shared memory each (0 when it cannot).
+template <typename... Params>
+int max_active_clusters(void (*kernel)(Params...), dim3 block, size_t smem, int cluster_size) {
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(1, 1, static_cast<unsigned>(cluster_size));
+  config.blockDim = block;
+  config.dynamicSmemBytes = smem;
+  cudaLaunchAttribute cluster{};
+  cluster.id = cudaLaunchAttributeClusterDimension;
+  cluster.val.clusterDim.x = 1;
+  cluster.val.clusterDim.y = 1;
+  cluster.val.clusterDim.z = static_cast<unsigned>(cluster_size);
+  config.attrs = &cluster;
+  config.numAttrs = 1;
+  int clusters = 0;
+  if (cudaOccupancyMaxActiveClusters(&clusters, kernel, &config) != cudaSuccess) {
+    cudaGetLastError();  // not a sticky error: leave none behind for the next launch check
+    return 0;
+  }
+  return clusters;
+}
+
 }  // namespace nibble::kernels

@@ -260,6 +260,14 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(8 * NT)) gptq_m
     }
   }
 
+  if constexpr (NT <= 2) {  // the 8- and 16-token tiles may add their splits in a cluster
+    if (p.splits > 1 && p.cluster) {
+      __syncthreads();  // x in shared memory is read no more: the stage reuses it
+      reduce_tile_in_cluster<NT, kMmaTileN, kMmaThreads, kMmaMaxClusterSplits>(p, total, reinterpret_cast<float*>(xs), m0,
+                                                                               ntile, warp, g, t);
+      return;
+    }
+  }
   store_mma_tile<NT, kMmaTileN>(p, total, m0, ntile, split, col, col_ok, t, last_block);
 }
 
@@ -271,11 +279,40 @@ __global__ void gather_columns_kernel(const __half* x, const int32_t* perm, int 
   *reinterpret_cast<uint4*>(out + static_cast<size_t>(m) * K + r) = mma::gather8(x + static_cast<size_t>(m) * K, perm, r);
 }
 
+// Dynamic shared memory of an NT-tile block: its x buffers, or the staged tile
+// of a cluster's reduction when that is larger.
+template <int NT>
+constexpr size_t tile_smem_bytes(bool cluster) {
+  const int x_bytes = mma_x_smem_bytes(8 * NT);
+  return static_cast<size_t>(cluster && mma_stage_bytes<NT, kMmaTileN>() > x_bytes ? mma_stage_bytes<NT, kMmaTileN>()
+                                                                                  : x_bytes);
+}
+
+// Clusters of 9-16 blocks are a non-portable size: allowed once per kernel.
+template <int NT>
+void allow_large_clusters() {
+  static const bool allowed = [] {
+    for (auto kernel : {gptq_mma_kernel<NT, 1>, gptq_mma_kernel<NT, 2>})
+      if (cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) != cudaSuccess)
+        cudaGetLastError();  // before compute capability 9.0: no clusters at all
+    return true;
+  }();
+  (void)allowed;
+}
+
 template <int NT>
 void launch_tile(const MmaParams& p, dim3 grid, bool programmatic, cudaStream_t stream) {
   const bool steps64 = p.group_rows % 64 == 0 || p.groups == 1;
-  launch_maybe_programmatic(steps64 ? gptq_mma_kernel<NT, 2> : gptq_mma_kernel<NT, 1>, grid, dim3(kMmaThreads),
-                            static_cast<size_t>(mma_x_smem_bytes(8 * NT)), stream, programmatic, p);
+  const bool cluster = NT <= 2 && p.cluster != 0;
+  if (cluster) allow_large_clusters<NT>();
+  launch_maybe_clustered(steps64 ? gptq_mma_kernel<NT, 2> : gptq_mma_kernel<NT, 1>, grid, dim3(kMmaThreads),
+                         tile_smem_bytes<NT>(cluster), stream, cluster, programmatic, p);
+}
+
+template <int NT>
+int narrow_max_active_clusters(int cluster_size) {
+  allow_large_clusters<NT>();
+  return max_active_clusters(gptq_mma_kernel<NT, 2>, dim3(kMmaThreads), tile_smem_bytes<NT>(true), cluster_size);
 }
 
 }  // namespace
@@ -298,3 +335,12 @@ void launch_mma(const MmaParams& p, int m_tile, dim3 grid, bool programmatic, cu
 }
 
 }  // namespace nibble::kernels::detail
+
+namespace nibble::kernels {
+
+int narrow_mma_max_active_clusters(int m_tile, int cluster_size) {
+  return m_tile == 8 ? detail::narrow_max_active_clusters<1>(cluster_size)
+                     : detail::narrow_max_active_clusters<2>(cluster_size);
+}
+
+}  // namespace nibble::kernels

@@ -42,7 +42,7 @@ void check_mma_args(const GptqDeviceWeights& w, const __half* x, int64_t M, __ha
 }  // namespace
 
 MmaPlan plan_mma(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, const MmaOverride& override,
-                 bool wgmma_available, const WgmmaClusterCapacity& clusters) {
+                 bool wgmma_available, const MmaClusterCapacity& clusters) {
   // From 65 tokens the Hopper kernel has two tiles: the one modelled faster.
   if (override.kernel == 0 && wgmma_available && M > kWgmmaTokens) {
     MmaOverride narrow64 = override, tall = override;
@@ -70,9 +70,15 @@ MmaPlan plan_mma(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, 
   const int64_t base = static_cast<int64_t>(plan.mchunks) * plan.ntiles;
   const bool workspace_room = override.reduce != 1 && base <= detail::kCounterBytes / 4 &&
                               splitk_bytes >= detail::kCounterBytes + static_cast<size_t>(M * N) * sizeof(float);
-  // Whether the Hopper kernel's tiles can run as clusters of s splits, all at once.
+  // Whether the tiles can run as clusters of s splits, all at once.
+  const int* capacity = plan.wgmma                                  ? clusters.wgmma
+                        : plan.wide                                 ? nullptr
+                        : plan.m_tile == 8                          ? clusters.narrow8
+                        : plan.m_tile == 16                         ? clusters.narrow16
+                                                                    : nullptr;
+  const int64_t max_cluster = plan.wgmma ? kWgmmaMaxClusterSplits : kMmaMaxClusterSplits;
   auto clusters_fit = [&](int64_t s) {
-    return plan.wgmma && override.reduce != 2 && s <= kWgmmaMaxClusterSplits && base <= clusters.max_active[s];
+    return capacity && override.reduce != 2 && s <= max_cluster && base <= capacity[s];
   };
   const bool can_split = workspace_room || clusters_fit(2);
   int64_t rows = round_up(K, kMmaSplitRows);
@@ -94,7 +100,7 @@ MmaPlan plan_mma(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, 
   rows = std::max(rows, round_up(ceil_div(K, 65535), unit));  // grid.z limit
   int64_t splits = ceil_div(K, rows);
   if (splits > 1 && !workspace_room && !clusters_fit(splits)) {  // the most splits whose clusters fit
-    int64_t s = std::min<int64_t>(splits, kWgmmaMaxClusterSplits);
+    int64_t s = std::min<int64_t>(splits, max_cluster);
     while (s > 1 && !clusters_fit(s)) --s;
     rows = std::max(rows, round_up(ceil_div(K, s), unit));
     splits = ceil_div(K, rows);
@@ -106,6 +112,24 @@ MmaPlan plan_mma(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, 
 }
 
 bool mma_wide_preferred(int64_t M, int64_t /*N*/, int64_t /*K*/) { return M > 128; }
+
+const MmaClusterCapacity& mma_cluster_capacity() {
+  static const MmaClusterCapacity capacity = [] {
+    MmaClusterCapacity c;
+    // Never more clusters of s + 1 blocks than of s: the plan walks down from the
+    // most splits to the first size that fits.
+    auto fill = [](int* max_active, int max_size, auto&& query) {
+      int previous = 1 << 30;
+      for (int s = 2; s <= max_size; ++s) previous = max_active[s] = std::min(previous, query(s));
+    };
+    if (wgmma_kernel_available())
+      fill(c.wgmma, kWgmmaMaxClusterSplits, [](int s) { return wgmma_max_active_clusters(kWgmmaTokens, s); });
+    fill(c.narrow8, kMmaMaxClusterSplits, [](int s) { return narrow_mma_max_active_clusters(8, s); });
+    fill(c.narrow16, kMmaMaxClusterSplits, [](int s) { return narrow_mma_max_active_clusters(16, s); });
+    return c;
+  }();
+  return capacity;
+}
 
 double wgmma_modelled_us(const MmaPlan& plan, int64_t M, int64_t N, int sms) {
   // H200 fit (bench/NOTES.md, session 9): per 128-column pass of rows a block
@@ -203,7 +227,7 @@ void gptq_gemm_mma_with(const GptqDeviceWeights& w, const __half* x, int64_t M, 
   if (M == 0) return;
   const MmaPlan plan =
       plan_mma(M, w.N, w.K, device_sm_count(), ws.splitk ? ws.splitk_bytes : 0, override, hopper_kernel_takes(w, x, M, ws),
-               wgmma_cluster_capacity());
+               mma_cluster_capacity());
   detail::MmaParams p = mma_params(w, x, M, y, bias, plan, ws, stream);
   if (plan.splits > 1 && !plan.cluster) {
     p.counters = static_cast<unsigned*>(ws.splitk);
@@ -220,10 +244,13 @@ void gptq_gemm_mma_accumulate(const GptqDeviceWeights& w, const __half* x, int64
                                         std::to_string(kMmaNarrowMMax));
   NIBBLE_CHECK(aligned(out, 16), "gptq_gemm_mma_accumulate: out must be 16-byte aligned");
   if (M == 0) return;
-  // No split-K workspace involved: every split adds into out, so K may split freely.
-  const MmaPlan plan =
-      plan_mma(M, w.N, w.K, device_sm_count(), SIZE_MAX, MmaOverride{}, hopper_kernel_takes(w, x, M, ws),
-               wgmma_cluster_capacity());
+  // No split-K workspace involved: every split adds into out, so K may split
+  // freely. The mma.sync tiles keep their atomics (nothing to finish); the
+  // Hopper kernel's splits add up in a cluster where it fits.
+  MmaOverride reduce;
+  reduce.reduce = M <= kMmaSyncMMax ? 2 : 0;
+  const MmaPlan plan = plan_mma(M, w.N, w.K, device_sm_count(), SIZE_MAX, reduce, hopper_kernel_takes(w, x, M, ws),
+                                mma_cluster_capacity());
   detail::MmaParams p = mma_params(w, x, M, nullptr, bias, plan, ws, stream);
   p.accumulate = out;
   launch_planned(p, plan, ws.programmatic_launch, stream);

@@ -47,8 +47,11 @@ inline constexpr int kWgmmaThreads = 256;
 inline constexpr int kWgmmaTileN = 256;  // columns per block
 inline constexpr int kWgmmaBlocksPerSm = 1;
 inline constexpr int kWgmmaRawStages = 3;
-// A tile's K splits run as one thread-block cluster (at most the portable size).
+// A tile's K splits run as one thread-block cluster: at most the portable size
+// on the Hopper kernel, 16 (the non-portable size) on the 8- and 16-token
+// mma.sync tiles, whose 3-4 blocks per SM hold their 11-16 splits.
 inline constexpr int kWgmmaMaxClusterSplits = 8;
+inline constexpr int kMmaMaxClusterSplits = 16;
 inline constexpr int kWgmmaRawStride = kMmaXChunkRows + 8;  // halves
 constexpr int wgmma_raw_bytes(int tokens) { return tokens * kWgmmaRawStride * 2; }
 constexpr int wgmma_operand_bytes(int tokens) { return tokens * kMmaXChunkRows * 2; }
@@ -70,10 +73,13 @@ inline constexpr int kMmaWideStageWeightBytes = kMmaWideStageRows / 8 * kMmaWide
 inline constexpr int kMmaWideStageQuantBytes = kMmaWideStageWeightBytes + 2 * 2 * kMmaWideTileN * 2;
 constexpr int mma_wide_stage_bytes(int m_tile) { return kMmaWideStageQuantBytes + m_tile * kMmaWideStageRows * 2; }
 
-// Clusters of the Hopper kernel the device runs at once, by cluster size (blocks;
-// index 0 and 1 unused). H200: 66 of 2, 30 of 4, 15 of 8 (132 SMs, one block each).
-struct WgmmaClusterCapacity {
-  int max_active[kWgmmaMaxClusterSplits + 1] = {};
+// Clusters the device runs at once, by cluster size (index 0 and 1 unused), of
+// the Hopper kernel (H200: 66 of 2, 30 of 4, 15 of 8: 132 SMs, one block each)
+// and of the narrow kernel's 8- and 16-token tiles. Zero: no clusters.
+struct MmaClusterCapacity {
+  int wgmma[kMmaMaxClusterSplits + 1] = {};
+  int narrow8[kMmaMaxClusterSplits + 1] = {};
+  int narrow16[kMmaMaxClusterSplits + 1] = {};
 };
 
 struct MmaPlan {
@@ -84,7 +90,7 @@ struct MmaPlan {
   int ntiles = 1;           // blocks along N
   int rows_per_split = 0;   // input rows per block along K (multiple of kMmaSplitRows)
   int splits = 1;           // blocks along K
-  bool cluster = false;     // Hopper kernel: the splits of a tile are a cluster and add their sums in it
+  bool cluster = false;     // the splits of a tile are a cluster and add their sums in it
   int blocks_per_sm = 1;    // resident blocks per SM the split count aims to fill
   size_t smem_bytes = 0;    // dynamic shared memory per block
 };
@@ -95,22 +101,23 @@ struct MmaOverride {
   int blocks_target = 0;   // blocks to aim for when splitting K (default: one full wave)
   int kernel = 0;          // 1: the narrow kernel (mma.sync), 2: the wide one, 3: the Hopper one (32/64-token tiles),
                            // 4: the Hopper one with 128-token tiles for any M (prefill experiment)
-  int reduce = 0;          // Hopper kernel's splits: 1: add them in a cluster where it fits, 2: in the workspace
+  int reduce = 0;          // splits: 1: add them in a cluster where it fits, 2: in the workspace
 };
 
 // Splitting K needs the fp32 [M, N] accumulator and a counter per tile in the
 // split-K workspace (gptq_splitk_workspace_bytes(M, N) bytes); without room the
-// plan runs each tile over all of K. The Hopper kernel's splits of a tile add
-// their sums inside a thread-block cluster instead when all the tiles' clusters
-// run at once (clusters; a second wave of clusters costs more than the global
-// atomics save: bench/NOTES.md, session 9), and without workspace it takes the
-// most splits whose clusters do.
+// plan runs each tile over all of K. The splits of a tile of the Hopper kernel
+// or of the narrow kernel's 8- and 16-token tiles add their sums inside a
+// thread-block cluster instead when all the tiles' clusters run at once
+// (clusters; a second wave of clusters costs more than the global atomics save:
+// bench/NOTES.md, session 9), and without workspace the plan takes the most
+// splits whose clusters do.
 // wgmma_available: the device runs the Hopper kernel (wgmma_kernel_available())
 // and the product's x reaches it as plain 16-byte rows; then it takes the 32-
 // and 64-token tiles (17-128 tokens; up to 16 mma.sync is faster), or every M
 // when forced (kernel 3).
 MmaPlan plan_mma(int64_t M, int64_t N, int64_t K, int sms, size_t splitk_bytes, const MmaOverride& override,
-                 bool wgmma_available = false, const WgmmaClusterCapacity& clusters = {});
+                 bool wgmma_available = false, const MmaClusterCapacity& clusters = {});
 
 // Whether this process's kernels include the Hopper kernel for the current
 // device (compute capability 9.0 and a build with sm_90a code).
@@ -118,8 +125,11 @@ bool wgmma_kernel_available();
 // How many clusters of cluster_size blocks of the Hopper kernel (m_tile tokens)
 // the current device runs at once (0 when it cannot).
 int wgmma_max_active_clusters(int m_tile, int cluster_size);
-// The same for every cluster size up to kWgmmaMaxClusterSplits (queried once).
-const WgmmaClusterCapacity& wgmma_cluster_capacity();
+// The same for the narrow kernel's m_tile-token blocks (8 or 16).
+int narrow_mma_max_active_clusters(int m_tile, int cluster_size);
+// All of them for the current device, every size up to kMmaMaxClusterSplits
+// (queried once per process).
+const MmaClusterCapacity& mma_cluster_capacity();
 
 // The plan's choice of kernel (H200, Llama-3-8B shapes, bench/NOTES.md session
 // 6): the narrow kernel up to 128 tokens (it beat the wide one at every shape and

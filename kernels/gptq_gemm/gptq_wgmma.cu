@@ -30,10 +30,8 @@
 // shared memory (reduce_tile_in_cluster): fp32 atomics into a global workspace
 // cost 0.8-1 us per MB of partial sums, 6-14 us a product at 64-128 tokens
 // (bench/NOTES.md, session 9).
-#include <cooperative_groups.h>
 #include <cuda_fp16.h>
 
-#include <algorithm>
 
 #include "common/device_utils.cuh"
 #include "gptq_gemm/gptq_mma.cuh"
@@ -115,58 +113,6 @@ __device__ __forceinline__ void wgmma_tile(float (&acc)[16][2][4], uint32_t a0, 
       "{%64, %65, %66, %67}, %68, 1, 1, 1, 0;\n"
       : "+f"(acc[0][H][0]), "+f"(acc[0][H][1]), "+f"(acc[0][H][2]), "+f"(acc[0][H][3]), "+f"(acc[1][H][0]), "+f"(acc[1][H][1]), "+f"(acc[1][H][2]), "+f"(acc[1][H][3]), "+f"(acc[2][H][0]), "+f"(acc[2][H][1]), "+f"(acc[2][H][2]), "+f"(acc[2][H][3]), "+f"(acc[3][H][0]), "+f"(acc[3][H][1]), "+f"(acc[3][H][2]), "+f"(acc[3][H][3]), "+f"(acc[4][H][0]), "+f"(acc[4][H][1]), "+f"(acc[4][H][2]), "+f"(acc[4][H][3]), "+f"(acc[5][H][0]), "+f"(acc[5][H][1]), "+f"(acc[5][H][2]), "+f"(acc[5][H][3]), "+f"(acc[6][H][0]), "+f"(acc[6][H][1]), "+f"(acc[6][H][2]), "+f"(acc[6][H][3]), "+f"(acc[7][H][0]), "+f"(acc[7][H][1]), "+f"(acc[7][H][2]), "+f"(acc[7][H][3]), "+f"(acc[8][H][0]), "+f"(acc[8][H][1]), "+f"(acc[8][H][2]), "+f"(acc[8][H][3]), "+f"(acc[9][H][0]), "+f"(acc[9][H][1]), "+f"(acc[9][H][2]), "+f"(acc[9][H][3]), "+f"(acc[10][H][0]), "+f"(acc[10][H][1]), "+f"(acc[10][H][2]), "+f"(acc[10][H][3]), "+f"(acc[11][H][0]), "+f"(acc[11][H][1]), "+f"(acc[11][H][2]), "+f"(acc[11][H][3]), "+f"(acc[12][H][0]), "+f"(acc[12][H][1]), "+f"(acc[12][H][2]), "+f"(acc[12][H][3]), "+f"(acc[13][H][0]), "+f"(acc[13][H][1]), "+f"(acc[13][H][2]), "+f"(acc[13][H][3]), "+f"(acc[14][H][0]), "+f"(acc[14][H][1]), "+f"(acc[14][H][2]), "+f"(acc[14][H][3]), "+f"(acc[15][H][0]), "+f"(acc[15][H][1]), "+f"(acc[15][H][2]), "+f"(acc[15][H][3])
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc));
-}
-
-// fp32 floats per token row of the staged tile (16 bytes of padding: the
-// lanes of a quarter-warp write different banks).
-constexpr int kStageStride = kWgmmaTileN + 4;
-
-// The tile's K splits are the blocks of one cluster (rank = split). Each stages
-// its sums in its own shared memory; block r then adds slice r of the tile from
-// every block's stage, adds the bias and writes y (or adds into p.accumulate:
-// each element has one owner, so no atomics). Called by every thread once the
-// block's shared memory is free.
-template <int NT>
-__device__ __forceinline__ void reduce_tile_in_cluster(const MmaParams& p, const float (&total)[NT][2][4],
-                                                       float* stage, int m0, int ntile, int warp, int g, int t) {
-  namespace cg = cooperative_groups;
-  constexpr int T = 8 * NT, kQuadsPerRow = kWgmmaTileN / 4;
-  cg::cluster_group cluster = cg::this_cluster();
-#pragma unroll
-  for (int j = 0; j < NT; ++j)
-#pragma unroll
-    for (int e = 0; e < 2; ++e)
-      *reinterpret_cast<float4*>(stage + (8 * j + 2 * t + e) * kStageStride + warp * 32 + 4 * g) =
-          make_float4(total[j][0][e], total[j][0][2 + e], total[j][1][e], total[j][1][2 + e]);
-  cluster.sync();
-  const int splits = static_cast<int>(cluster.num_blocks()), rank = static_cast<int>(cluster.block_rank());
-  const int quads = T * kQuadsPerRow, begin = quads * rank / splits, end = quads * (rank + 1) / splits;
-  for (int q = begin + static_cast<int>(threadIdx.x); q < end; q += kWgmmaThreads) {
-    const int row = q / kQuadsPerRow, n = ntile * kWgmmaTileN + 4 * (q % kQuadsPerRow);
-    if (m0 + row >= p.M || n >= p.N) continue;
-    float* mine = stage + row * kStageStride + 4 * (q % kQuadsPerRow);
-    float4 part[kWgmmaMaxClusterSplits];
-#pragma unroll
-    for (int r = 0; r < kWgmmaMaxClusterSplits; ++r)  // all loads first: one round trip
-      part[r] = r < splits ? *cluster.map_shared_rank(reinterpret_cast<float4*>(mine), r) : make_float4(0, 0, 0, 0);
-    float4 sum = mma::load_bias4(p.bias, n);
-#pragma unroll
-    for (int r = 0; r < kWgmmaMaxClusterSplits; ++r) {
-      sum.x += part[r].x;
-      sum.y += part[r].y;
-      sum.z += part[r].z;
-      sum.w += part[r].w;
-    }
-    const size_t at = static_cast<size_t>(m0 + row) * p.N + n;
-    if (p.accumulate) {
-      float4* out = reinterpret_cast<float4*>(p.accumulate + at);
-      const float4 old = *out;
-      *out = make_float4(old.x + sum.x, old.y + sum.y, old.z + sum.z, old.w + sum.w);
-    } else {
-      *reinterpret_cast<uint2*>(p.y + at) = mma::pack_half4(sum.x, sum.y, sum.z, sum.w);
-    }
-  }
-  cluster.sync();  // no block leaves while another still reads its stage
 }
 
 // One 32-row half of the lane's weights in the ring, with its group's scales and
@@ -348,9 +294,10 @@ __global__ void __launch_bounds__(kWgmmaThreads, kWgmmaBlocksPerSm) gptq_wgmma_k
       for (int c = 0; c < 4; ++c) pin(total[j][h][c]);
   mma::cp_async_wait_all();
   if (p.splits > 1 && p.cluster) {
-    static_assert(T * kStageStride * 4 <= wgmma_smem_bytes(T), "the staged tile fits the x buffers");
+    static_assert(mma_stage_bytes<NT, kWgmmaTileN>() <= wgmma_smem_bytes(T), "the staged tile fits the x buffers");
     __syncthreads();  // every warpgroup's MMAs have read their x
-    reduce_tile_in_cluster<NT>(p, total, reinterpret_cast<float*>(smem), m0, ntile, warp, g, t);
+    reduce_tile_in_cluster<NT, kWgmmaTileN, kWgmmaThreads, kWgmmaMaxClusterSplits>(p, total, reinterpret_cast<float*>(smem),
+                                                                                   m0, ntile, warp, g, t);
   } else {
     store_mma_tile<NT, kWgmmaTileN>(p, total, m0, ntile, split, col, col_ok, t, last_block);
   }
@@ -364,39 +311,16 @@ void launch_wgmma_tile(const MmaParams& p, dim3 grid, bool programmatic, cudaStr
   static const cudaError_t configured =
       cudaFuncSetAttribute(gptq_wgmma_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, wgmma_smem_bytes(T));
   (void)configured;
-  cudaLaunchConfig_t config{};
-  config.gridDim = grid;
-  config.blockDim = dim3(kWgmmaThreads);
-  config.dynamicSmemBytes = static_cast<size_t>(wgmma_smem_bytes(T));
-  config.stream = stream;
-  cudaLaunchAttribute attributes[2]{};
-  attributes[0].id = cudaLaunchAttributeClusterDimension;  // a tile's K splits as one cluster
-  attributes[0].val.clusterDim.x = 1;
-  attributes[0].val.clusterDim.y = 1;
-  attributes[0].val.clusterDim.z = grid.z;
-  attributes[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attributes[1].val.programmaticStreamSerializationAllowed = 1;
-  config.attrs = p.cluster ? attributes : attributes + 1;
-  config.numAttrs = (p.cluster ? 1 : 0) + (programmatic ? 1 : 0);
-  cudaLaunchKernelEx(&config, gptq_wgmma_kernel<T>, p);
+  // A tile's K splits as one cluster when the plan says so.
+  launch_maybe_clustered(gptq_wgmma_kernel<T>, grid, dim3(kWgmmaThreads), static_cast<size_t>(wgmma_smem_bytes(T)), stream,
+                         p.cluster != 0, programmatic, p);
 }
 
 template <int T>
-int max_active_clusters(int cluster_size) {
-  cudaLaunchConfig_t config{};
-  config.gridDim = dim3(1, 1, cluster_size);
-  config.blockDim = dim3(kWgmmaThreads);
-  config.dynamicSmemBytes = static_cast<size_t>(wgmma_smem_bytes(T));
-  cudaLaunchAttribute cluster{};
-  cluster.id = cudaLaunchAttributeClusterDimension;
-  cluster.val.clusterDim.x = 1;
-  cluster.val.clusterDim.y = 1;
-  cluster.val.clusterDim.z = cluster_size;
-  config.attrs = &cluster;
-  config.numAttrs = 1;
+int max_active_clusters_of(int cluster_size) {
   cudaFuncSetAttribute(gptq_wgmma_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, wgmma_smem_bytes(T));
-  int clusters = 0;
-  return cudaOccupancyMaxActiveClusters(&clusters, gptq_wgmma_kernel<T>, &config) == cudaSuccess ? clusters : 0;
+  return max_active_clusters(gptq_wgmma_kernel<T>, dim3(kWgmmaThreads), static_cast<size_t>(wgmma_smem_bytes(T)),
+                             cluster_size);
 }
 
 }  // namespace
@@ -415,24 +339,9 @@ void launch_wgmma(const MmaParams& p, int m_tile, dim3 grid, bool programmatic, 
 namespace nibble::kernels {
 
 int wgmma_max_active_clusters(int m_tile, int cluster_size) {
-  return m_tile == kWgmmaSmallTokens   ? detail::max_active_clusters<kWgmmaSmallTokens>(cluster_size)
-         : m_tile == kWgmmaLargeTokens ? detail::max_active_clusters<kWgmmaLargeTokens>(cluster_size)
-                                       : detail::max_active_clusters<kWgmmaTokens>(cluster_size);
-}
-
-const WgmmaClusterCapacity& wgmma_cluster_capacity() {
-  static const WgmmaClusterCapacity capacity = [] {
-    WgmmaClusterCapacity c;
-    if (!wgmma_kernel_available()) return c;
-    c.max_active[1] = 1 << 30;
-    // Never more clusters of s + 1 blocks than of s: the plan walks down from the
-    // most splits to the first size that fits.
-    for (int s = 2; s <= kWgmmaMaxClusterSplits; ++s)
-      c.max_active[s] = std::min(c.max_active[s - 1], wgmma_max_active_clusters(kWgmmaTokens, s));
-    c.max_active[1] = 0;
-    return c;
-  }();
-  return capacity;
+  return m_tile == kWgmmaSmallTokens   ? detail::max_active_clusters_of<kWgmmaSmallTokens>(cluster_size)
+         : m_tile == kWgmmaLargeTokens ? detail::max_active_clusters_of<kWgmmaLargeTokens>(cluster_size)
+                                       : detail::max_active_clusters_of<kWgmmaTokens>(cluster_size);
 }
 
 bool wgmma_kernel_available() {

@@ -174,9 +174,9 @@ TEST(GptqMmaPlan, CoversKAndFillsTheGpuInOneWave) {
   // Its splits add up in a cluster where all the tiles' clusters run at once
   // (H200: 15 clusters of 8), else in the workspace; without workspace it takes
   // the most splits whose clusters fit.
-  WgmmaClusterCapacity h200;
+  MmaClusterCapacity h200;
   const int h200_clusters[] = {0, 0, 66, 44, 30, 24, 22, 18, 15};
-  std::copy(std::begin(h200_clusters), std::end(h200_clusters), h200.max_active);
+  std::copy(std::begin(h200_clusters), std::end(h200_clusters), h200.wgmma);
   const MmaPlan sixteen_tiles = plan_mma(64, 4096, 4096, 132, roomy, MmaOverride{}, true, h200);
   EXPECT_EQ(sixteen_tiles.splits, 8);
   EXPECT_FALSE(sixteen_tiles.cluster);  // 16 clusters of 8: two waves
@@ -193,7 +193,16 @@ TEST(GptqMmaPlan, CoversKAndFillsTheGpuInOneWave) {
   const MmaPlan forced_cluster = plan_mma(64, 4096, 4160, 132, roomy, MmaOverride{256, 0, 3, 1}, true, h200);
   EXPECT_TRUE(forced_cluster.cluster);
   EXPECT_LE(forced_cluster.splits, kWgmmaMaxClusterSplits);
-  EXPECT_FALSE(plan_mma(64, 4096, 4096, 132, roomy, MmaOverride{}, false, h200).cluster);  // mma.sync
+  EXPECT_FALSE(plan_mma(64, 4096, 4096, 132, roomy, MmaOverride{}, false, h200).cluster);  // mma.sync, 64 tokens
+  // The 8- and 16-token mma.sync tiles take clusters of up to 16 splits.
+  for (int s = 2; s <= kMmaMaxClusterSplits; ++s) h200.narrow8[s] = 528 / s;
+  const MmaPlan qkv1 = plan_mma(1, 6144, 4096, 132, roomy, MmaOverride{}, true, h200);
+  EXPECT_FALSE(qkv1.wgmma);
+  EXPECT_EQ(qkv1.m_tile, 8);
+  EXPECT_EQ(qkv1.splits, 11);  // 48 tiles x 11 splits: one wave of 4 blocks per SM
+  EXPECT_TRUE(qkv1.cluster);
+  EXPECT_FALSE(plan_mma(1, 6144, 4096, 132, roomy, MmaOverride{}, true).cluster);  // no cluster capacity
+  EXPECT_FALSE(plan_mma(16, 6144, 4096, 132, roomy, MmaOverride{}, true, h200).cluster);  // none for 16 tokens
   EXPECT_TRUE(plan_mma(33, 4096, 4096, 132, roomy, MmaOverride{}, true).wgmma);
   EXPECT_EQ(plan_mma(17, 4096, 4096, 132, roomy, MmaOverride{}, true).m_tile, kWgmmaSmallTokens);
   EXPECT_TRUE(plan_mma(32, 4096, 4096, 132, roomy, MmaOverride{}, true).wgmma);
@@ -336,7 +345,8 @@ TEST_F(GptqMmaGpu, OddShapesAgainstReference) {
                                            std::pair{size_t{0}, size_t{0}}}) {
       SplitWorkspace w(ws_bytes, scratch_bytes);
       for (int64_t M : ms)
-        for (const MmaOverride narrow_or_wide : {MmaOverride{}, MmaOverride{0, 0, 1}, MmaOverride{0, 0, 2},
+        for (const MmaOverride narrow_or_wide : {MmaOverride{}, MmaOverride{0, 0, 1}, MmaOverride{0, 0, 1, 1},
+                                                  MmaOverride{0, 0, 1, 2}, MmaOverride{0, 0, 2},
                                                   MmaOverride{0, 0, 3}, MmaOverride{0, 0, 3, 1}, MmaOverride{0, 0, 3, 2},
                                                   MmaOverride{0, 0, 4}, MmaOverride{0, 0, 4, 1}}) {
           // The plan's choice, then every kernel (3, 4: Hopper's, its splits in a
@@ -392,10 +402,11 @@ TEST_F(GptqMmaGpu, ForcedSplitsAndUnalignedX) {
   for (int rows : {64, 192, 1000, 4160})
     for (const __half* xp : {static_cast<const __half*>(xd->as<__half>()), x_unaligned})
       for (int64_t m : {int64_t{5}, int64_t{20}, M}) {
-        for (int repeat = 0; repeat < 4; ++repeat) {
-          // The narrow kernel, the wide one, Hopper's (splits in the workspace, then in a cluster).
-          const int kernel = std::min(repeat + 1, 3);
-          const int reduce = repeat == 2 ? 2 : repeat == 3 ? 1 : 0;
+        for (int repeat = 0; repeat < 5; ++repeat) {
+          // The narrow kernel, the wide one, Hopper's (splits in the workspace,
+          // then in a cluster), the narrow one's splits in a cluster.
+          const int kernel = repeat == 4 ? 1 : std::min(repeat + 1, 3);
+          const int reduce = repeat == 2 ? 2 : repeat >= 3 ? 1 : 0;
           const auto y = run_mma(layer, xp, m, nullptr, w.ws, MmaOverride{rows, 0, kernel, reduce});
           const std::string what = "rows/split " + std::to_string(rows) + " M=" + std::to_string(m) +
                                    (xp == x_unaligned ? " unaligned x" : "") +
