@@ -361,6 +361,8 @@ int main(int argc, char** argv) {
           // narrow kernel's likewise up to 16 tokens).
           if (M > 16 && M <= 256 && wgmma_kernel_available()) overrides.push_back(MmaOverride{0, 0, 3, 2});
           if (M <= 16 && wgmma_kernel_available()) overrides.push_back(MmaOverride{0, 0, 1, 2});
+          // ... and only in a cluster (fewer splits where the planned count does not fit).
+          if (M <= 16 && wgmma_kernel_available()) overrides.push_back(MmaOverride{0, 0, 1, 1});
           if ((M == 16 || M == 64) && var.all_m && !quick)
             for (int per_sm : {1, 2, 3, 4, 6}) overrides.push_back(MmaOverride{0, per_sm * prop.multiProcessorCount});
           for (const MmaOverride& o : overrides) {
@@ -370,6 +372,7 @@ int main(int argc, char** argv) {
             });
             const char* path = o.blocks_target                 ? "mma-sweep"
                                : o.kernel == 1 && o.reduce == 2 ? "mma-narrow-ws"
+                               : o.kernel == 1 && o.reduce == 1 ? "mma-narrow-cl"
                                : o.kernel == 1                  ? "mma-narrow"
                                : o.kernel == 2 ? "mma-wide"
                                : o.kernel == 3 ? (o.reduce == 2 ? "mma-wgmma-ws" : "mma-wgmma")
