@@ -8,7 +8,9 @@
 # GEMM_MAX_M pick the rows shown), RUN_READ_ORDER=1 (weight bytes read in the
 # GEMV's order vs contiguous runs), RUN_TIMELINE=1 (the kernel timeline of batch-1
 # decode steps, CUPTI; with RUN_70B=1 also the 70B's), RUN_70B=1, RUN_NO_PDL=1,
-# RUN_SAMPLING=1, CONTEXTS="128 1024".
+# RUN_SAMPLING=1, CONTEXTS="128 1024". Every log also ends up in $OUT/00-logs.tgz:
+# the lent machine returns only the first few files of $OUT (by name), so the
+# archive, named to sort first, carries them all.
 cd "$(dirname "$0")"
 export LD_LIBRARY_PATH=$PWD/lib:${LD_LIBRARY_PATH:-}
 export NIBBLE_SOURCE_DIR=$PWD  # tests read config/*.json from here
@@ -17,6 +19,8 @@ for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
 done
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
+archive="$OUT/00-logs.tgz"
+trap 'tar czf "/tmp/00-logs.$$.tgz" --exclude=00-logs.tgz -C "$OUT" . && mv "/tmp/00-logs.$$.tgz" "$archive"' EXIT
 nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv,noheader
 step() { echo "=== $*"; }
 
