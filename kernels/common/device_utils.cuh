@@ -78,26 +78,20 @@ __device__ __forceinline__ void wait_for_previous_grid() {
 #endif
 }
 
-// Launches kernel<<<grid, block, smem, stream>>>(args...), with programmatic
-// stream serialization when `programmatic` is set.
-template <typename... Params, typename... Args>
-cudaError_t launch_maybe_programmatic(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem,
-                                      cudaStream_t stream, bool programmatic, Args... args) {
-  cudaLaunchConfig_t config{};
-  config.gridDim = grid;
-  config.blockDim = block;
-  config.dynamicSmemBytes = smem;
-  config.stream = stream;
-  cudaLaunchAttribute attribute{};
-  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attribute.val.programmaticStreamSerializationAllowed = 1;
-  config.attrs = &attribute;
-  config.numAttrs = programmatic ? 1 : 0;
-  return cudaLaunchKernelEx(&config, kernel, static_cast<Params>(args)...);
+// The launch attribute making each (x, y) column of `size` blocks along the
+// grid's z one thread-block cluster (compute capability 9.0+).
+inline cudaLaunchAttribute cluster_along_z(unsigned size) {
+  cudaLaunchAttribute cluster{};
+  cluster.id = cudaLaunchAttributeClusterDimension;
+  cluster.val.clusterDim.x = 1;
+  cluster.val.clusterDim.y = 1;
+  cluster.val.clusterDim.z = size;
+  return cluster;
 }
 
-// The same with the grid's z blocks of each (x, y) launched as one thread-block
-// cluster of grid.z blocks (compute capability 9.0+) when `cluster` is set.
+// Launches kernel<<<grid, block, smem, stream>>>(args...), the grid's z blocks of
+// each (x, y) as one thread-block cluster when `cluster` is set, with
+// programmatic stream serialization when `programmatic` is set.
 template <typename... Params, typename... Args>
 cudaError_t launch_maybe_clustered(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
                                    bool cluster, bool programmatic, Args... args) {
@@ -106,16 +100,19 @@ cudaError_t launch_maybe_clustered(void (*kernel)(Params...), dim3 grid, dim3 bl
   config.blockDim = block;
   config.dynamicSmemBytes = smem;
   config.stream = stream;
-  cudaLaunchAttribute attributes[2]{};
-  attributes[0].id = cudaLaunchAttributeClusterDimension;
-  attributes[0].val.clusterDim.x = 1;
-  attributes[0].val.clusterDim.y = 1;
-  attributes[0].val.clusterDim.z = grid.z;
+  cudaLaunchAttribute attributes[2] = {cluster_along_z(grid.z), {}};
   attributes[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attributes[1].val.programmaticStreamSerializationAllowed = 1;
   config.attrs = cluster ? attributes : attributes + 1;
   config.numAttrs = (cluster ? 1 : 0) + (programmatic ? 1 : 0);
   return cudaLaunchKernelEx(&config, kernel, static_cast<Params>(args)...);
+}
+
+// The same without clusters.
+template <typename... Params, typename... Args>
+cudaError_t launch_maybe_programmatic(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem,
+                                      cudaStream_t stream, bool programmatic, Args... args) {
+  return launch_maybe_clustered(kernel, grid, block, smem, stream, false, programmatic, args...);
 }
 
 // How many clusters of cluster_size blocks (grid z) of kernel the device runs at
@@ -126,11 +123,7 @@ int max_active_clusters(void (*kernel)(Params...), dim3 block, size_t smem, int 
   config.gridDim = dim3(1, 1, static_cast<unsigned>(cluster_size));
   config.blockDim = block;
   config.dynamicSmemBytes = smem;
-  cudaLaunchAttribute cluster{};
-  cluster.id = cudaLaunchAttributeClusterDimension;
-  cluster.val.clusterDim.x = 1;
-  cluster.val.clusterDim.y = 1;
-  cluster.val.clusterDim.z = static_cast<unsigned>(cluster_size);
+  cudaLaunchAttribute cluster = cluster_along_z(static_cast<unsigned>(cluster_size));
   config.attrs = &cluster;
   config.numAttrs = 1;
   int clusters = 0;
