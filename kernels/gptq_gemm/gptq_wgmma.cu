@@ -25,13 +25,13 @@
 //
 // The accumulators have the narrow kernel's layout (wgmma's m64nNk16 fp32
 // fragment is mma.sync's m16n8 one per warp and token tile), so without a K
-// split its epilogue (gptq_mma_epilogue.cuh) finishes the tile. The K splits of
-// a tile run as one thread-block cluster and add their sums in distributed
-// shared memory (reduce_tile_in_cluster): fp32 atomics into a global workspace
-// cost 0.8-1 us per MB of partial sums, 6-14 us a product at 64-128 tokens
-// (bench/NOTES.md, session 9).
+// split its epilogue (gptq_mma_epilogue.cuh) finishes the tile. Where all of a
+// product's clusters fit on the GPU at once (the plan's `cluster`), the K splits
+// of a tile run as one thread-block cluster and add their sums in distributed
+// shared memory (reduce_tile_in_cluster); otherwise they add fp32 atomics into
+// the split-K workspace, which costs 0.8-1 us per MB of partial sums, 6-14 us a
+// product at 64-128 tokens (bench/NOTES.md, session 9).
 #include <cuda_fp16.h>
-
 
 #include "common/device_utils.cuh"
 #include "gptq_gemm/gptq_mma.cuh"
