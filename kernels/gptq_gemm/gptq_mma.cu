@@ -260,15 +260,9 @@ __global__ void __launch_bounds__(kMmaThreads, mma_blocks_per_sm(8 * NT)) gptq_m
     }
   }
 
-  if constexpr (NT <= 2) {  // the 8- and 16-token tiles may add their splits in a cluster
-    if (p.splits > 1 && p.cluster) {
-      __syncthreads();  // x in shared memory is read no more: the stage reuses it
-      reduce_tile_in_cluster<NT, kMmaTileN, kMmaThreads, kMmaMaxClusterSplits>(p, total, reinterpret_cast<float*>(xs), m0,
-                                                                               ntile, warp, g, t);
-      return;
-    }
-  }
-  store_mma_tile<NT, kMmaTileN>(p, total, m0, ntile, split, col, col_ok, t, last_block);
+  // The 8- and 16-token tiles may add their splits in a cluster.
+  finish_mma_tile<NT, kMmaTileN, kMmaThreads, NT <= 2 ? kMmaMaxClusterSplits : 0>(
+      p, total, reinterpret_cast<float*>(xs), m0, ntile, split, warp, g, t, col, col_ok, last_block);
 }
 
 __global__ void gather_columns_kernel(const __half* x, const int32_t* perm, int M, int K, __half* out) {

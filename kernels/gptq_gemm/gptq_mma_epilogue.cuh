@@ -114,4 +114,22 @@ __device__ __forceinline__ void reduce_tile_in_cluster(const MmaParams& p, const
 #endif
 }
 
+// The end of a tile: the cluster's reduction when the plan made the tile's
+// splits one cluster (CLUSTER_SPLITS > 0: the kernel may be launched so; stage
+// is the block's shared memory, free once every thread is here), else
+// store_mma_tile.
+template <int NT, int TILE_N, int THREADS, int CLUSTER_SPLITS>
+__device__ __forceinline__ void finish_mma_tile(const MmaParams& p, const float (&total)[NT][2][4], float* stage,
+                                                int m0, int ntile, int split, int warp, int g, int t, int col,
+                                                bool col_ok, bool& last_block) {
+  if constexpr (CLUSTER_SPLITS > 0) {
+    if (p.splits > 1 && p.cluster) {
+      __syncthreads();  // no thread reads the block's x or MMA operands any more
+      reduce_tile_in_cluster<NT, TILE_N, THREADS, CLUSTER_SPLITS>(p, total, stage, m0, ntile, warp, g, t);
+      return;
+    }
+  }
+  store_mma_tile<NT, TILE_N>(p, total, m0, ntile, split, col, col_ok, t, last_block);
+}
+
 }  // namespace nibble::kernels::detail

@@ -293,14 +293,9 @@ __global__ void __launch_bounds__(kWgmmaThreads, kWgmmaBlocksPerSm) gptq_wgmma_k
 #pragma unroll
       for (int c = 0; c < 4; ++c) pin(total[j][h][c]);
   mma::cp_async_wait_all();
-  if (p.splits > 1 && p.cluster) {
-    static_assert(mma_stage_bytes<NT, kWgmmaTileN>() <= wgmma_smem_bytes(T), "the staged tile fits the x buffers");
-    __syncthreads();  // every warpgroup's MMAs have read their x
-    reduce_tile_in_cluster<NT, kWgmmaTileN, kWgmmaThreads, kWgmmaMaxClusterSplits>(p, total, reinterpret_cast<float*>(smem),
-                                                                                   m0, ntile, warp, g, t);
-  } else {
-    store_mma_tile<NT, kWgmmaTileN>(p, total, m0, ntile, split, col, col_ok, t, last_block);
-  }
+  static_assert(mma_stage_bytes<NT, kWgmmaTileN>() <= wgmma_smem_bytes(T), "the staged tile fits the x buffers");
+  finish_mma_tile<NT, kWgmmaTileN, kWgmmaThreads, kWgmmaMaxClusterSplits>(
+      p, total, reinterpret_cast<float*>(smem), m0, ntile, split, warp, g, t, col, col_ok, last_block);
 #else
   (void)p;  // built for an architecture without wgmma: never launched (wgmma_kernel_available)
 #endif
