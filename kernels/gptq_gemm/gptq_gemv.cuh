@@ -233,13 +233,25 @@ __global__ void __launch_bounds__(128, gemv_min_blocks(BITS, MT)) gptq_gemv_kern
   uint4 qa[WORDS], qb[WORDS];
   load_chunk(qa, 0);
   load_chunk(qb, kChunkRows);
+  // The scales and zeros of the split's first group travel with the first chunks,
+  // and each later group's are requested as soon as the one before is unpacked:
+  // loaded on demand they were a dependent DRAM round trip at the head of every
+  // block (the blocks of a one-row product are a single short wave).
+  int pending_group = k_begin / p.group_rows;  // the group whose scales and zeros are in flight
+  uint2 sraw_next{}, zraw_next{};
+  auto request_group = [&](int g) {
+    if (!active || g * p.group_rows >= p.K) return;
+    sraw_next = __ldg(reinterpret_cast<const uint2*>(p.scales + static_cast<size_t>(g) * p.N + n));
+    zraw_next = __ldg(reinterpret_cast<const uint2*>(p.zeros + static_cast<size_t>(g) * p.N + n));
+  };
+  request_group(pending_group);
   // Programmatic dependent launch: the weights are constant, so their first loads
   // may run while the kernel before us finishes; x, y and the workspace are only
   // touched after the wait.
   wait_for_previous_grid();
   // Group and x stage advance incrementally (chunks, groups and stages all start at
   // multiples of 32 rows): no integer division per chunk.
-  int group = k_begin / p.group_rows - 1, group_next = 0;
+  int group_next = 0;  // split row where the next group starts
   int stage = 0, stage_next = 0;
   PackedGroupQuant gq;
   auto process_chunk = [&](const uint4 (&q)[WORDS], int r0) {
@@ -274,11 +286,9 @@ __global__ void __launch_bounds__(128, gemv_min_blocks(BITS, MT)) gptq_gemv_kern
     }
     if (!active) return;
     if (r0 >= group_next) {
-      ++group;
-      group_next = (group + 1) * p.group_rows - k_begin;
-      const uint2 sraw = __ldg(reinterpret_cast<const uint2*>(p.scales + static_cast<size_t>(group) * p.N + n));
-      const uint2 zraw = __ldg(reinterpret_cast<const uint2*>(p.zeros + static_cast<size_t>(group) * p.N + n));
-      gq = unpack_group_packed(sraw, zraw);
+      gq = unpack_group_packed(sraw_next, zraw_next);
+      group_next = (pending_group + 1) * p.group_rows - k_begin;
+      if (group_next < rows) request_group(++pending_group);
     }
     const unsigned offset = static_cast<unsigned>(r0 - stage);  // row within the x stage
 
