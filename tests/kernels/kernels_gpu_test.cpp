@@ -238,26 +238,31 @@ TEST_F(KernelTest, VectorizedSiluAndMulMatchesScalarKernel) {
 }
 
 TEST_F(KernelTest, EmbeddingAndGatherMatchReference) {
-  const int vocab = 1001, dim = 200, tokens = 9;
-  auto table = random_half(static_cast<size_t>(vocab) * dim, rng_);
-  std::vector<int32_t> ids(tokens);
-  std::uniform_int_distribution<int> id(0, vocab - 1);
-  for (auto& x : ids) x = id(rng_);
-  DeviceArray<uint16_t> d_table(table);
-  DeviceArray<int32_t> d_ids(ids);
-  DeviceArray<float> d_out(std::vector<float>(static_cast<size_t>(tokens) * dim, NAN));
-  CUDA_OK(kernels::embedding_lookup(d_table.as<__half>(), d_ids.get(), d_out.get(), tokens, dim, nullptr));
-  std::vector<int32_t> rows = {3, 0, 3, 8};
-  DeviceArray<int32_t> d_rows(rows);
-  DeviceArray<uint16_t> d_gathered(std::vector<uint16_t>(rows.size() * dim, kHalfNaN));
-  CUDA_OK(kernels::gather_rows(d_table.as<__half>(), d_rows.get(), d_gathered.as<__half>(), 4, dim, nullptr));
-  CUDA_OK(cudaDeviceSynchronize());
-  std::vector<float> out(static_cast<size_t>(tokens) * dim);
-  kernels::ref::embedding_lookup(table.data(), ids.data(), out.data(), tokens, dim);
-  std::vector<uint16_t> gathered(rows.size() * dim);
-  kernels::ref::gather_rows(table.data(), rows.data(), gathered.data(), 4, dim);
-  EXPECT_EQ(d_out.download(), out);
-  EXPECT_EQ(d_gathered.download(), gathered);
+  // 200: the scalar kernels; 4096: the 16-byte vector kernels.
+  for (const int dim : {200, 4096}) {
+    SCOPED_TRACE(dim);
+    const int vocab = 1001, tokens = 9;
+    auto table = random_half(static_cast<size_t>(vocab) * dim, rng_);
+    std::vector<int32_t> ids(tokens);
+    std::uniform_int_distribution<int> id(0, vocab - 1);
+    for (auto& x : ids) x = id(rng_);
+    ids[0] = vocab - 1;
+    DeviceArray<uint16_t> d_table(table);
+    DeviceArray<int32_t> d_ids(ids);
+    DeviceArray<float> d_out(std::vector<float>(static_cast<size_t>(tokens) * dim, NAN));
+    CUDA_OK(kernels::embedding_lookup(d_table.as<__half>(), d_ids.get(), d_out.get(), tokens, dim, nullptr));
+    std::vector<int32_t> rows = {3, 0, 3, 8};
+    DeviceArray<int32_t> d_rows(rows);
+    DeviceArray<uint16_t> d_gathered(std::vector<uint16_t>(rows.size() * dim, kHalfNaN));
+    CUDA_OK(kernels::gather_rows(d_table.as<__half>(), d_rows.get(), d_gathered.as<__half>(), 4, dim, nullptr));
+    CUDA_OK(cudaDeviceSynchronize());
+    std::vector<float> out(static_cast<size_t>(tokens) * dim);
+    kernels::ref::embedding_lookup(table.data(), ids.data(), out.data(), tokens, dim);
+    std::vector<uint16_t> gathered(rows.size() * dim);
+    kernels::ref::gather_rows(table.data(), rows.data(), gathered.data(), 4, dim);
+    EXPECT_EQ(d_out.download(), out);
+    EXPECT_EQ(d_gathered.download(), gathered);
+  }
 }
 
 TEST_F(KernelTest, CublasProductsMatchReference) {
@@ -301,21 +306,32 @@ TEST_F(KernelTest, CublasProductsMatchReference) {
 }
 
 TEST_F(KernelTest, ArgmaxMatchesReference) {
-  const int rows = 5, vocab = 32001;
-  auto logits = random_float(static_cast<size_t>(rows) * vocab, rng_, -10, 10);
-  logits[1 * vocab + 17] = 50.0f;  // a tie: the lower index wins
-  logits[1 * vocab + 31000] = 50.0f;
-  logits[2 * vocab + 5] = NAN;  // NaN never wins
-  logits[3 * vocab + vocab - 1] = 99.0f;
-  DeviceArray<float> d_logits(logits);
-  DeviceArray<int32_t> d_out(std::vector<int32_t>(rows, -1));
-  CUDA_OK(kernels::argmax_rows(d_logits.get(), d_out.get(), rows, vocab, nullptr));
-  CUDA_OK(cudaDeviceSynchronize());
-  std::vector<int32_t> want(rows);
-  kernels::ref::argmax_rows(logits.data(), want.data(), rows, vocab);
-  EXPECT_EQ(d_out.download(), want);
-  EXPECT_EQ(want[1], 17);
-  EXPECT_EQ(want[3], vocab - 1);
+  // 32001: the scalar kernel; 128256 (Llama 3): the 16-byte vector kernel.
+  for (const int vocab : {32001, 128256}) {
+    SCOPED_TRACE(vocab);
+    const int rows = 6;
+    auto logits = random_float(static_cast<size_t>(rows) * vocab, rng_, -10, 10);
+    logits[1 * vocab + 17] = 50.0f;  // a tie: the lower index wins
+    logits[1 * vocab + 31000] = 50.0f;
+    logits[2 * vocab + 5] = NAN;  // NaN never wins
+    logits[3 * vocab + vocab - 1] = 99.0f;
+    logits[4 * vocab + 4098] = 60.0f;  // a tie inside one thread's vector and across threads
+    logits[4 * vocab + 4099] = 60.0f;
+    logits[4 * vocab + 4097] = 60.0f;
+    logits[4 * vocab + 2] = 60.0f;
+    for (int i = 0; i < vocab; ++i) logits[5 * static_cast<size_t>(vocab) + i] = -1e30f;  // all equal: index 0
+    DeviceArray<float> d_logits(logits);
+    DeviceArray<int32_t> d_out(std::vector<int32_t>(rows, -1));
+    CUDA_OK(kernels::argmax_rows(d_logits.get(), d_out.get(), rows, vocab, nullptr));
+    CUDA_OK(cudaDeviceSynchronize());
+    std::vector<int32_t> want(rows);
+    kernels::ref::argmax_rows(logits.data(), want.data(), rows, vocab);
+    EXPECT_EQ(d_out.download(), want);
+    EXPECT_EQ(want[1], 17);
+    EXPECT_EQ(want[3], vocab - 1);
+    EXPECT_EQ(want[4], 2);
+    EXPECT_EQ(want[5], 0);
+  }
 }
 
 TEST_F(KernelTest, GptqDequantizeMatchesReference) {
