@@ -9,7 +9,7 @@
 //     DRAM once (16-byte coalesced loads, fp32 accumulation across rows), split
 //     over K when N alone cannot fill the GPU; split partials are added into an
 //     fp32 accumulator in the workspace and the last block of each tile writes y.
-//   4-bit weights, M from 2 (from 1 on small layers) to 64, and to kGptqMmaMMax on
+//   4-bit weights, M from 2 to 64, and to kGptqMmaMMax on
 //     large layers: the tensor-core kernel (mma.sync m16n8k16, fp32 accumulation,
 //     gptq_mma_plan.h) with the weights as the A operand, streamed from DRAM
 //     straight into registers, up to 64 tokens per block. It splits K like the

@@ -160,7 +160,7 @@ bool gptq_mma_preferred(const GptqDeviceWeights& w, int64_t M, const GptqWorkspa
   // Without split-K the Llama-sized layers fill a fraction of the GPU: slower than
   // the fused kernel (small M) or cuBLAS.
   const bool room = ws.splitk && ws.splitk_bytes >= gptq_splitk_workspace_bytes(M, w.N);
-  if (M == 1) return room && w.K * w.N <= kMmaSmallLayerWeights;
+  if (M == 1) return false;
   if (M <= kGptqSmallMMax) return room;
   if (!ws.cublas || !ws.dequant) return true;
   // The Hopper kernel (from 17 tokens) splits K in clusters where the workspace

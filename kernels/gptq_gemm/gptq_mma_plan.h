@@ -143,11 +143,11 @@ double wgmma_modelled_us(const MmaPlan& plan, int64_t M, int64_t N, int sms);
 // Whether gptq_gemm sends a product to the tensor-core kernels: 4-bit weights and
 // a split-K workspace with room for M rows, for every M from 2 to kMmaNarrowMMax,
 // from there to kGptqMmaMMax on the MLP-shaped layers, or on every layer where
-// the Hopper kernel runs (mma_beats_cublas_above_64),
-// and for M = 1 on small layers (K * N <= kMmaSmallLayerWeights: there it beats
-// the fused kernel); always when the workspace has no cuBLAS handle or dequant
-// scratch. Measured crossovers: bench/NOTES.md, sessions 5 and 6.
-inline constexpr int64_t kMmaSmallLayerWeights = int64_t{32} << 20;
+// the Hopper kernel runs (mma_beats_cublas_above_64); always from 2 rows when the
+// workspace has no cuBLAS handle or dequant scratch. One row always takes the
+// fused kernel: since session 7's GEMV work it beats the tensor-core kernel on
+// the small layers too (8B q/k/v: 8.0 against 8.8 µs, batch-1 step +2%).
+// Measured crossovers: bench/NOTES.md, sessions 5, 6 and 10.
 bool gptq_mma_preferred(const GptqDeviceWeights& w, int64_t M, const GptqWorkspace& ws);
 
 // At 65-128 rows the narrow kernel beat dequantize + cuBLAS on the long, thin

@@ -253,8 +253,8 @@ TEST(GptqMmaPlan, DispatchFollowsTheMeasuredCrossover) {
   ws.dequant = &stand_in;
   ws.splitk = &stand_in;
   ws.splitk_bytes = gptq_splitk_workspace_bytes(kGptqMmaMMax, 14336);
-  EXPECT_FALSE(gptq_mma_preferred(big, 1, ws));  // one row of a big layer: the fused kernel
-  EXPECT_TRUE(gptq_mma_preferred(small, 1, ws));
+  EXPECT_FALSE(gptq_mma_preferred(big, 1, ws));  // one row: the fused kernel on every layer
+  EXPECT_FALSE(gptq_mma_preferred(small, 1, ws));
   EXPECT_TRUE(gptq_mma_preferred(big, 2, ws));
   EXPECT_TRUE(gptq_mma_preferred(small, kGptqSmallMMax, ws));
   EXPECT_TRUE(gptq_mma_preferred(small, kGptqSmallMMax + 1, ws));
