@@ -14,21 +14,29 @@ __device__ __forceinline__ void keep(unsigned folded, unsigned* sink) {
   if (folded == 0x9E3779B9u) *sink = folded;
 }
 
+// Under programmatic dependent launch (the fused-pdl GEMV's launch) a block
+// issues its first loads, then waits for the kernel before it, as the GEMV does.
 __global__ void __launch_bounds__(kThreads) read_rows_kernel(const uint4* matrix, int64_t rows, int64_t cols,
                                                              int64_t rows_per_split, unsigned* sink) {
   const int64_t col = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
   const int64_t r0 = static_cast<int64_t>(blockIdx.y) * rows_per_split;
   const int64_t r1 = min(rows, r0 + rows_per_split);
-  if (col >= cols) return;
+  if (col >= cols) {
+    kernels::wait_for_previous_grid();
+    return;
+  }
   unsigned folded = 0;
+  bool waited = false;
   for (int64_t r = r0; r < r1; r += kInFlight) {
     uint4 v[kInFlight];
 #pragma unroll
     for (int i = 0; i < kInFlight; ++i)
       v[i] = r + i < r1 ? kernels::load_streaming(matrix + (r + i) * cols + col) : make_uint4(0, 0, 0, 0);
+    if (!waited) kernels::wait_for_previous_grid(), waited = true;
 #pragma unroll
     for (int i = 0; i < kInFlight; ++i) folded ^= v[i].x ^ v[i].y ^ v[i].z ^ v[i].w;
   }
+  if (!waited) kernels::wait_for_previous_grid();
   keep(folded, sink);
 }
 
@@ -52,10 +60,11 @@ __global__ void __launch_bounds__(kThreads) read_runs_kernel(const uint4* matrix
 }  // namespace
 
 void launch_read_rows(const uint4* matrix, int64_t rows, int64_t cols, int64_t rows_per_split, unsigned* sink,
-                      cudaStream_t stream) {
+                      cudaStream_t stream, bool programmatic) {
   const dim3 grid(static_cast<unsigned>((cols + kThreads - 1) / kThreads),
                   static_cast<unsigned>((rows + rows_per_split - 1) / rows_per_split));
-  read_rows_kernel<<<grid, kThreads, 0, stream>>>(matrix, rows, cols, rows_per_split, sink);
+  kernels::launch_maybe_programmatic(read_rows_kernel, grid, dim3(kThreads), 0, stream, programmatic, matrix, rows, cols,
+                                     rows_per_split, sink);
 }
 
 void launch_read_runs(const uint4* matrix, int64_t chunks, int64_t warps, unsigned* sink, cudaStream_t stream) {
