@@ -3,7 +3,7 @@
 // W a 4- or 8-bit GPTQ linear in the kernel layout of gptq_layout.h (converted once
 // at load by gptq_prepare() on the host, then copied to the device as is).
 //
-//   M = 1 on big layers (decode, batch 1), 8-bit weights up to kGptqSmallMMax,
+//   M = 1 on every layer (decode, batch 1), 8-bit weights up to kGptqSmallMMax,
 //     and 4-bit up to kGptqSmallMMax when the tensor-core kernels cannot split K:
 //     one fused dequantize-and-multiply kernel that streams every weight byte from
 //     DRAM once (16-byte coalesced loads, fp32 accumulation across rows), split
