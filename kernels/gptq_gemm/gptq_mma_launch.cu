@@ -156,11 +156,10 @@ bool x_gathered_ahead(const GptqDeviceWeights& w, int64_t M, const GptqWorkspace
 }  // namespace
 
 bool gptq_mma_preferred(const GptqDeviceWeights& w, int64_t M, const GptqWorkspace& ws) {
-  if (w.bits != 4 || M < 1) return false;
+  if (w.bits != 4 || M < 2) return false;  // one row: the fused kernel on every layer
   // Without split-K the Llama-sized layers fill a fraction of the GPU: slower than
   // the fused kernel (small M) or cuBLAS.
   const bool room = ws.splitk && ws.splitk_bytes >= gptq_splitk_workspace_bytes(M, w.N);
-  if (M == 1) return false;
   if (M <= kGptqSmallMMax) return room;
   if (!ws.cublas || !ws.dequant) return true;
   // The Hopper kernel (from 17 tokens) splits K in clusters where the workspace
